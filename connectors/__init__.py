@@ -1,0 +1,1 @@
+"""hourbridge connectors: the only code that talks to third-party APIs."""

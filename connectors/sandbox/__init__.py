@@ -1,0 +1,1 @@
+"""Local emulators of the vendor APIs, speaking their documented wire formats."""

@@ -1,0 +1,1 @@
+"""hourbridge mappings: a pure rules engine from time entries to project codes."""

@@ -1,0 +1,389 @@
+"""Pydantic models of the mapping document (codes catalog, people, rules) and its JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+KNOWN_SOURCES: tuple[str, ...] = ("asana", "clickup", "monday")
+
+# Container kinds a rule can match on, as the connectors name them in ``Container.kind``.
+CONTAINER_KEYS: tuple[str, ...] = ("project", "space", "folder", "list", "board", "group")
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+_TEXT_OR_ID_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]}
+_STR_LIST_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "integer"},
+        {"type": "array", "items": _TEXT_OR_ID_SCHEMA, "minItems": 1},
+    ]
+}
+
+
+def _as_text(value: Any) -> Any:
+    # YAML reads unquoted ids such as 1200001 as integers; they are ids, so keep their digits as text.
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is a yes/no value here; write the text in quotes")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"{value!r} is read as a decimal number; write it in quotes to keep every digit")
+    return value
+
+
+def _as_text_list(value: Any) -> Any:
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("give at least one value (a text or a list of texts)")
+        return [_as_text(item) for item in value]
+    return [_as_text(value)]
+
+
+StrList = Annotated[list[Text], BeforeValidator(_as_text_list), WithJsonSchema(_STR_LIST_SCHEMA)]
+TextOrId = Annotated[Text, BeforeValidator(_as_text), WithJsonSchema(_TEXT_OR_ID_SCHEMA)]
+_SOURCE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(KNOWN_SOURCES)}
+SourceList = Annotated[
+    list[Text],
+    BeforeValidator(_as_text_list),
+    WithJsonSchema({"anyOf": [_SOURCE_SCHEMA, {"type": "array", "items": _SOURCE_SCHEMA, "minItems": 1}]}),
+]
+
+
+def _as_money(value: Any) -> Any:
+    # Money is Decimal end to end; a YAML float has already lost digits, so ask for quotes instead.
+    if isinstance(value, bool | float):
+        raise ValueError(f'write the amount in quotes, like "95.00", so no digits are lost (got {value!r})')
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f'{value!r} is not an amount; write it like "95.00"') from None
+        if not amount.is_finite():
+            raise ValueError(f'{value!r} is not an amount; write it like "95.00"')
+        return amount
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_as_money),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*$"}, {"type": "integer", "minimum": 0}]}
+    ),
+]
+
+
+def _source_name(value: str) -> str:
+    name = value.strip().lower()
+    if name not in KNOWN_SOURCES:
+        raise ValueError(f"unknown source {value!r}; use one of {', '.join(KNOWN_SOURCES)}")
+    return name
+
+
+_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def join_path(path: str, key: object) -> str:
+    """The path of ``key`` under ``path``, as messages show it: ``rules[2].match.custom_field["Phase"]``."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    text = str(key)
+    if _SIMPLE_KEY.match(text):
+        return f"{path}.{text}" if path else text
+    return f"{path}[{json.dumps(text, ensure_ascii=False)}]"
+
+
+def nearest_line(lines: dict[str, int], path: str) -> int:
+    """Line of ``path`` or of its nearest written parent; 0 when none was recorded."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return lines.get("", 0)
+
+
+def normalize_name(text: str) -> str:
+    """How names compare everywhere in mappings: exact, case-insensitive, surrounding whitespace ignored."""
+    # NFC first so a composed "ë" and an "e" + combining diaeresis from another tool compare equal.
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).strip().casefold())
+
+
+class _Model(BaseModel):
+    # extra="forbid" turns a typo in a key into an error that names the line, instead of a silent no-op.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Rate(_Model):
+    """A billing rate of one code for a period of work dates."""
+
+    rate: Money = Field(ge=0)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
+        description="ISO 4217 code in capitals, e.g. USD"
+    )
+    effective_from: date
+    effective_to: date | None = Field(default=None, description="Last day (inclusive); empty = open-ended")
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> Rate:
+        if self.effective_to is not None and self.effective_to < self.effective_from:
+            raise ValueError(f"effective_to {self.effective_to} is before effective_from {self.effective_from}")
+        return self
+
+
+class QuickBooksRefs(_Model):
+    """Names of the QuickBooks records a code's lines are booked against."""
+
+    customer: Text | None = None
+    item: Text | None = None
+    class_: Text | None = Field(default=None, alias="class")
+    department: Text | None = None
+
+
+class XeroRefs(_Model):
+    """Names of the Xero records a code's lines are booked against."""
+
+    contact: Text | None = None
+    account: Text | None = None
+    tracking: dict[Text, Text] = Field(default_factory=dict, description="tracking category -> option")
+
+
+class Code(_Model):
+    """One project code in the catalog: who pays, which cost center, how it is billed."""
+
+    name: Text
+    client: Text
+    cost_center: TextOrId
+    billable: StrictBool = Field(description="Default for entries whose source does not say")
+    active_from: date | None = None
+    active_to: date | None = None
+    rates: list[Rate] = Field(default_factory=list)
+    quickbooks: QuickBooksRefs | None = None
+    xero: XeroRefs | None = None
+
+    @model_validator(mode="after")
+    def _active_in_order(self) -> Code:
+        if self.active_from is not None and self.active_to is not None and self.active_to < self.active_from:
+            raise ValueError(f"active_to {self.active_to} is before active_from {self.active_from}")
+        return self
+
+    def active_on(self, day: date) -> bool:
+        return (self.active_from is None or day >= self.active_from) and (
+            self.active_to is None or day <= self.active_to
+        )
+
+
+def _person_id(value: Any) -> Any:
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f'{value!r} is not a person id; write it as "source:id", e.g. "asana:1200001"')
+    source, _, ident = value.partition(":")
+    if not ident.strip():
+        raise ValueError(f'{value!r} has no id after the colon; write it as "source:id"')
+    return f"{_source_name(source)}:{ident.strip()}"
+
+
+PersonId = Annotated[str, BeforeValidator(_person_id), WithJsonSchema({"type": "string", "pattern": "^[a-z]+:.+$"})]
+
+
+class PersonMapping(_Model):
+    """Ties PM-tool identities (email, source ids) to one contractor and their accounting records."""
+
+    contractor: Text
+    email: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    ids: list[PersonId] = Field(default_factory=list, description='"source:id", e.g. "asana:1200001"')
+    quickbooks_vendor: Text | None = None
+    xero_contact: Text | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> PersonMapping:
+        if self.email is None and not self.ids:
+            raise ValueError(f"contractor {self.contractor!r} needs an email or at least one id to be matched")
+        return self
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable task-name glob, or None when it is fine."""
+    index = 0
+    while index < len(pattern):
+        if pattern[index] == "[":
+            # fnmatch reads "[!]...]" and "[]...]" with the first "]" as a literal member.
+            end = index + 1
+            if end < len(pattern) and pattern[end] == "!":
+                end += 1
+            if end < len(pattern) and pattern[end] == "]":
+                end += 1
+            close = pattern.find("]", end)
+            if close == -1:
+                return f"unbalanced '[' in glob {pattern!r}; close it with ']' or write '[[]' for a literal '['"
+            index = close + 1
+        else:
+            index += 1
+    return None
+
+
+class RuleMatch(_Model):
+    """What an entry must look like for a rule to apply: every key given must match (AND)."""
+
+    source: SourceList | None = None
+    workspace: StrList | None = None
+    project: StrList | None = None
+    space: StrList | None = None
+    folder: StrList | None = None
+    list_: StrList | None = Field(default=None, alias="list")
+    board: StrList | None = None
+    group: StrList | None = None
+    tag: StrList | None = None
+    custom_field: dict[Text, StrList] | None = Field(
+        default=None, description="task custom field name -> value (or list of values)"
+    )
+    person: StrList | None = Field(default=None, description="person id, email, or contractor name")
+    task_name: StrList | None = Field(default=None, description="glob, case-insensitive: * ? [abc]")
+    billable: StrictBool | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _known_sources(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_source_name(item) for item in value]
+
+    @field_validator("task_name")
+    @classmethod
+    def _valid_globs(cls, value: list[str] | None) -> list[str] | None:
+        for pattern in value or ():
+            problem = glob_problem(pattern)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("custom_field")
+    @classmethod
+    def _some_fields(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if value is not None and not value:
+            raise ValueError("name at least one custom field, or remove the key")
+        return value
+
+    def containers(self) -> dict[str, list[str]]:
+        """Container kind -> accepted ids/names, for the kinds this match names."""
+        given = {
+            "project": self.project,
+            "space": self.space,
+            "folder": self.folder,
+            "list": self.list_,
+            "board": self.board,
+            "group": self.group,
+        }
+        return {kind: values for kind, values in given.items() if values is not None}
+
+
+class Rule(_Model):
+    """Entries matching ``match`` get ``code`` (or the code named by a task custom field)."""
+
+    id: Text
+    priority: StrictInt = Field(description="Higher wins; ties go to the rule written first")
+    code: TextOrId | None = None
+    code_from_custom_field: Text | None = Field(
+        default=None, description="Take the code from this task custom field's value"
+    )
+    effective_from: date | None = None
+    effective_to: date | None = None
+    note: str | None = Field(default=None, description="Why the rule exists, for the next admin")
+    match: RuleMatch = Field(default_factory=RuleMatch)
+
+    @model_validator(mode="after")
+    def _one_code_source(self) -> Rule:
+        if (self.code is None) == (self.code_from_custom_field is None):
+            raise ValueError("give exactly one of 'code' or 'code_from_custom_field'")
+        if (
+            self.effective_from is not None
+            and self.effective_to is not None
+            and self.effective_to < self.effective_from
+        ):
+            raise ValueError(f"effective_to {self.effective_to} is before effective_from {self.effective_from}")
+        return self
+
+    def effective_on(self, day: date) -> bool:
+        return (self.effective_from is None or day >= self.effective_from) and (
+            self.effective_to is None or day <= self.effective_to
+        )
+
+
+class MappingDocument(_Model):
+    """The whole document an admin edits: codes catalog, people, rules."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        title="hourbridge mapping document",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    version: Literal[1]
+    codes: dict[TextOrId, Code] = Field(default_factory=dict)
+    people: list[PersonMapping] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+    # Where each part was written ("rules[3]" -> 41), for messages; not part of the document's value.
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def lines(self) -> dict[str, int]:
+        return dict(self._lines)
+
+    def with_lines(self, lines: dict[str, int]) -> MappingDocument:
+        """The same document carrying the YAML line of each path."""
+        copy = self.model_copy()
+        copy._lines = dict(lines)
+        return copy
+
+    def line_of(self, path: str) -> int:
+        """Line of ``path`` or of its nearest written parent; 0 when the document was not read from text."""
+        return nearest_line(self._lines, path)
+
+    def canonical_json(self) -> str:
+        """The document's value as canonical JSON: same rules, same text, whatever the YAML layout."""
+        return json.dumps(
+            self.model_dump(mode="json", by_alias=True),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MappingDocument):
+            return NotImplemented
+        return self.canonical_json() == other.canonical_json()
+
+    def __hash__(self) -> int:
+        return hash(self.canonical_json())
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the mapping document, for editors that validate YAML as it is typed."""
+    return MappingDocument.model_json_schema(by_alias=True, mode="validation")
+
+
+def json_schema_text() -> str:
+    """The JSON Schema as deterministic text (sorted keys, trailing newline), as published."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,1 @@
+"""hourbridge sync: the only stateful layer (settings, ledger, runs, reports, CLI)."""

@@ -1,0 +1,325 @@
+"""The `hourbridge` command line (Typer; Rich progress on long work, JSON logs when not on a terminal)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.errors import ConfigError, HourbridgeError
+from sync.logging import configure_logging
+from sync.report import Period
+from sync.settings import Settings, describe_settings, load_settings
+
+app = typer.Typer(
+    name="hourbridge",
+    help="Pull native time tracking from PM tools, map it to project codes, and report it to accounting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+mappings_app = typer.Typer(help="Check the mapping document.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the state store.", no_args_is_help=True)
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def admin_errors(fn: F) -> F:
+    """Print hourbridge errors as one readable line (exit 2 for settings an admin must fix, 1 otherwise)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except HourbridgeError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _parse_as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--as-of must be an ISO date or date-time, got {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int], None] | None]:
+    """A Rich progress display on a terminal; nothing (logs only) in cron, systemd or CI."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:,} entries"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def advance(label: str, count: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=None)
+            progress.advance(tasks[label], count)
+
+        yield advance
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+@admin_errors
+def sync(
+    as_of: Annotated[str | None, typer.Option(help="Freeze 'now' for this run (ISO date or date-time).")] = None,
+    reports: Annotated[bool, typer.Option(help="Write the reports of the months the run touched.")] = True,
+) -> None:
+    """Pull every configured source, update the ledger, map, and write the open periods' reports."""
+    from sync.runner import Runner
+
+    settings = _settings()
+    with _progress(True) as progress:
+        runner = Runner(settings, as_of=_parse_as_of(as_of), progress=progress)
+        try:
+            result = runner.sync(write_reports=reports)
+        finally:
+            runner.close()
+    _print_run(result)
+    if result.status != "ok":
+        raise typer.Exit(1)
+
+
+@app.command()
+@admin_errors
+def report(
+    period: Annotated[str | None, typer.Option(help="Month to report, YYYY-MM (default: the current month).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First work date (YYYY-MM-DD), with --to.")] = None,
+    to: Annotated[str | None, typer.Option(help="Last work date (YYYY-MM-DD), with --from.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the files (default: output_dir).")] = None,
+) -> None:
+    """Write the CSV / XLSX / JSON report of one period from the ledger."""
+    from sync.runner import Runner
+    from sync.store.db import require_current
+
+    settings = _settings()
+    chosen = _period(period, from_, to)
+    runner = Runner(settings)
+    require_current(runner.engine)
+    written = runner.report(chosen, out_dir)
+    totals = written.totals
+    out.print(
+        f"[bold]{chosen.label}[/]: {totals.entries} entries, {_hours(totals.seconds)} h "
+        f"({_hours(totals.unmapped_seconds)} h unmapped in {totals.unmapped_entries} entries)"
+    )
+    for path in written.files:
+        out.print(f"  {path}")
+
+
+def _period(period: str | None, from_: str | None, to: str | None) -> Period:
+    if period and (from_ or to):
+        raise ConfigError("use either --period or --from/--to, not both")
+    if from_ or to:
+        if not (from_ and to):
+            raise ConfigError("--from and --to go together")
+        try:
+            return Period.between(date.fromisoformat(from_), date.fromisoformat(to))
+        except ValueError as exc:
+            raise ConfigError(f"--from/--to: {exc}") from None
+    if period is None:
+        today = datetime.now(UTC).date()
+        period = f"{today.year:04d}-{today.month:02d}"
+    try:
+        return Period.month(period)
+    except ValueError as exc:
+        raise ConfigError(f"--period: {exc}") from None
+
+
+@mappings_app.command("check")
+@admin_errors
+def mappings_check(
+    file: Annotated[Path | None, typer.Argument(help="Mapping document (default: HOURBRIDGE_MAPPINGS_FILE).")] = None,
+) -> None:
+    """Validate a mapping document; errors and warnings name the YAML line."""
+    from mappings.check import check_document
+    from mappings.loader import load_document
+
+    path = file or load_settings().mappings_file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    document = load_document(text, filename=str(path))
+    findings = check_document(document)
+    errors = [f for f in findings if f.level == "error"]
+    for finding in findings:
+        where = f"{path} line {finding.line}" if finding.line else str(path)
+        colour = "red" if finding.level == "error" else "yellow"
+        out.print(f"[{colour}]{finding.level}[/] {where}: {finding.message}", highlight=False, soft_wrap=True)
+    summary = f"{len(document.codes)} codes, {len(document.people)} people, {len(document.rules)} rules"
+    if errors:
+        out.print(f"[red]{path}: {len(errors)} error(s)[/] ({summary})")
+        raise typer.Exit(2)
+    out.print(f"[green]{path}: valid[/] ({summary}; {len(findings)} warning(s))")
+
+
+@db_app.command("upgrade")
+@admin_errors
+def db_upgrade() -> None:
+    """Create or migrate the state store to the newest schema."""
+    from sync.store.db import current_revision, make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    out.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@app.command()
+@admin_errors
+def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Last runs, cursors, entries and unmapped hours."""
+    from sync.store import ledger
+    from sync.store.db import make_engine, require_current
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    with engine.connect() as conn:
+        runs = ledger.recent_runs(conn, 5)
+        cursors = ledger.all_cursors(conn)
+        totals = ledger.ledger_totals(conn)
+    if json_output:
+        payload = {"runs": runs, "cursors": cursors, "ledger": totals}
+        sys.stdout.write(json.dumps(payload, default=str, sort_keys=True, indent=2) + "\n")
+        return
+    table = Table(title="Last runs")
+    for column in ("run", "status", "as of", "started", "finished", "errors"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            str(run["id"]),
+            run["status"],
+            str(run["as_of"])[:19],
+            str(run["started_at"])[:19],
+            str(run["finished_at"] or "")[:19],
+            str(len(run["errors"] or [])),
+        )
+    out.print(table)
+    for cursor in cursors:
+        out.print(f"{cursor['source']}:{cursor['account']} scanned through {cursor['scanned_through']}")
+    out.print(
+        f"ledger: {totals['entries']} live entries, {_hours(totals['seconds'])} h; "
+        f"unmapped: {totals['unmapped_entries']} entries, {_hours(totals['unmapped_seconds'])} h"
+    )
+
+
+@app.command()
+def config() -> None:
+    """Every setting with its environment variable and default."""
+    table = Table(title="Settings (environment variables; secrets may also come from files)")
+    table.add_column("variable")
+    table.add_column("default")
+    table.add_column("meaning")
+    for env, default, description in describe_settings():
+        table.add_row(env, default, description)
+    out.print(table)
+
+
+@app.command()
+@admin_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the database and reports.")] = Path("out"),
+    as_of: Annotated[str | None, typer.Option(help="Freeze 'now' (ISO date); the data set ends on this day.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sandbox data set.")] = 7,
+    entries: Annotated[int | None, typer.Option(help="Number of sandbox entries (default: the seed's own).")] = None,
+) -> None:
+    """Run the whole job end to end against local sandbox APIs: sync, map, report, reconcile."""
+    from sync.demo import run_demo
+
+    configure_logging("console" if err.is_terminal else "json", "WARNING")
+    with _progress(True) as progress:
+        summary = run_demo(out_dir, as_of=_parse_as_of(as_of), seed=seed, entries=entries, progress=progress)
+    table = Table(title="hourbridge demo")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    for label, value in summary.rows():
+        table.add_row(label, value)
+    out.print(table)
+    out.print("Reports:")
+    for path in summary.files:
+        out.print(f"  {path}")
+    if not summary.reconciled:
+        err.print("[bold red]the reports do not reconcile with the sandbox data set[/]")
+        raise typer.Exit(1)
+    out.print("[green]reconciled to the minute[/]: sandbox minutes = ledger minutes = report minutes")
+
+
+def _hours(seconds: int) -> str:
+    from sync.report import format_hours
+
+    return format_hours(seconds)
+
+
+def _print_run(result: Any) -> None:
+    table = Table(title=f"Run {result.run_id} ({result.status}), as of {result.as_of:%Y-%m-%d %H:%M} UTC")
+    for column in ("scope", "window", "seen", "new", "changed", "deleted", "unchanged", "error"):
+        table.add_column(column)
+    for scope in result.scopes:
+        window = f"{scope.window.start}..{scope.window.end}" if scope.window else ""
+        c = scope.counts
+        table.add_row(
+            f"{scope.source}:{scope.name or scope.account}",
+            window,
+            str(c.seen),
+            str(c.created),
+            str(c.updated + c.restored),
+            str(c.deleted),
+            str(c.unchanged),
+            scope.error or "",
+        )
+    out.print(table)
+    for error in result.errors:
+        err.print(f"[red]error[/] {error.get('source') or ''} {error['error']}", highlight=False, soft_wrap=True)
+    for written in result.reports:
+        out.print(f"report {written.period.label}: {', '.join(str(p) for p in written.files)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""A run: pull every source window by window, map with the current document, record, and report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+
+from connectors._http import redact
+from connectors.base import Source
+from connectors.errors import ConfigError, HourbridgeError
+from connectors.model import Scope, TimeEntry, Window
+from mappings.engine import Mapped, Matcher, compile_rules
+from mappings.loader import load_document
+from mappings.schema import MappingDocument
+from sync.report import Period, ReportLine, WrittenReport, build_report, write_report
+from sync.settings import Settings
+from sync.store import ledger
+from sync.store.db import make_engine, upgrade
+
+log = structlog.get_logger("hourbridge.run")
+
+Progress = Callable[[str, int], None]
+"""Called with (label, entries just ingested) as pages arrive, for progress bars."""
+
+CHUNK_DAYS = 31
+
+
+@dataclass(slots=True)
+class ScopeResult:
+    source: str
+    account: str
+    name: str
+    window: Window | None = None
+    counts: ledger.IngestCounts = field(default_factory=ledger.IngestCounts)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    run_id: int
+    as_of: datetime
+    status: str
+    scopes: list[ScopeResult]
+    errors: list[dict[str, Any]]
+    mapped: int
+    reports: list[WrittenReport]
+    api: dict[str, dict[str, int]]
+
+    @property
+    def versions_written(self) -> int:
+        return sum(s.counts.versions_written for s in self.scopes)
+
+
+def load_mapping(path: Path) -> tuple[MappingDocument, Matcher]:
+    """Read and compile the mapping document; any problem stops the run before anything is written."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"mapping document {path} does not exist: create it or point HOURBRIDGE_MAPPINGS_FILE at it"
+        ) from None
+    document = load_document(text, filename=str(path))
+    return document, compile_rules(document)
+
+
+def build_sources(settings: Settings) -> dict[str, Source]:
+    """Construct every enabled source; a misconfigured one raises ConfigError naming its setting."""
+    from connectors.asana import AsanaSource
+
+    sources: dict[str, Source] = {}
+    if settings.asana is not None:
+        sources["asana"] = AsanaSource(settings.asana)
+    return sources
+
+
+def plan_window(scanned_through: date | None, today: date, settings: Settings) -> Window:
+    """``[cursor - lookback, today]``; on the first run from ``start_date`` (default today - lookback)."""
+    if scanned_through is None:
+        start = settings.start_date or today - timedelta(days=settings.lookback_days)
+    else:
+        start = min(scanned_through, today) - timedelta(days=settings.lookback_days)
+        if settings.start_date is not None:
+            start = max(start, settings.start_date)
+    return Window(min(start, today), today)
+
+
+def months_between(start: date, end: date) -> list[Period]:
+    periods: list[Period] = []
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        periods.append(Period.month(f"{year:04d}-{month:02d}"))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return periods
+
+
+class Runner:
+    """Owns one run's frozen ``as_of``, its engine and its sources."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sources: dict[str, Source] | None = None,
+        as_of: datetime | None = None,
+        engine: Engine | None = None,
+        progress: Progress | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.as_of = (as_of or clock()).astimezone(UTC)
+        self._clock = clock
+        self._progress = progress
+        # Validate the mapping document first: an invalid one must stop the run before any write.
+        self.document, self.matcher = load_mapping(settings.mappings_file)
+        self.engine = engine or make_engine(settings.database_url)
+        self._sources = sources
+
+    def close(self) -> None:
+        for source in (self._sources or {}).values():
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    # ------------------------------------------------------------------ the run
+
+    def sync(self, *, write_reports: bool = True) -> RunResult:
+        # Settings an admin must fix stop the run before anything is written (like the mapping document).
+        sources = self._sources
+        if sources is None:
+            sources = self._sources = build_sources(self.settings)
+        if not sources:
+            raise ConfigError("no source is configured: set HOURBRIDGE_ASANA__TOKEN (see `hourbridge config`)")
+        upgrade(self.engine)
+        errors: list[dict[str, Any]] = []
+        scope_results: list[ScopeResult] = []
+        with self.engine.begin() as conn:
+            run_id = ledger.start_run(conn, command="sync", as_of=self.as_of, now=self._clock())
+        structlog.contextvars.bind_contextvars(run_id=run_id)
+        try:
+            for name, source in sources.items():
+                scope_results.extend(self._pull_source(name, source, run_id, errors))
+            mapped = self.apply_mappings()
+            reports = self.write_open_reports(scope_results) if write_reports else []
+        except HourbridgeError as exc:
+            errors.append({"source": None, "account": None, "error": redact(exc.message), "action": exc.action.value})
+            mapped, reports = 0, []
+        api = {name: src.stats() for name, src in (self._sources or {}).items()}
+        status = "ok" if not errors else ("partial" if any(s.error is None for s in scope_results) else "failed")
+        counts = {
+            "scopes": {f"{s.source}:{s.account}": s.counts.as_dict() for s in scope_results},
+            "mapped": mapped,
+            "api": api,
+        }
+        with self.engine.begin() as conn:
+            ledger.finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=self._clock())
+        log.info("run.finished", status=status, errors=len(errors), mapped=mapped)
+        structlog.contextvars.unbind_contextvars("run_id")
+        return RunResult(run_id, self.as_of, status, scope_results, errors, mapped, reports, api)
+
+    def _pull_source(self, name: str, source: Source, run_id: int, errors: list[dict[str, Any]]) -> list[ScopeResult]:
+        results: list[ScopeResult] = []
+        try:
+            source.check()
+            scopes = list(source.scopes())
+        except HourbridgeError as exc:
+            log.error("source.failed", source=name, error=redact(exc.message))
+            errors.append({"source": name, "account": None, "error": redact(exc.message), "action": exc.action.value})
+            results.append(ScopeResult(name, "", "", error=exc.message))
+            return results
+        for scope in scopes:
+            results.append(self._pull_scope(source, scope, run_id, errors))
+        return results
+
+    def _pull_scope(self, source: Source, scope: Scope, run_id: int, errors: list[dict[str, Any]]) -> ScopeResult:
+        result = ScopeResult(scope.source, scope.account, scope.name)
+        today = self.as_of.date()
+        with self.engine.connect() as conn:
+            cursor = ledger.scanned_through(conn, scope.source, scope.account)
+        window = plan_window(cursor, today, self.settings)
+        result.window = window
+        label = f"{scope.source}:{scope.name or scope.account}"
+        log.info("scope.start", source=scope.source, account=scope.account, start=str(window.start), end=str(window.end))
+        for chunk in window.split(CHUNK_DAYS):
+            started = time.monotonic()
+            try:
+                # One transaction per chunk: its entries, its tombstones and the cursor commit together,
+                # or none of them does.
+                with self.engine.begin() as conn:
+                    ingest = ledger.WindowIngest(
+                        conn,
+                        scope.source,
+                        scope.account,
+                        chunk,
+                        run_id,
+                        self._clock(),
+                        drop_descriptions=self.settings.drop_descriptions,
+                    )
+                    for batch in ledger.batched(self._with_progress(label, source.fetch(scope, chunk)), ledger.BATCH):
+                        ingest.add(batch)
+                    counts = ingest.close()
+            except HourbridgeError as exc:
+                message = redact(exc.message)
+                log.error("scope.failed", source=scope.source, account=scope.account, chunk=str(chunk), error=message)
+                errors.append(
+                    {
+                        "source": scope.source,
+                        "account": scope.account,
+                        "window": [chunk.start.isoformat(), chunk.end.isoformat()],
+                        "error": message,
+                        "action": exc.action.value,
+                    }
+                )
+                result.error = message
+                break  # later chunks wait: the cursor must only cover contiguous, complete scans
+            result.counts.add(counts)
+            log.info(
+                "window.ingested",
+                source=scope.source,
+                account=scope.account,
+                start=str(chunk.start),
+                end=str(chunk.end),
+                seconds=round(time.monotonic() - started, 3),
+                **counts.as_dict(),
+            )
+        return result
+
+    def _with_progress(self, label: str, entries: Iterable[TimeEntry]) -> Iterator[TimeEntry]:
+        if self._progress is None:
+            yield from entries
+            return
+        for entry in entries:
+            yield entry
+            self._progress(label, 1)
+
+    # ------------------------------------------------------------------ mapping and reports
+
+    def apply_mappings(self) -> int:
+        """Map every live entry whose stored result came from another document (or none yet)."""
+        digest = self.matcher.document_hash
+        total = 0
+        after = 0
+        while True:
+            with self.engine.begin() as conn:
+                rows = ledger.entries_to_map(conn, digest, after_id=after)
+                if not rows:
+                    return total
+                results = []
+                for row in rows:
+                    outcome = self.matcher.match(TimeEntry.from_payload(row.payload))
+                    if isinstance(outcome, Mapped):
+                        results.append(
+                            {
+                                "id": row.id,
+                                "code": outcome.code,
+                                "rule_id": outcome.rule_id,
+                                "contractor": outcome.contractor,
+                                "client": outcome.client,
+                                "cost_center": outcome.cost_center,
+                                "billable": outcome.billable,
+                                "unmapped_reason": None,
+                                "unmapped_detail": None,
+                            }
+                        )
+                    else:
+                        billable = row.payload.get("billable")
+                        results.append(
+                            {
+                                "id": row.id,
+                                "code": None,
+                                "rule_id": None,
+                                "contractor": outcome.contractor,
+                                "client": None,
+                                "cost_center": None,
+                                "billable": bool(billable) if billable is not None else False,
+                                "unmapped_reason": outcome.reason,
+                                "unmapped_detail": outcome.detail,
+                            }
+                        )
+                total += ledger.store_mappings(conn, digest, results)
+                after = rows[-1].id
+
+    def report(self, period: Period, folder: Path | None = None) -> WrittenReport:
+        with self.engine.connect() as conn:
+            lines = [self._report_line(row) for row in ledger.live_entries_between(conn, period.start, period.end)]
+        report = build_report(period, lines)
+        return write_report(report, folder or self.settings.output_dir, self.settings.report_formats)
+
+    def write_open_reports(self, scopes: Sequence[ScopeResult]) -> list[WrittenReport]:
+        """Reports for every month a window of this run touched (re-written only when content changed)."""
+        windows = [s.window for s in scopes if s.window is not None]
+        if not windows:
+            return []
+        start = min(w.start for w in windows)
+        end = max(w.end for w in windows)
+        return [self.report(period) for period in months_between(start, end)]
+
+    def _report_line(self, row: Any) -> ReportLine:
+        payload = row.payload
+        entry = TimeEntry.from_payload(payload)
+        code = self.document.codes.get(row.code) if row.code else None
+        container = " / ".join(c.name or c.id for c in entry.containers)
+        return ReportLine(
+            source=row.source,
+            account=row.account,
+            external_id=row.external_id,
+            work_date=row.work_date,
+            seconds=row.duration_seconds,
+            person_id=row.person_id,
+            person_name=row.person_name,
+            contractor=row.contractor or row.person_name or row.person_id,
+            code=row.code,
+            code_name=code.name if code is not None else None,
+            client=row.client,
+            cost_center=row.cost_center,
+            billable=bool(row.billable),
+            rule_id=row.rule_id,
+            unmapped_reason=row.unmapped_reason,
+            unmapped_detail=row.unmapped_detail,
+            task=entry.task.name if entry.task else "",
+            container=container,
+            description="" if self.settings.drop_descriptions else (entry.description or ""),
+            version=row.version,
+        )

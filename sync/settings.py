@@ -1,0 +1,122 @@
+"""Every setting of hourbridge, read from HOURBRIDGE_ environment variables and secret files."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from connectors.asana.config import AsanaConfig
+from connectors.errors import ConfigError
+
+ENV_PREFIX = "HOURBRIDGE_"
+SECRETS_DIR_ENV = "HOURBRIDGE_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+class Settings(BaseSettings):
+    """hourbridge's configuration. Nested settings use ``__``: ``HOURBRIDGE_ASANA__TOKEN``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        secrets_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default="sqlite:///hourbridge.db",
+        description="SQLAlchemy URL of the state store (SQLite file by default; postgresql+psycopg://… to scale out).",
+    )
+    mappings_file: Path = Field(
+        default=Path("mappings.yaml"), description="The mapping document every run applies."
+    )
+    output_dir: Path = Field(default=Path("out"), description="Folder the period reports are written to.")
+    report_formats: list[Literal["csv", "xlsx", "json"]] = Field(
+        default_factory=lambda: ["csv", "xlsx", "json"], description="Report formats to write."
+    )
+    lookback_days: int = Field(
+        default=35, ge=0, le=400, description="Days before the cursor re-scanned on every run (edits, deletions)."
+    )
+    start_date: date | None = Field(
+        default=None, description="Earliest work date pulled on the first run (default: today minus lookback_days)."
+    )
+    drop_descriptions: bool = Field(
+        default=False, description="Never store or report entry descriptions (privacy)."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto = console on a terminal, JSON lines otherwise."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    asana: AsanaConfig | None = Field(
+        default=None, description="Asana source; enabled when any HOURBRIDGE_ASANA__ setting is present."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files (Docker/Kubernetes secrets) are named like the variables, e.g.
+        # /run/secrets/hourbridge_asana__token, and nest with the same "__".
+        return (init_settings, env_settings, dotenv_settings, NestedSecretsSettingsSource(file_secret_settings))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def enabled_sources(self) -> list[str]:
+        return [name for name in ("asana",) if getattr(self, name) is not None]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; turn a validation failure into a ConfigError that names the variable to fix."""
+    secrets_dir = Path(os.environ.get(SECRETS_DIR_ENV, str(DEFAULT_SECRETS_DIR)))
+    try:
+        if secrets_dir.is_dir():
+            return Settings(_secrets_dir=secrets_dir, **overrides)
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = [str(p) for p in error["loc"] if not isinstance(p, int)]
+            env = ENV_PREFIX + "__".join(p.upper() for p in path) if path else ENV_PREFIX
+            problems.append(f"{env}: {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for docs and `hourbridge config`."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(prefix: str, model: Any) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            nested = getattr(annotation, "__args__", None)
+            sub = next((a for a in nested or () if hasattr(a, "model_fields")), None)
+            if hasattr(annotation, "model_fields"):
+                sub = annotation
+            env = f"{prefix}{name.upper()}"
+            if sub is not None:
+                walk(env + "__", sub)
+                continue
+            default = field.get_default(call_default_factory=True)
+            rows.append((env, "" if default is None else str(default), field.description or ""))
+
+    walk(ENV_PREFIX, Settings)
+    return rows

@@ -1,0 +1,37 @@
+"""Fixtures for the source contract suite: a running sandbox and a source pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from pydantic import SecretStr
+
+from connectors._http import RateLimiter
+from connectors.asana import AsanaConfig, AsanaSource
+from connectors.sandbox.asana import AsanaSandbox
+from connectors.sandbox.dataset import Dataset, generate_dataset
+
+ANCHOR = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    return generate_dataset(7, anchor=ANCHOR, days=30)
+
+
+@pytest.fixture
+def asana_sandbox(dataset: Dataset) -> Iterator[AsanaSandbox]:
+    with AsanaSandbox(dataset) as sandbox:
+        yield sandbox
+
+
+def no_sleep(_: float) -> None:
+    """Tests never sleep: waits are recorded by the fake clock of the limiter instead."""
+
+
+def asana_source(sandbox: AsanaSandbox, **config: object) -> AsanaSource:
+    settings = AsanaConfig(token=SecretStr(config.pop("token", sandbox.token)), base_url=sandbox.base_url, **config)  # type: ignore[arg-type]
+    limiter = RateLimiter(1_000_000, sleep=no_sleep)
+    return AsanaSource(settings, limiter=limiter, sleep=no_sleep)

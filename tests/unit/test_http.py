@@ -1,0 +1,206 @@
+"""The one retry policy, the per-credential limiter, error classification and secret redaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+
+from connectors._http import (
+    CallStats,
+    RateLimiter,
+    RetryPolicy,
+    backoff_seconds,
+    call_with_retry,
+    error_from_status,
+    make_client,
+    redact,
+    register_secret,
+    send,
+)
+from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, classify_status
+
+
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url="https://api.test", assert_all_called=True, assert_all_mocked=True) as router:
+        yield router
+
+
+def test_limiter_allows_burst_then_paces_to_the_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst_seconds=2, clock=clock, sleep=clock.sleep)  # 1/s, burst of 2
+    for _ in range(12):
+        limiter.acquire()
+    # 2 from the burst, then 10 more at one per second.
+    assert clock.now - 1000.0 == pytest.approx(10.0)
+
+
+def test_limiter_pause_holds_every_caller() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
+    limiter.pause_for(30)
+    limiter.acquire()
+    assert clock.now - 1000.0 >= 30.0
+
+
+def test_limiter_observes_remaining_quota() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter.observe_remaining(0, 12.0)
+    limiter.acquire()
+    assert clock.now - 1000.0 == pytest.approx(12.0, abs=0.1)
+
+
+def test_retry_after_is_honoured_and_counted() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    stats = CallStats()
+    attempts = iter([TransientError("slow down", retry_after=7, status=429), None])
+
+    def call() -> str:
+        exc = next(attempts)
+        if exc:
+            raise exc
+        return "ok"
+
+    result = call_with_retry(call, policy=RetryPolicy(), limiter=limiter, stats=stats, sleep=clock.sleep)
+    assert result == "ok"
+    assert clock.now - 1000.0 >= 7.0
+    assert stats.as_dict() == {"api_calls": 2, "retries": 1, "throttled": 1}
+
+
+def test_retry_is_bounded_and_reraises() -> None:
+    clock = FakeClock()
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        raise TransientError("HTTP 503", status=503)
+
+    with pytest.raises(TransientError):
+        call_with_retry(call, policy=RetryPolicy(max_attempts=4), sleep=clock.sleep)
+    assert calls == 4
+    assert len(clock.sleeps) == 3
+    assert all(0 <= s <= RetryPolicy().cap_seconds for s in clock.sleeps)
+
+
+def test_config_errors_are_not_retried() -> None:
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConfigError("bad token")
+
+    with pytest.raises(ConfigError):
+        call_with_retry(call, policy=RetryPolicy(), sleep=lambda _: None)
+    assert calls == 1
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    import random
+
+    policy = RetryPolicy(base_seconds=1, cap_seconds=8)
+    rng = random.Random(1)
+    ceilings = [max(backoff_seconds(policy, attempt, rng) for _ in range(200)) for attempt in (1, 2, 3, 6)]
+    assert ceilings[0] <= 1 and ceilings[1] <= 2 and ceilings[2] <= 4 and ceilings[3] <= 8
+    assert ceilings[3] > 4  # jitter still reaches near the cap
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(401, ConfigError), (403, ConfigError), (402, ConfigError), (404, ConfigError), (429, TransientError),
+     (500, TransientError), (503, TransientError), (400, RequestBugError), (302, PayloadError)],
+)
+def test_error_from_status_classifies(status: int, kind: type[Exception]) -> None:
+    error = error_from_status(status, vendor="Asana", setting="HOURBRIDGE_ASANA__TOKEN")
+    assert isinstance(error, kind)
+    assert classify_status(status).action is error.action
+
+
+def test_config_errors_name_the_setting() -> None:
+    assert "HOURBRIDGE_ASANA__TOKEN" in error_from_status(401, vendor="Asana", setting="HOURBRIDGE_ASANA__TOKEN").message
+    message = error_from_status(402, vendor="Asana", setting="HOURBRIDGE_ASANA__WORKSPACES").message
+    assert "plan" in message and "HOURBRIDGE_ASANA__WORKSPACES" in message
+
+
+def test_redaction_of_registered_secrets_and_credential_shapes() -> None:
+    register_secret("pk_live_0123456789")
+    text = redact("token pk_live_0123456789 Authorization: Bearer abc.def refresh_token=xyz&x=1")
+    assert "pk_live_0123456789" not in text
+    assert "abc.def" not in text
+    assert "xyz" not in text
+
+
+def test_send_retries_429_with_retry_after(mock: respx.MockRouter) -> None:
+    route = mock.get("/items").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={"ok": True})]
+    )
+    clock = FakeClock()
+    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    with make_client("https://api.test") as client:
+        response = send(
+            client, "GET", "/items", vendor="Test", setting="X", policy=RetryPolicy(), limiter=limiter, sleep=clock.sleep
+        )
+    assert response.json() == {"ok": True}
+    assert route.call_count == 2
+    assert clock.now - 1000.0 >= 3.0
+
+
+def test_send_turns_401_into_config_error_without_the_token(mock: respx.MockRouter) -> None:
+    mock.get("/items").mock(return_value=httpx.Response(401, text="token pk_secret_999 is invalid"))
+    register_secret("pk_secret_999")
+    with make_client("https://api.test", headers={"Authorization": "pk_secret_999"}) as client, pytest.raises(
+        ConfigError
+    ) as info:
+        send(client, "GET", "/items", vendor="Test", setting="HOURBRIDGE_TEST__TOKEN", policy=RetryPolicy())
+    assert "HOURBRIDGE_TEST__TOKEN" in info.value.message
+    assert "pk_secret_999" not in info.value.message
+
+
+def test_send_retries_timeouts_then_gives_up(mock: respx.MockRouter) -> None:
+    route = mock.get("/items").mock(side_effect=httpx.ReadTimeout("slow"))
+    with make_client("https://api.test") as client, pytest.raises(TransientError, match="timed out"):
+        send(client, "GET", "/items", vendor="Test", setting="X", policy=RetryPolicy(max_attempts=3), sleep=lambda _: None)
+    assert route.call_count == 3
+
+
+def test_send_check_hook_sees_errors_inside_a_200(mock: respx.MockRouter) -> None:
+    mock.post("/graphql").mock(
+        side_effect=[
+            httpx.Response(200, json={"errors": [{"message": "budget", "extensions": {"retry_in_seconds": 2}}]}),
+            httpx.Response(200, json={"data": {}}),
+        ]
+    )
+
+    def check(response: httpx.Response) -> None:
+        errors = response.json().get("errors")
+        if errors:
+            raise TransientError("complexity", retry_after=errors[0]["extensions"]["retry_in_seconds"])
+
+    slept: list[float] = []
+    with make_client("https://api.test") as client:
+        response = send(
+            client, "POST", "/graphql", vendor="T", setting="X", policy=RetryPolicy(), check=check, sleep=slept.append
+        )
+    assert response.json() == {"data": {}}
+    assert slept == [2]

@@ -184,7 +184,7 @@ class TimeEntry:
 
 def normalize_custom_fields(fields: dict[str, str | None]) -> tuple[tuple[str, str], ...]:
     """Custom fields as a sorted tuple of (name, value), dropping empty values, so hashes are stable."""
-    return tuple(sorted((k, v) for k, v in fields.items() if v not in (None, "")))  # type: ignore[misc]
+    return tuple(sorted((k, v) for k, v in fields.items() if v is not None and v != ""))
 
 
 def _iso(value: datetime | None) -> str | None:

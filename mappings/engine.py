@@ -194,12 +194,14 @@ class Matcher:
         self._codes: dict[str, Code] = dict(doc.codes)
         self._code_keys = {normalize_name(key): key for key in doc.codes}
         self._people_by_id: dict[str, PersonMapping] = {}
+        self._people_by_bare_id: dict[str, list[PersonMapping]] = {}
         self._people_by_email: dict[str, PersonMapping] = {}
         self._people_by_name: dict[str, PersonMapping] = {}
         for person in doc.people:
             for ident in person.ids:
                 source, _, rest = ident.partition(":")
                 self._people_by_id.setdefault(f"{normalize_name(source)}:{normalize_name(rest)}", person)
+                self._people_by_bare_id.setdefault(normalize_name(rest), []).append(person)
             if person.email is not None:
                 self._people_by_email.setdefault(normalize_name(person.email), person)
             self._people_by_name.setdefault(normalize_name(person.contractor), person)
@@ -494,13 +496,16 @@ class Matcher:
         if "@" in normalized:
             keys.add(f"email:{normalized}")
         # A rule may name a person by any of their identities; it then matches all of them.
-        mapping = (
-            self._people_by_name.get(normalized)
-            or self._people_by_email.get(normalized)
-            or self._people_by_id.get(normalized)
-        )
-        if mapping is not None:
-            keys.add(f"contractor:{normalize_name(mapping.contractor)}")
+        mappings = [
+            self._people_by_name.get(normalized),
+            self._people_by_email.get(normalized),
+            self._people_by_id.get(normalized),
+        ]
+        # A bare id names whoever carries it in any tool.
+        mappings.extend(person for key, person in self._people_by_id.items() if key.partition(":")[2] == normalized)
+        for mapping in mappings:
+            if mapping is not None:
+                keys.add(f"contractor:{normalize_name(mapping.contractor)}")
         return keys
 
     # -- compiling ----------------------------------------------------------------------------

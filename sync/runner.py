@@ -186,7 +186,9 @@ class Runner:
         window = plan_window(cursor, today, self.settings)
         result.window = window
         label = f"{scope.source}:{scope.name or scope.account}"
-        log.info("scope.start", source=scope.source, account=scope.account, start=str(window.start), end=str(window.end))
+        log.info(
+            "scope.start", source=scope.source, account=scope.account, start=str(window.start), end=str(window.end)
+        )
         for chunk in window.split(CHUNK_DAYS):
             started = time.monotonic()
             try:

@@ -21,6 +21,8 @@ from connectors.errors import ConfigError
 ENV_PREFIX = "HOURBRIDGE_"
 SECRETS_DIR_ENV = "HOURBRIDGE_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+ReportFormat = Literal["csv", "xlsx", "json"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "xlsx", "json")
 
 
 class Settings(BaseSettings):
@@ -38,12 +40,10 @@ class Settings(BaseSettings):
         default="sqlite:///hourbridge.db",
         description="SQLAlchemy URL of the state store (SQLite file by default; postgresql+psycopg://… to scale out).",
     )
-    mappings_file: Path = Field(
-        default=Path("mappings.yaml"), description="The mapping document every run applies."
-    )
+    mappings_file: Path = Field(default=Path("mappings.yaml"), description="The mapping document every run applies.")
     output_dir: Path = Field(default=Path("out"), description="Folder the period reports are written to.")
-    report_formats: list[Literal["csv", "xlsx", "json"]] = Field(
-        default_factory=lambda: ["csv", "xlsx", "json"], description="Report formats to write."
+    report_formats: list[ReportFormat] = Field(
+        default_factory=lambda: list(REPORT_FORMATS), description="Report formats to write."
     )
     lookback_days: int = Field(
         default=35, ge=0, le=400, description="Days before the cursor re-scanned on every run (edits, deletions)."
@@ -51,9 +51,7 @@ class Settings(BaseSettings):
     start_date: date | None = Field(
         default=None, description="Earliest work date pulled on the first run (default: today minus lookback_days)."
     )
-    drop_descriptions: bool = Field(
-        default=False, description="Never store or report entry descriptions (privacy)."
-    )
+    drop_descriptions: bool = Field(default=False, description="Never store or report entry descriptions (privacy).")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON lines otherwise."
     )

@@ -30,11 +30,11 @@ class AsanaConfig(BaseModel):
     )
     page_size: int = Field(default=100, ge=1, le=100, description="Entries per page (Asana allows 1-100).")
     window_days: int = Field(default=31, ge=1, le=366, description="Largest date range asked for in one listing.")
-    detail: Literal["auto", "always", "tasks", "never"] = Field(
+    detail: Literal["auto", "tasks", "never"] = Field(
         default="auto",
         description=(
             "How to get task, billable and approval data when the list endpoint leaves them out: "
-            "auto/always = one GET per such entry, tasks = per-task listings (task only), never = skip."
+            "auto = one GET per such entry, tasks = per-task listings (task only), never = skip."
         ),
     )
     custom_fields: bool = Field(default=True, description="Read task custom fields (one call per 100 tasks).")

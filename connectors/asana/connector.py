@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -82,7 +83,9 @@ class AsanaSource:
         configuration.access_token = token
         # The SDK retries 429/5xx itself through urllib3; switched off so that the policy in
         # connectors._http owns all waiting (Retry-After honoured once, shared by every thread).
-        configuration.retry_strategy = urllib3.Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False)
+        configuration.retry_strategy = urllib3.Retry(
+            total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False
+        )
         configuration.connection_pool_maxsize = max(4, config.concurrency * 2)
         self._client = asana.ApiClient(configuration)
         self._entries = asana.TimeTrackingEntriesApi(self._client)
@@ -142,7 +145,7 @@ class AsanaSource:
             page_opts = dict(opts)
             if offset is not None:
                 page_opts["offset"] = offset
-            payload = self._call(what, lambda o=page_opts: request(o))
+            payload = self._call(what, functools.partial(request, page_opts))
             if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
                 raise PayloadError(f"Asana answered {what} without a data list")
             yield payload["data"]
@@ -224,7 +227,7 @@ class AsanaSource:
                 if not entry.has_task_field and entry.attributable_to is not None:
                     self._index_project_entries(entry.attributable_to.gid)
             return entries
-        # auto / always: one GET per entry carries task, billable, approval and description at once,
+        # auto: one GET per entry carries task, billable, approval and description at once,
         # so the task costs nothing extra; run them in parallel under the shared limiter.
         with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             detailed = dict(zip((e.gid for e in lacking), pool.map(self._entry_detail, lacking), strict=True))
@@ -250,14 +253,17 @@ class AsanaSource:
                 continue  # Asana: actual_time_minutes is the sum of the task's entries; 0 means none
             for page in self._pages(
                 "task time_tracking_entries",
-                lambda o, gid=task.gid: self._entries.get_time_tracking_entries_for_task(
-                    gid, o, full_payload=True, _request_timeout=self._timeout
-                ),
+                functools.partial(self._task_entries_page, task.gid),
                 {"limit": 100, "opt_fields": "entered_on"},
             ):
                 with self._lock:
                     for item in page:
                         self._entry_task[str(item["gid"])] = task.gid
+
+    def _task_entries_page(self, task_gid: str, opts: dict[str, Any]) -> Any:
+        return self._entries.get_time_tracking_entries_for_task(
+            task_gid, opts, full_payload=True, _request_timeout=self._timeout
+        )
 
     def _task_for(self, entry: AsanaTimeEntry) -> AsanaTask | None:
         task_gid = entry.task.gid if entry.task else self._entry_task.get(entry.gid)
@@ -281,7 +287,9 @@ class AsanaSource:
                 return self._tasks[gid]
         payload = self._call(
             "task",
-            lambda: self._tasks_api.get_task(gid, {"opt_fields": TASK_FIELDS}, full_payload=True, _request_timeout=self._timeout),
+            lambda: self._tasks_api.get_task(
+                gid, {"opt_fields": TASK_FIELDS}, full_payload=True, _request_timeout=self._timeout
+            ),
         )
         data = payload.get("data") if isinstance(payload, dict) else None
         task = AsanaTask.model_validate(data) if isinstance(data, dict) else None

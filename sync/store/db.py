@@ -21,7 +21,7 @@ def make_engine(url: str) -> Engine:
     """An engine for the store; SQLite gets WAL, foreign keys and a busy timeout."""
     try:
         parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - any parse failure is the same admin mistake
+    except Exception:  # any parse failure is the same admin mistake
         raise ConfigError(f"HOURBRIDGE_DATABASE_URL is not a valid database URL: {url!r}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -74,6 +74,4 @@ def require_current(engine: Engine) -> None:
     """Fail with a clear message when the store has not been migrated."""
     current, head = current_revision(engine), head_revision()
     if current != head:
-        raise ConfigError(
-            f"the database schema is at {current or 'nothing'}, not {head}: run `hourbridge db upgrade`"
-        )
+        raise ConfigError(f"the database schema is at {current or 'nothing'}, not {head}: run `hourbridge db upgrade`")

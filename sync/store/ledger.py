@@ -9,7 +9,7 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert, select, update
 
 from connectors.model import TimeEntry, Window
 from sync.store.tables import cursors, entries, entry_versions, runs
@@ -64,9 +64,7 @@ class IngestCounts:
 
 def start_run(conn: Connection, *, command: str, as_of: datetime, now: datetime) -> int:
     result = conn.execute(
-        insert(runs).values(
-            command=command, status="running", as_of=as_of, started_at=now, counts={}, errors=[]
-        )
+        insert(runs).values(command=command, status="running", as_of=as_of, started_at=now, counts={}, errors=[])
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
@@ -81,9 +79,7 @@ def finish_run(
     now: datetime,
 ) -> None:
     conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id)
-        .values(status=status, counts=counts, errors=errors, finished_at=now)
+        update(runs).where(runs.c.id == run_id).values(status=status, counts=counts, errors=errors, finished_at=now)
     )
 
 
@@ -101,9 +97,7 @@ def scanned_through(conn: Connection, source: str, account: str) -> date | None:
     ).scalar_one_or_none()
 
 
-def advance_cursor(
-    conn: Connection, source: str, account: str, through: date, *, run_id: int, now: datetime
-) -> None:
+def advance_cursor(conn: Connection, source: str, account: str, through: date, *, run_id: int, now: datetime) -> None:
     """Move the cursor forward (never back), in the caller's transaction, beside the data."""
     current = scanned_through(conn, source, account)
     if current is None:
@@ -121,10 +115,7 @@ def advance_cursor(
 
 
 def all_cursors(conn: Connection) -> list[dict[str, Any]]:
-    return [
-        dict(r)
-        for r in conn.execute(select(cursors).order_by(cursors.c.source, cursors.c.account)).mappings()
-    ]
+    return [dict(r) for r in conn.execute(select(cursors).order_by(cursors.c.source, cursors.c.account)).mappings()]
 
 
 # --------------------------------------------------------------------------- entries
@@ -193,8 +184,7 @@ class WindowIngest:
                 insert(entries).returning(entries.c.id, entries.c.external_id, sort_by_parameter_order=True),
                 new_rows,
             ).all()
-            for (entry_id, external_id), row in zip(inserted, new_rows, strict=True):
-                assert external_id == row["external_id"]
+            for entry_id, external_id in inserted:
                 versions.append(self._version_row(entry_id, 1, "created", latest[external_id]))
             self.counts.created += len(new_rows)
         if changed:
@@ -271,9 +261,7 @@ class WindowIngest:
                 ],
             )
             self.counts.deleted += len(gone)
-        advance_cursor(
-            self.conn, self.source, self.account, self.window.end, run_id=self.run_id, now=self.now
-        )
+        advance_cursor(self.conn, self.source, self.account, self.window.end, run_id=self.run_id, now=self.now)
         return self.counts
 
     def _entry_row(self, entry: TimeEntry, *, version: int) -> dict[str, Any]:
@@ -357,7 +345,7 @@ def live_entries_between(conn: Connection, start: date, end: date) -> Iterator[A
 
 def ledger_totals(conn: Connection, start: date | None = None, end: date | None = None) -> dict[str, int]:
     """Live entries and seconds (and unmapped ones) in the ledger, optionally within a date range."""
-    conditions = [entries.c.deleted_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [entries.c.deleted_at.is_(None)]
     if start is not None:
         conditions.append(entries.c.work_date >= start)
     if end is not None:

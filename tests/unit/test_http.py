@@ -128,8 +128,17 @@ def test_backoff_grows_and_is_capped() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(401, ConfigError), (403, ConfigError), (402, ConfigError), (404, ConfigError), (429, TransientError),
-     (500, TransientError), (503, TransientError), (400, RequestBugError), (302, PayloadError)],
+    [
+        (401, ConfigError),
+        (403, ConfigError),
+        (402, ConfigError),
+        (404, ConfigError),
+        (429, TransientError),
+        (500, TransientError),
+        (503, TransientError),
+        (400, RequestBugError),
+        (302, PayloadError),
+    ],
 )
 def test_error_from_status_classifies(status: int, kind: type[Exception]) -> None:
     error = error_from_status(status, vendor="Asana", setting="HOURBRIDGE_ASANA__TOKEN")
@@ -138,7 +147,9 @@ def test_error_from_status_classifies(status: int, kind: type[Exception]) -> Non
 
 
 def test_config_errors_name_the_setting() -> None:
-    assert "HOURBRIDGE_ASANA__TOKEN" in error_from_status(401, vendor="Asana", setting="HOURBRIDGE_ASANA__TOKEN").message
+    assert (
+        "HOURBRIDGE_ASANA__TOKEN" in error_from_status(401, vendor="Asana", setting="HOURBRIDGE_ASANA__TOKEN").message
+    )
     message = error_from_status(402, vendor="Asana", setting="HOURBRIDGE_ASANA__WORKSPACES").message
     assert "plan" in message and "HOURBRIDGE_ASANA__WORKSPACES" in message
 
@@ -159,7 +170,14 @@ def test_send_retries_429_with_retry_after(mock: respx.MockRouter) -> None:
     limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
     with make_client("https://api.test") as client:
         response = send(
-            client, "GET", "/items", vendor="Test", setting="X", policy=RetryPolicy(), limiter=limiter, sleep=clock.sleep
+            client,
+            "GET",
+            "/items",
+            vendor="Test",
+            setting="X",
+            policy=RetryPolicy(),
+            limiter=limiter,
+            sleep=clock.sleep,
         )
     assert response.json() == {"ok": True}
     assert route.call_count == 2
@@ -169,9 +187,10 @@ def test_send_retries_429_with_retry_after(mock: respx.MockRouter) -> None:
 def test_send_turns_401_into_config_error_without_the_token(mock: respx.MockRouter) -> None:
     mock.get("/items").mock(return_value=httpx.Response(401, text="token pk_secret_999 is invalid"))
     register_secret("pk_secret_999")
-    with make_client("https://api.test", headers={"Authorization": "pk_secret_999"}) as client, pytest.raises(
-        ConfigError
-    ) as info:
+    with (
+        make_client("https://api.test", headers={"Authorization": "pk_secret_999"}) as client,
+        pytest.raises(ConfigError) as info,
+    ):
         send(client, "GET", "/items", vendor="Test", setting="HOURBRIDGE_TEST__TOKEN", policy=RetryPolicy())
     assert "HOURBRIDGE_TEST__TOKEN" in info.value.message
     assert "pk_secret_999" not in info.value.message
@@ -180,7 +199,15 @@ def test_send_turns_401_into_config_error_without_the_token(mock: respx.MockRout
 def test_send_retries_timeouts_then_gives_up(mock: respx.MockRouter) -> None:
     route = mock.get("/items").mock(side_effect=httpx.ReadTimeout("slow"))
     with make_client("https://api.test") as client, pytest.raises(TransientError, match="timed out"):
-        send(client, "GET", "/items", vendor="Test", setting="X", policy=RetryPolicy(max_attempts=3), sleep=lambda _: None)
+        send(
+            client,
+            "GET",
+            "/items",
+            vendor="Test",
+            setting="X",
+            policy=RetryPolicy(max_attempts=3),
+            sleep=lambda _: None,
+        )
     assert route.call_count == 3
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
+from itertools import pairwise
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_window_split_covers_every_day_once() -> None:
     parts = window.split(31)
     assert parts[0].start == window.start and parts[-1].end == window.end
     assert sum(p.days for p in parts) == window.days
-    assert all(b.start - a.end == timedelta(days=1) for a, b in zip(parts, parts[1:], strict=False))
+    assert all(b.start - a.end == timedelta(days=1) for a, b in pairwise(parts))
     with pytest.raises(ValueError, match="before its start"):
         Window(date(2026, 2, 1), date(2026, 1, 1))
 

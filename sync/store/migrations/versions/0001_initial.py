@@ -14,9 +14,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "entries",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("external_id", sa.String(length=128), nullable=False),

@@ -1,0 +1,28 @@
+"""The README opens with the two set-up commands and documents every setting with its default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sync.settings import describe_settings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    opening = README[: README.index("## ")]
+    assert "make demo" in opening
+    assert "make test" in opening
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    for env, default, _ in describe_settings():
+        row = next((line for line in README.splitlines() if line.startswith(f"| `{env}` |")), None)
+        assert row is not None, f"{env} missing from the README's configuration table"
+        expected = f"`{default}`" if default else "—"
+        assert f"| {expected} |" in row, f"{env}: README default differs from the code ({default!r})"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in ci

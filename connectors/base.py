@@ -26,6 +26,9 @@ class Source(Protocol):
     def stats(self) -> dict[str, int]:
         """Counters since construction: API calls, retries, 429s (for run records and benchmarks)."""
 
+    def close(self) -> None:
+        """Release connections and threads."""
+
 
 SourceFactory = Callable[..., Source]
 

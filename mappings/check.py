@@ -55,8 +55,8 @@ def check_document(doc: MappingDocument) -> list[Finding]:
     findings.extend(_rate_overlaps(doc))
     matcher = Matcher(doc)
     shadowed = _shadowed_rules(doc, matcher)
-    findings.extend(finding for finding, _pair in shadowed)
-    findings.extend(_equal_priority_overlaps(matcher, {pair for _finding, pair in shadowed}))
+    findings.extend(finding for finding, _rank in shadowed)
+    findings.extend(_equal_priority_overlaps(matcher, {rank for _finding, rank in shadowed}))
     findings.extend(_rules_outside_code_period(doc, matcher))
     return _ordered(findings)
 
@@ -129,8 +129,9 @@ def _periods_meet(from_a: date | None, to_a: date | None, from_b: date | None, t
     return (to_a is None or from_b is None or from_b <= to_a) and (to_b is None or from_a is None or from_a <= to_b)
 
 
-def _shadowed_rules(doc: MappingDocument, matcher: Matcher) -> list[tuple[Finding, tuple[int, int]]]:
-    found: list[tuple[Finding, tuple[int, int]]] = []
+def _shadowed_rules(doc: MappingDocument, matcher: Matcher) -> list[tuple[Finding, int]]:
+    """(warning, rank) for each rule an earlier-ranked, wider rule makes unreachable."""
+    found: list[tuple[Finding, int]] = []
     for narrow in matcher.rules:
         pairs = [(check.attr, check.values) for check in narrow.checks + narrow.index_keys]
         for rank in matcher.indexed_under(pairs):
@@ -151,14 +152,15 @@ def _shadowed_rules(doc: MappingDocument, matcher: Matcher) -> list[tuple[Findin
                         f"or give {narrow.id!r} a higher priority",
                         narrow.line,
                     ),
-                    (wide.rank, narrow.rank),
+                    narrow.rank,
                 )
             )
             break
     return found
 
 
-def _equal_priority_overlaps(matcher: Matcher, shadowed: set[tuple[int, int]]) -> list[Finding]:
+def _equal_priority_overlaps(matcher: Matcher, shadowed: set[int]) -> list[Finding]:
+    """One warning per rule that can lose a tie to an earlier rule of its priority (not for unreachable rules)."""
     findings: list[Finding] = []
     groups: dict[int, list[CompiledRule]] = defaultdict(list)
     for rule in matcher.rules:
@@ -166,8 +168,8 @@ def _equal_priority_overlaps(matcher: Matcher, shadowed: set[tuple[int, int]]) -
     for rules in groups.values():
         if len(rules) < 2:
             continue
-        # Per key: rules lacking it (they accept any value) and rules by value; two rules can meet only
-        # when, for every key the later one has, the earlier one lacks it or shares a value.
+        # Two rules can meet only when, for every key the later one has, the earlier one lacks that
+        # key or shares a value of it. Ranks of one priority are consecutive, in document order.
         having: dict[tuple[int, str], dict[Any, set[int]]] = defaultdict(lambda: defaultdict(set))
         keyed: dict[tuple[int, str], set[int]] = defaultdict(set)
         for rule in rules:
@@ -177,29 +179,37 @@ def _equal_priority_overlaps(matcher: Matcher, shadowed: set[tuple[int, int]]) -
                 for value in check.values:
                     having[key][value].add(rule.rank)
         group = {rule.rank for rule in rules}
+        lacking = {key: group - ranks for key, ranks in keyed.items()}
+        first_rank = rules[0].rank
         for later in rules:
-            possible = {rank for rank in group if rank < later.rank}
+            if later.rank in shadowed:
+                continue
+            possible = set(range(first_rank, later.rank)) - shadowed
             for check in later.checks:
                 key = (check.attr, normalize_name(check.field))
-                sharing = set().union(*(having[key].get(value, set()) for value in check.values))
-                possible &= (group - keyed[key]) | sharing
+                sharing = set().union(*(having[key].get(value, ()) for value in check.values))
+                possible &= lacking[key] | sharing
                 if not possible:
                     break
-            for rank in sorted(possible):
+            ordered = sorted(possible)
+            for position, rank in enumerate(ordered):
                 earlier = matcher.rules[rank]
-                if (rank, later.rank) in shadowed or not _can_meet(earlier, later):
-                    continue
-                findings.append(
-                    Finding(
-                        "warning",
-                        later.id,
-                        f"rules {earlier.id!r}{_at(earlier)} and {later.id!r} have the same priority "
-                        f"({later.priority}) and can match the same entry; {earlier.id!r} wins because it is "
-                        f"written first: give one of them a higher priority or narrow their match",
-                        later.line,
-                    )
-                )
+                if _can_meet(earlier, later):
+                    findings.append(_tie_warning(earlier, later, len(ordered) - position - 1))
+                    break
     return findings
+
+
+def _tie_warning(earlier: CompiledRule, later: CompiledRule, others: int) -> Finding:
+    more = f" (and up to {others} other rule(s) of this priority)" if others else ""
+    return Finding(
+        "warning",
+        later.id,
+        f"rules {earlier.id!r}{_at(earlier)} and {later.id!r} have the same priority ({later.priority}) and can "
+        f"match the same entry{more}; {earlier.id!r} wins because it is written first: give one of them a "
+        "higher priority or narrow their match",
+        later.line,
+    )
 
 
 def _can_meet(one: CompiledRule, other: CompiledRule) -> bool:

@@ -466,10 +466,17 @@ class Matcher:
     def _fields(
         self, custom_fields: tuple[tuple[str, str], ...]
     ) -> tuple[dict[str, str], frozenset[Any], frozenset[Any], tuple[int, ...]]:
-        fields = {self._name(field_name): value for field_name, value in custom_fields if value}
-        pairs = frozenset((key, self._name(value)) for key, value in fields.items())
+        fields: dict[str, str] = {}
+        pairs: set[tuple[str, str]] = set()
+        for field_name, value in custom_fields:
+            if value:
+                key = self._name(field_name)
+                # Two names that differ only by case: any value matches a rule, the first one names a code.
+                fields.setdefault(key, value)
+                pairs.add((key, self._name(value)))
         names = frozenset(fields)
-        return fields, pairs, names, self._lookup(((FIELD, pairs), (FIELD_SET, names)))
+        frozen = frozenset(pairs)
+        return fields, frozen, names, self._lookup(((FIELD, frozen), (FIELD_SET, names)))
 
     def _task(self, raw_name: str) -> tuple[str, frozenset[str], tuple[int, ...]]:
         task_name = self._name(raw_name)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
 
 import mappings
 from connectors.asana import AsanaConfig
+from connectors.clickup import ClickUpConfig
+from connectors.monday import MondayConfig
 from connectors.sandbox.asana import AsanaSandbox
-from connectors.sandbox.dataset import generate_dataset
+from connectors.sandbox.clickup import ClickUpSandbox
+from connectors.sandbox.dataset import Dataset, generate_dataset
+from connectors.sandbox.monday import MondaySandbox
 from sync.report import format_hours
 from sync.runner import Runner
 from sync.settings import Settings
@@ -24,8 +29,7 @@ EXAMPLE_MAPPINGS = Path(mappings.__file__).parent / "examples" / "demo.yaml"
 @dataclass(frozen=True, slots=True)
 class DemoSummary:
     window: str
-    sandbox_entries: int
-    sandbox_minutes: int
+    sandbox_minutes: dict[str, int]
     ledger_entries: int
     ledger_seconds: int
     report_seconds: int
@@ -37,18 +41,19 @@ class DemoSummary:
 
     @property
     def reconciled(self) -> bool:
-        return self.sandbox_minutes * 60 == self.ledger_seconds == self.report_seconds
+        return sum(self.sandbox_minutes.values()) * 60 == self.ledger_seconds == self.report_seconds
 
     def rows(self) -> list[tuple[str, str]]:
         return [
             ("work dates", self.window),
-            ("sandbox entries", f"{self.sandbox_entries:,}"),
-            ("sandbox minutes", f"{self.sandbox_minutes:,}"),
+            *((f"{tool} sandbox minutes", f"{minutes:,}") for tool, minutes in self.sandbox_minutes.items()),
+            ("all sandboxes, minutes", f"{sum(self.sandbox_minutes.values()):,}"),
+            ("ledger entries", f"{self.ledger_entries:,}"),
             ("ledger minutes", f"{self.ledger_seconds // 60:,}"),
             ("report minutes", f"{self.report_seconds // 60:,}"),
             ("report hours", format_hours(self.report_seconds)),
             ("unmapped (held, reported)", f"{self.unmapped_entries} entries, {format_hours(self.unmapped_seconds)} h"),
-            ("Asana API calls", f"{self.api_calls:,}"),
+            ("API calls (all tools)", f"{self.api_calls:,}"),
             ("database", str(self.database)),
         ]
 
@@ -61,35 +66,45 @@ def run_demo(
     entries: int | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> DemoSummary:
-    """Start the sandbox on 127.0.0.1, sync it into a fresh SQLite ledger, write and reconcile reports."""
+    """Start the three sandboxes on 127.0.0.1, sync them into a fresh SQLite ledger, report, reconcile."""
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
-    dataset = generate_dataset(seed, anchor=as_of.date(), entries=entries)
+    # The data set ends yesterday, so no session starts after `as_of` in any time zone, and the
+    # first run reaches one day before it, so sessions filed under the previous UTC day are pulled.
+    dataset = generate_dataset(seed, anchor=as_of.date() - timedelta(days=1), entries=entries)
     out_dir.mkdir(parents=True, exist_ok=True)
     database = out_dir / "demo.db"
     for suffix in ("", "-wal", "-shm"):  # the demo always starts from an empty ledger
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    with AsanaSandbox(dataset) as sandbox:
+    asana_projects, clickup_projects, monday_projects = split_projects(dataset)
+    with ExitStack() as stack:
+        asana = stack.enter_context(AsanaSandbox(dataset, projects=asana_projects))
+        clickup = stack.enter_context(ClickUpSandbox(dataset, projects=clickup_projects))
+        monday = stack.enter_context(MondaySandbox(dataset, projects=monday_projects))
         settings = Settings(
             database_url=f"sqlite:///{database}",
             mappings_file=EXAMPLE_MAPPINGS,
             output_dir=out_dir,
-            start_date=dataset.start,
-            asana=AsanaConfig(token=SecretStr(sandbox.token), base_url=sandbox.base_url),
+            start_date=dataset.start - timedelta(days=1),
+            asana=AsanaConfig(token=SecretStr(asana.token), base_url=asana.base_url),
+            clickup=ClickUpConfig(token=SecretStr(clickup.token), base_url=clickup.base_url, plan="enterprise"),
+            monday=MondayConfig(token=SecretStr(monday.token), base_url=monday.base_url),
         )
         runner = Runner(settings, as_of=as_of, progress=progress)
         try:
             result = runner.sync()
         finally:
             runner.close()
-        sandbox_minutes = sandbox.total_minutes()
-        sandbox_entries = len(dataset.entries)
+        sandbox_minutes = {
+            "Asana": asana.total_minutes(),
+            "ClickUp": clickup.total_minutes(),
+            "monday.com": monday.total_minutes(),
+        }
     with runner.engine.connect() as conn:
         totals = ledger.ledger_totals(conn)
     runner.engine.dispose()
     report_seconds = sum(r.totals.seconds for r in result.reports)
     return DemoSummary(
         window=f"{dataset.start} .. {dataset.anchor}",
-        sandbox_entries=sandbox_entries,
         sandbox_minutes=sandbox_minutes,
         ledger_entries=totals["entries"],
         ledger_seconds=totals["seconds"],
@@ -100,3 +115,9 @@ def run_demo(
         files=tuple(path for r in result.reports for path in r.files),
         database=database,
     )
+
+
+def split_projects(dataset: Dataset) -> tuple[list[str], list[str], list[str]]:
+    """Spread the data set's projects over the three tools, as teams of one agency would be."""
+    ids = [project.id for project in dataset.projects]
+    return ids[0::3], ids[1::3], ids[2::3]

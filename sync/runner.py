@@ -73,10 +73,21 @@ def load_mapping(path: Path) -> tuple[MappingDocument, Matcher]:
 def build_sources(settings: Settings) -> dict[str, Source]:
     """Construct every enabled source; a misconfigured one raises ConfigError naming its setting."""
     from connectors.asana import AsanaSource
+    from connectors.clickup import ClickUpSource
+    from connectors.monday import MondaySource
 
     sources: dict[str, Source] = {}
-    if settings.asana is not None:
-        sources["asana"] = AsanaSource(settings.asana)
+    try:
+        if settings.asana is not None:
+            sources["asana"] = AsanaSource(settings.asana)
+        if settings.clickup is not None:
+            sources["clickup"] = ClickUpSource(settings.clickup)
+        if settings.monday is not None:
+            sources["monday"] = MondaySource(settings.monday)
+    except BaseException:
+        for source in sources.values():
+            source.close()
+        raise
     return sources
 
 
@@ -124,9 +135,7 @@ class Runner:
 
     def close(self) -> None:
         for source in (self._sources or {}).values():
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+            source.close()
 
     # ------------------------------------------------------------------ the run
 
@@ -136,7 +145,10 @@ class Runner:
         if sources is None:
             sources = self._sources = build_sources(self.settings)
         if not sources:
-            raise ConfigError("no source is configured: set HOURBRIDGE_ASANA__TOKEN (see `hourbridge config`)")
+            raise ConfigError(
+                "no source is configured: set HOURBRIDGE_ASANA__TOKEN, HOURBRIDGE_CLICKUP__TOKEN or "
+                "HOURBRIDGE_MONDAY__TOKEN (see `hourbridge config`)"
+            )
         upgrade(self.engine)
         errors: list[dict[str, Any]] = []
         scope_results: list[ScopeResult] = []

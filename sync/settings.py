@@ -16,13 +16,16 @@ from pydantic_settings import (
 )
 
 from connectors.asana.config import AsanaConfig
+from connectors.clickup.config import ClickUpConfig
 from connectors.errors import ConfigError
+from connectors.monday.config import MondayConfig
 
 ENV_PREFIX = "HOURBRIDGE_"
 SECRETS_DIR_ENV = "HOURBRIDGE_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 ReportFormat = Literal["csv", "xlsx", "json"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "xlsx", "json")
+SOURCE_NAMES = ("asana", "clickup", "monday")
 
 
 class Settings(BaseSettings):
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
     asana: AsanaConfig | None = Field(
         default=None, description="Asana source; enabled when any HOURBRIDGE_ASANA__ setting is present."
     )
+    clickup: ClickUpConfig | None = Field(
+        default=None, description="ClickUp source; enabled when any HOURBRIDGE_CLICKUP__ setting is present."
+    )
+    monday: MondayConfig | None = Field(
+        default=None, description="monday.com source; enabled when any HOURBRIDGE_MONDAY__ setting is present."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -79,7 +88,7 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     def enabled_sources(self) -> list[str]:
-        return [name for name in ("asana",) if getattr(self, name) is not None]
+        return [name for name in SOURCE_NAMES if getattr(self, name) is not None]
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ import os
 import re
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from itertools import islice
@@ -223,10 +223,13 @@ class AsanaSandbox:
         plan_has_time_tracking: bool = True,
         clock: Clock | None = None,
         workspaces: int = 1,
+        projects: Collection[str] | None = None,
     ) -> None:
         if workspaces not in (1, 2):
             raise ValueError("the Asana sandbox serves one or two workspaces")
         self.dataset = dataset
+        # Only these data-set projects carry time here (the demo spreads projects over three tools).
+        self._only_projects = None if projects is None else frozenset(projects)
         self._token = token
         self._list_full_fields = list_full_fields
         self._plan_has_time_tracking = plan_has_time_tracking
@@ -386,6 +389,8 @@ class AsanaSandbox:
         ds = self.dataset
         self._records: dict[int, _EntryRecord] = {}
         for entry in ds.entries:
+            if self._only_projects is not None and entry.project_id not in self._only_projects:
+                continue
             gid = _ENTRY_BASE + entry.index
             project = self._project_by_id[entry.project_id]
             ws = self._project_ws[project]

@@ -25,7 +25,12 @@ def build_document(rule_count: int, *, seed: int = 7) -> MappingDocument:
     """A document shaped like a large agency's: mostly project rules, some by field, person, tag, glob."""
     rng = random.Random(seed)
     codes = {
-        f"C-{n:05d}": {"name": f"Code {n}", "client": f"Client {n % 97}", "cost_center": f"CC-{n % 13}", "billable": True}
+        f"C-{n:05d}": {
+            "name": f"Code {n}",
+            "client": f"Client {n % 97}",
+            "cost_center": f"CC-{n % 13}",
+            "billable": True,
+        }
         for n in range(max(rule_count, 10))
     }
     rules: list[dict[str, Any]] = []

@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, date
+from pathlib import Path
 
 import pytest
 
-from connectors.base import Source
+from connectors.base import Source, registered_sources
 from connectors.errors import ConfigError
 from connectors.model import Window
-from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
-
-from .conftest import asana_source
 
 SourceMaker = Callable[..., AbstractContextManager[tuple[Source, Callable[[Window], int]]]]
 
 
-@contextmanager
-def asana(dataset: Dataset, **config: object) -> Iterator[tuple[Source, Callable[[Window], int]]]:
-    """An Asana source on a fresh sandbox, and the sandbox's own count of entries in a window."""
-    with AsanaSandbox(dataset) as sandbox, asana_source(sandbox, **config) as source:
-        yield source, lambda w: len(sandbox.entry_gids(w.start, w.end))
+def _discover() -> dict[str, SourceMaker]:
+    """Every ``makers_*.py`` beside this file contributes ``MAKERS``: one entry per source."""
+    found: dict[str, SourceMaker] = {}
+    for path in sorted(Path(__file__).parent.glob("makers_*.py")):
+        module = importlib.import_module(f"{__package__}.{path.stem}")
+        found.update(module.MAKERS)
+    return found
 
 
-SOURCES: dict[str, SourceMaker] = {"asana": asana}
+SOURCES = _discover()
+
+
+def test_every_registered_source_is_in_the_suite() -> None:
+    import connectors.asana  # noqa: F401  (registers the sources)
+
+    assert set(registered_sources()) <= set(SOURCES)
 
 
 @pytest.fixture(params=sorted(SOURCES))

@@ -132,7 +132,7 @@ def test_catch_all_shadows_everything_below_it() -> None:
         "  - {id: a, priority: 100, code: APP, match: {project: A}}\n"
         "  - {id: b, priority: 50, code: APP, match: {task_name: 'x*'}}\n"
     )
-    assert sorted(warnings) == ["a", "b"]
+    assert sorted(str(rule_id) for rule_id in warnings) == ["a", "b"]
 
 
 def test_shadow_needs_the_wider_dates_and_globs() -> None:

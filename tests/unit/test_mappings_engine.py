@@ -291,7 +291,10 @@ def test_clickup_and_monday_containers() -> None:
     )
     monday = entry(source="monday", containers=(Container("board", "b1", "ERP"), Container("group", "g1", "Dev")))
     m = matcher(
-        {"code": "NWT-WEB", "match": {"source": "clickup", "space": "Northwind Traders", "folder": "web", "list": "l1"}},
+        {
+            "code": "NWT-WEB",
+            "match": {"source": "clickup", "space": "Northwind Traders", "folder": "web", "list": "l1"},
+        },
         {"code": "GLX-ERP", "match": {"board": "ERP", "group": ["Ops", "Dev"]}},
     )
     assert mapped(m.match(clickup)).code == "NWT-WEB"
@@ -311,7 +314,7 @@ def test_match_many_keeps_order() -> None:
 
 
 def test_results_are_frozen_slotted_values() -> None:
-    result = matcher({"code": "NWT-WEB"}).match(entry())
+    result = mapped(matcher({"code": "NWT-WEB"}).match(entry()))
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.code = "X"  # type: ignore[misc]
     assert not hasattr(result, "__dict__")
@@ -350,7 +353,7 @@ def test_document_hash_follows_content_not_layout() -> None:
 
 
 def test_only_candidate_rules_are_examined() -> None:
-    rules = [{"code": "NWT-WEB", "match": {"project": f"Project {n}"}} for n in range(2000)]
+    rules: list[dict[str, Any]] = [{"code": "NWT-WEB", "match": {"project": f"Project {n}"}} for n in range(2000)]
     rules.append({"priority": 1, "code": "NWT-APP", "match": {"task_name": "*"}})
     rules.append({"priority": 5, "code": "NWT-APP", "match": {"task_name": "Design *"}})
     m = matcher(*rules)

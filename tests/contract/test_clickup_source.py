@@ -1,0 +1,259 @@
+"""ClickUpSource against the sandbox: totals, call costs, edits, pacing from rate-limit headers, spec shapes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
+import pytest
+from pydantic import SecretStr
+
+from connectors._http import RateLimiter
+from connectors.clickup import ClickUpConfig, ClickUpSource
+from connectors.errors import ConfigError
+from connectors.model import TimeEntry, Window
+from connectors.sandbox import clickup as routes
+from connectors.sandbox.clickup import ClickUpSandbox
+from connectors.sandbox.dataset import Dataset, generate_dataset
+
+from .conftest import ANCHOR
+from .makers_clickup import clickup_source
+
+
+class FakeClock:
+    """Wall-clock seconds shared by the sandbox and the source; only sleeping moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+        self.slept = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+            self.slept += seconds
+
+
+@pytest.fixture
+def sandbox(dataset: Dataset) -> Iterator[ClickUpSandbox]:
+    with ClickUpSandbox(dataset) as running:
+        yield running
+
+
+def fetch_all(source: ClickUpSource, window: Window) -> list[TimeEntry]:
+    return [e for s in source.scopes() for e in source.fetch(s, window)]
+
+
+def test_totals_and_fields_match_the_sandbox(sandbox: ClickUpSandbox, dataset: Dataset) -> None:
+    window = dataset.window
+    with clickup_source(sandbox) as source:
+        entries = fetch_all(source, window)
+    assert sum(e.duration_seconds for e in entries) == sandbox.total_minutes(window.start, window.end) * 60
+    assert sorted(e.external_id for e in entries) == sorted(sandbox.entry_ids(window.start, window.end))
+    assert sandbox.running_timer_id not in {e.external_id for e in entries}
+    by_id = {e.external_id: e for e in entries}
+    coded = next(
+        e for e in dataset.entries if dataset.task(e.task_id).code and dataset.start < e.work_date < dataset.anchor
+    )
+    for sample in (dataset.entries[len(dataset.entries) // 2], coded):
+        entry = by_id[sandbox.entry_id(sample.id)]
+        task = dataset.task(sample.task_id)
+        person = dataset.contractor(sample.person_id)
+        assert entry.started_at == sample.started_at and entry.duration_seconds == sample.minutes * 60
+        assert entry.person.name == person.name and entry.person.email == person.email.lower()
+        assert entry.task is not None and entry.task.name == task.name
+        assert entry.task.custom_id == sandbox.task_custom_id(entry.task.id)
+        assert entry.container("list").name == dataset.project(sample.project_id).name  # type: ignore[union-attr]
+        assert entry.billable is sample.billable
+        assert entry.custom_field_map.get("Project code") == task.code
+        assert set(task.tags) <= set(entry.tags)
+
+
+def test_call_counts_are_per_chunk_not_per_entry(dataset: Dataset) -> None:
+    """Calls per run: 1 user + 1 team (members included) + 1 time_entries per chunk + task pages.
+
+    ClickUp does not page time entries, so the cost does not grow with the number of entries: this
+    1,000-entry month costs 2 + 5 chunks (7 days each) + 1 task page = 8 calls, i.e. 8 calls per
+    1,000 entries here and fewer per 1,000 as months get busier (10,000 entries: still 8 calls,
+    plus one task page per further 100 tasks in the lists touched).
+    """
+    busy = generate_dataset(7, anchor=ANCHOR, days=30, entries=1_000)
+    with ClickUpSandbox(busy) as sandbox, clickup_source(sandbox) as source:
+        entries = fetch_all(source, busy.window)
+        stats = source.stats()
+    chunks = len(busy.window.split(7))
+    assert len(entries) == len(sandbox.entry_ids(busy.start, busy.anchor)) > 950
+    assert sandbox.call_count(routes.USER_GET) == 1
+    assert sandbox.call_count(routes.TEAMS_LIST) == 1
+    assert sandbox.call_count(routes.TIME_ENTRIES_LIST) == chunks == 5
+    assert sandbox.call_count(routes.TASKS_LIST) == 1
+    assert sandbox.call_count(routes.TASK_GET) == 0
+    assert stats["api_calls"] == sandbox.call_count() == 8
+
+
+def test_small_task_pages_are_followed_to_the_last_page(dataset: Dataset) -> None:
+    with ClickUpSandbox(dataset, task_page_size=7) as sandbox, clickup_source(sandbox) as source:
+        entries = fetch_all(source, dataset.window)
+    coded = [e for e in entries if e.custom_field_map.get("Project code")]
+    assert coded and sandbox.call_count(routes.TASKS_LIST) >= 53 // 7
+    assert sandbox.call_count(routes.TASK_GET) == 0
+
+
+def test_edits_and_deletions_show_in_the_next_fetch(sandbox: ClickUpSandbox, dataset: Dataset) -> None:
+    ids = sandbox.entry_ids(dataset.start, dataset.anchor)
+    sandbox.edit_entry(ids[0], duration_minutes=77)
+    sandbox.delete_entry(ids[1])
+    with clickup_source(sandbox) as source:
+        entries = {e.external_id: e for e in fetch_all(source, dataset.window)}
+    assert entries[ids[0]].duration_seconds == 77 * 60
+    assert ids[1] not in entries
+    assert sum(e.duration_seconds for e in entries.values()) == sandbox.total_minutes() * 60
+
+
+def test_only_the_exposed_projects_are_served(dataset: Dataset) -> None:
+    with ClickUpSandbox(dataset, projects={"pr01", "pr02"}) as sandbox, clickup_source(sandbox) as source:
+        entries = fetch_all(source, dataset.window)
+    lists = {e.container("list").id for e in entries}  # type: ignore[union-attr]
+    assert entries and lists <= {sandbox.list_id("pr01"), sandbox.list_id("pr02")}
+
+
+def test_local_time_zone_decides_the_work_date(dataset: Dataset) -> None:
+    day = date(2026, 11, 12)
+    with (
+        ClickUpSandbox(dataset, timezone="Pacific/Auckland") as sandbox,
+        clickup_source(sandbox, timezone="Pacific/Auckland") as source,
+    ):
+        entries = fetch_all(source, Window(day, day))
+        assert sorted(e.external_id for e in entries) == sorted(sandbox.entry_ids(day, day))
+    assert entries and all(e.work_date == day for e in entries)
+
+
+def _paced(dataset: Dataset, **config: Any) -> tuple[dict[str, int], float, int]:
+    clock = FakeClock()
+    with ClickUpSandbox(dataset, rate_limit_per_minute=4, clock=clock) as sandbox:
+        # The plan setting claims far more than the sandbox allows: only the headers keep us in line.
+        settings = ClickUpConfig(token=SecretStr(sandbox.token), base_url=sandbox.base_url, plan="enterprise", **config)
+        limiter = RateLimiter(10_000, clock=clock, sleep=clock.sleep)
+        with ClickUpSource(settings, limiter=limiter, sleep=clock.sleep, clock=clock) as source:
+            entries = fetch_all(source, dataset.window)
+            assert sum(e.duration_seconds for e in entries) == sandbox.total_minutes() * 60
+            return source.stats(), clock.slept, sandbox.rate_limited_count
+
+
+def test_rate_limit_headers_pace_the_source_without_429s(dataset: Dataset) -> None:
+    # One request at a time (no task listing beside the chunks), so the fake clock is exact.
+    stats, slept, rejected = _paced(dataset, concurrency=1, custom_fields=False)
+    assert (stats["api_calls"], stats["throttled"], rejected) == (7, 0, 0)
+    # 7 calls at 4 per minute: the first window had to be waited out once.
+    assert slept == pytest.approx(60.0, abs=0.1)
+
+
+def test_parallel_chunks_share_the_pause_instead_of_storming(dataset: Dataset) -> None:
+    stats, _, rejected = _paced(dataset, concurrency=4)
+    # A fake clock lets a thread's token wait pass instantly, so a request already holding a token
+    # can beat the answer that empties the quota; every 429 then pauses all threads until the
+    # reset, so at most the other workers' requests are ever refused, and each only once.
+    assert stats["throttled"] == rejected == stats["retries"] <= 3
+
+
+def test_429_without_retry_after_waits_for_the_reset(dataset: Dataset) -> None:
+    clock = FakeClock()
+    with ClickUpSandbox(dataset, clock=clock) as sandbox:
+        reset = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(clock.now) + 25)}
+        sandbox.fail_next(routes.TIME_ENTRIES_LIST, 1, 429, reset)
+        settings = ClickUpConfig(token=SecretStr(sandbox.token), base_url=sandbox.base_url, concurrency=1)
+        limiter = RateLimiter(10_000, clock=clock, sleep=clock.sleep)
+        with ClickUpSource(settings, limiter=limiter, sleep=clock.sleep, clock=clock) as source:
+            entries = fetch_all(source, dataset.window)
+            stats = source.stats()
+        assert sum(e.duration_seconds for e in entries) == sandbox.total_minutes() * 60
+    assert stats["throttled"] == 1 and stats["retries"] == 1
+    # The reset, plus one token per later call at the bucket's 10,000/min once the pause drained it.
+    assert clock.slept == pytest.approx(25.0, abs=0.1)
+
+
+def test_member_token_is_told_to_use_an_admin_token(dataset: Dataset) -> None:
+    with ClickUpSandbox(dataset, owner_role=3) as sandbox, clickup_source(sandbox) as source:
+        with pytest.raises(ConfigError, match="admin token is needed") as info:
+            source.check()
+        assert sandbox.call_count(routes.TIME_ENTRIES_LIST) == 0
+    assert "HOURBRIDGE_CLICKUP__TOKEN" in info.value.message
+
+
+# -- the sandbox speaks the official spec's shapes ------------------------------------------------
+
+
+def _find_spec() -> Path | None:
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "specs" / "clickup-api-v2-reference.json"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _null_allowed(node: Any) -> Any:
+    """ClickUp's own examples carry null where its schema says string (``custom_id``): allow null."""
+    if isinstance(node, list):
+        return [_null_allowed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _null_allowed(value) for key, value in node.items()}
+    kind = out.get("type")
+    if isinstance(kind, str) and kind != "null":
+        out["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        out["type"] = [*kind, "null"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    path = _find_spec()
+    if path is None:
+        pytest.skip("shared/specs/clickup-api-v2-reference.json not found next to the repository")
+    document: dict[str, Any] = _null_allowed(json.loads(path.read_text(encoding="utf-8")))
+    return document
+
+
+def _validate(spec: dict[str, Any], path: str, instance: Any) -> None:
+    escaped = path.replace("~", "~0").replace("/", "~1").replace("{", "%7B").replace("}", "%7D")
+    pointer = f"#/paths/{escaped}/get/responses/200/content/application~1json/schema"
+    jsonschema.Draft202012Validator({**spec, "$ref": pointer}).validate(instance)
+
+
+def test_sandbox_answers_match_the_official_schemas(sandbox: ClickUpSandbox, spec: dict[str, Any]) -> None:
+    team = sandbox.team_id
+    everyone = ",".join(sandbox.user_id(c.id) for c in sandbox.dataset.contractors)
+    flags = {"include_task_tags": "true", "include_location_names": "true", "include_approval_details": "true"}
+    task_id = sandbox.task_id(sandbox.dataset.tasks[0].id)
+    checks = [
+        ("/v2/user", "/v2/user", {}),
+        ("/v2/team", "/v2/team", {}),
+        ("/v2/team/{team_Id}/time_entries", f"/v2/team/{team}/time_entries", {"assignee": everyone, **flags}),
+        ("/v2/team/{team_Id}/task", f"/v2/team/{team}/task", {"page": "0"}),
+        ("/v2/task/{task_id}", f"/v2/task/{task_id}", {}),
+    ]
+    with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": sandbox.token}) as client:
+        start, end = sandbox.dataset.window.start, sandbox.dataset.window.end
+        for spec_path, url, params in checks:
+            if spec_path.endswith("time_entries"):
+                params = {**params, "start_date": _day_ms(start), "end_date": _day_ms(end)}
+            response = client.get(url, params=params)
+            assert response.status_code == 200, response.text
+            _validate(spec, spec_path, response.json())
+            if spec_path.endswith("time_entries"):
+                assert len(response.json()["data"]) > 100
+
+
+def _day_ms(day: date) -> str:
+    return str(int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() * 1000))

@@ -159,7 +159,8 @@ class TimeEntry:
         }
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> TimeEntry:
+    def from_payload(cls, data: dict[str, Any], *, content_hash: str = "") -> TimeEntry:
+        """Rebuild an entry; pass the stored ``content_hash`` to skip hashing it again."""
         task = data.get("task")
         return cls(
             source=data["source"],
@@ -179,6 +180,7 @@ class TimeEntry:
             started_at=_parse_iso(data.get("started_at")),
             ended_at=_parse_iso(data.get("ended_at")),
             recorded_at=_parse_iso(data.get("recorded_at")),
+            content_hash=content_hash,
         )
 
 

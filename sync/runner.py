@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped, Matcher, compile_rules
 from mappings.loader import load_document
 from mappings.schema import MappingDocument
+from sync.prefetch import prefetched_batches
 from sync.report import Period, ReportLine, WrittenReport, build_report, write_report
 from sync.settings import Settings
 from sync.store import ledger
@@ -139,7 +140,14 @@ class Runner:
 
     # ------------------------------------------------------------------ the run
 
-    def sync(self, *, write_reports: bool = True) -> RunResult:
+    def sync(
+        self,
+        *,
+        write_reports: bool = True,
+        only: Collection[tuple[str, str | None]] | None = None,
+        command: str = "sync",
+    ) -> RunResult:
+        """One run. ``only`` restricts it to (source, account) pairs (account ``None`` = every scope)."""
         # Settings an admin must fix stop the run before anything is written (like the mapping document).
         sources = self._sources
         if sources is None:
@@ -153,11 +161,14 @@ class Runner:
         errors: list[dict[str, Any]] = []
         scope_results: list[ScopeResult] = []
         with self.engine.begin() as conn:
-            run_id = ledger.start_run(conn, command="sync", as_of=self.as_of, now=self._clock())
+            run_id = ledger.start_run(conn, command=command, as_of=self.as_of, now=self._clock())
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
             for name, source in sources.items():
-                scope_results.extend(self._pull_source(name, source, run_id, errors))
+                if only is not None and not any(wanted == name for wanted, _ in only):
+                    continue
+                accounts = None if only is None else {a for w, a in only if w == name}
+                scope_results.extend(self._pull_source(name, source, run_id, errors, accounts))
             mapped = self.apply_mappings()
             reports = self.write_open_reports(scope_results) if write_reports else []
         except HourbridgeError as exc:
@@ -176,7 +187,14 @@ class Runner:
         structlog.contextvars.unbind_contextvars("run_id")
         return RunResult(run_id, self.as_of, status, scope_results, errors, mapped, reports, api)
 
-    def _pull_source(self, name: str, source: Source, run_id: int, errors: list[dict[str, Any]]) -> list[ScopeResult]:
+    def _pull_source(
+        self,
+        name: str,
+        source: Source,
+        run_id: int,
+        errors: list[dict[str, Any]],
+        accounts: set[str | None] | None = None,
+    ) -> list[ScopeResult]:
         results: list[ScopeResult] = []
         try:
             source.check()
@@ -187,6 +205,8 @@ class Runner:
             results.append(ScopeResult(name, "", "", error=exc.message))
             return results
         for scope in scopes:
+            if accounts is not None and None not in accounts and scope.account not in accounts:
+                continue
             results.append(self._pull_scope(source, scope, run_id, errors))
         return results
 
@@ -216,7 +236,8 @@ class Runner:
                         self._clock(),
                         drop_descriptions=self.settings.drop_descriptions,
                     )
-                    for batch in ledger.batched(self._with_progress(label, source.fetch(scope, chunk)), ledger.BATCH):
+                    entries = self._with_progress(label, source.fetch(scope, chunk))
+                    for batch in prefetched_batches(entries, ledger.BATCH):
                         ingest.add(batch)
                     counts = ingest.close()
             except HourbridgeError as exc:
@@ -267,7 +288,7 @@ class Runner:
                     return total
                 results = []
                 for row in rows:
-                    outcome = self.matcher.match(TimeEntry.from_payload(row.payload))
+                    outcome = self.matcher.match(TimeEntry.from_payload(row.payload, content_hash=row.content_hash))
                     if isinstance(outcome, Mapped):
                         results.append(
                             {

@@ -166,12 +166,13 @@ class WindowIngest:
                 )
             )
         }
+        payloads = {external_id: entry.to_payload() for external_id, entry in latest.items()}
         new_rows: list[dict[str, Any]] = []
         changed: list[tuple[Any, TimeEntry, str]] = []
         for external_id, entry in latest.items():
             row = existing.get(external_id)
             if row is None:
-                new_rows.append(self._entry_row(entry, version=1) | {"first_seen_at": self.now})
+                new_rows.append(self._entry_row(entry, payloads[external_id], version=1) | {"first_seen_at": self.now})
             elif row.deleted_at is not None:
                 changed.append((row, entry, "restored"))
             elif row.content_hash != entry.content_hash:
@@ -180,12 +181,18 @@ class WindowIngest:
                 self.counts.unchanged += 1
         versions: list[dict[str, Any]] = []
         if new_rows:
-            inserted = self.conn.execute(
-                insert(entries).returning(entries.c.id, entries.c.external_id, sort_by_parameter_order=True),
-                new_rows,
+            # A plain executemany (one statement for the batch), then one select for the new ids:
+            # INSERT .. RETURNING with ordered rows runs row by row on SQLite.
+            self.conn.execute(insert(entries), new_rows)
+            new_ids = self.conn.execute(
+                select(entries.c.external_id, entries.c.id).where(
+                    entries.c.source == self.source,
+                    entries.c.account == self.account,
+                    entries.c.external_id.in_([row["external_id"] for row in new_rows]),
+                )
             ).all()
-            for entry_id, external_id in inserted:
-                versions.append(self._version_row(entry_id, 1, "created", latest[external_id]))
+            for external_id, entry_id in new_ids:
+                versions.append(self._version_row(entry_id, 1, "created", latest[external_id], payloads[external_id]))
             self.counts.created += len(new_rows)
         if changed:
             self.conn.execute(
@@ -199,14 +206,14 @@ class WindowIngest:
                     {"b_id": row.id}
                     | {
                         f"b_{k}": v
-                        for k, v in self._entry_row(entry, version=row.version + 1).items()
+                        for k, v in self._entry_row(entry, payloads[entry.external_id], version=row.version + 1).items()
                         if k in _VERSIONED_COLUMNS
                     }
                     for row, entry, _ in changed
                 ],
             )
             for row, entry, change in changed:
-                versions.append(self._version_row(row.id, row.version + 1, change, entry))
+                versions.append(self._version_row(row.id, row.version + 1, change, entry, payloads[entry.external_id]))
                 if change == "restored":
                     self.counts.restored += 1
                 else:
@@ -264,7 +271,7 @@ class WindowIngest:
         advance_cursor(self.conn, self.source, self.account, self.window.end, run_id=self.run_id, now=self.now)
         return self.counts
 
-    def _entry_row(self, entry: TimeEntry, *, version: int) -> dict[str, Any]:
+    def _entry_row(self, entry: TimeEntry, payload: dict[str, Any], *, version: int) -> dict[str, Any]:
         return {
             "source": entry.source,
             "account": entry.account,
@@ -275,11 +282,13 @@ class WindowIngest:
             "duration_seconds": entry.duration_seconds,
             "person_id": entry.person.id,
             "person_name": entry.person.name,
-            "payload": entry.to_payload(),
+            "payload": payload,
             "updated_at": self.now,
         }
 
-    def _version_row(self, entry_id: int, version: int, change: str, entry: TimeEntry) -> dict[str, Any]:
+    def _version_row(
+        self, entry_id: int, version: int, change: str, entry: TimeEntry, payload: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "entry_id": entry_id,
             "version": version,
@@ -287,7 +296,7 @@ class WindowIngest:
             "content_hash": entry.content_hash,
             "work_date": entry.work_date,
             "duration_seconds": entry.duration_seconds,
-            "payload": entry.to_payload(),
+            "payload": payload,
             "run_id": self.run_id,
             "recorded_at": self.now,
         }
@@ -297,7 +306,7 @@ def entries_to_map(conn: Connection, mapping_hash: str, *, after_id: int = 0, li
     """Live entries whose stored mapping was made by another document (or never made)."""
     return list(
         conn.execute(
-            select(entries.c.id, entries.c.payload)
+            select(entries.c.id, entries.c.payload, entries.c.content_hash)
             .where(
                 entries.c.id > after_id,
                 entries.c.deleted_at.is_(None),

@@ -7,6 +7,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -72,11 +73,14 @@ def credential_key(token: str) -> str:
 
 
 class RateLimiter:
-    """A token bucket shared by every thread that uses one credential.
+    """A token bucket shared by every thread that uses one credential, capped by a sliding minute.
 
     Vendors evaluate their limits more often than once a minute, so the bucket holds a few seconds'
-    worth of burst, not a full minute. ``pause_for`` is how a 429's Retry-After reaches every
-    thread at once instead of each of them discovering it with a request of its own.
+    worth of burst, not a full minute. A bucket alone would still let ``rate x 60 + burst`` calls
+    through in some 60 s span, which a vendor's sliding window answers with 429s on long runs, so
+    every grant is also logged and no more than ``per_minute`` are granted in any 60 s.
+    ``pause_for`` is how a 429's Retry-After reaches every thread at once instead of each of them
+    discovering it with a request of its own.
     """
 
     def __init__(
@@ -90,29 +94,36 @@ class RateLimiter:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
         self.rate = per_minute / 60.0
+        self.per_minute = max(1, int(per_minute))
         self.capacity = max(1.0, self.rate * burst_seconds)
         self._tokens = self.capacity
         self._clock = clock
         self._sleep = sleep
         self._last = clock()
         self._paused_until = 0.0
+        self._granted: deque[float] = deque()
         self._lock = threading.Lock()
         self.waited = 0.0
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
+        self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._last) * self.rate)
+        self._last = max(self._last, now)
 
     def acquire(self) -> None:
         while True:
             with self._lock:
                 now = self._clock()
                 self._refill(now)
+                while self._granted and self._granted[0] <= now - 60.0:
+                    self._granted.popleft()
                 wait = max(0.0, self._paused_until - now)
+                if wait == 0.0 and len(self._granted) >= self.per_minute:
+                    wait = max(0.001, self._granted[0] + 60.0 - now)
                 if wait == 0.0:
                     # A small tolerance: float refills can land a hair under one token forever.
                     if self._tokens >= 1.0 - 1e-9:
                         self._tokens = max(0.0, self._tokens - 1.0)
+                        self._granted.append(now)
                         return
                     wait = max((1.0 - self._tokens) / self.rate, 0.001)
                 self.waited += wait

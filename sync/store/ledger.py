@@ -134,6 +134,7 @@ class WindowIngest:
     drop_descriptions: bool = False
     counts: IngestCounts = field(default_factory=IngestCounts)
     _seen: set[str] = field(default_factory=set)
+    _analyze_at: int = 2000
 
     def add(self, batch: Sequence[TimeEntry]) -> None:
         latest: dict[str, TimeEntry] = {}
@@ -194,6 +195,7 @@ class WindowIngest:
             for external_id, entry_id in new_ids:
                 versions.append(self._version_row(entry_id, 1, "created", latest[external_id], payloads[external_id]))
             self.counts.created += len(new_rows)
+            self._refresh_statistics()
         if changed:
             self.conn.execute(
                 update(entries)
@@ -220,6 +222,18 @@ class WindowIngest:
                     self.counts.updated += 1
         if versions:
             self.conn.execute(insert(entry_versions), versions)
+
+    def _refresh_statistics(self) -> None:
+        """PostgreSQL: re-ANALYZE while a large first load grows the table (at 2k, 4k, 8k… new rows).
+
+        Without statistics the planner takes the freshly filled table for a tiny one and answers the
+        per-batch key lookup by scanning every row of the scope, which makes a first sync quadratic.
+        ANALYZE inside the transaction sees its own rows; doubling the threshold keeps it rare.
+        """
+        if self.conn.dialect.name != "postgresql" or self.counts.created < self._analyze_at:
+            return
+        self.conn.exec_driver_sql("ANALYZE entries")
+        self._analyze_at = self.counts.created * 2
 
     def close(self) -> IngestCounts:
         """Tombstone live entries of the window that the complete scan did not return; advance the cursor."""

@@ -231,3 +231,20 @@ def test_send_check_hook_sees_errors_inside_a_200(mock: respx.MockRouter) -> Non
         )
     assert response.json() == {"data": {}}
     assert slept == [2]
+
+
+def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(120, burst_seconds=10, clock=clock, sleep=clock.sleep)
+    grants: list[float] = []
+    for _ in range(600):
+        limiter.acquire()
+        grants.append(clock.now)
+    # Slide a 60 s window over every grant: never more than 120 inside it.
+    j = 0
+    for i, start in enumerate(grants):
+        while grants[j] < start - 60.0 + 1e-9:
+            j += 1
+        assert i - j + 1 <= 120
+    # And the pace is still the configured rate overall (no needless waiting).
+    assert (grants[-1] - grants[0]) / 60.0 == pytest.approx(600 / 120, rel=0.05)

@@ -15,6 +15,7 @@ import urllib3
 from asana.rest import ApiException
 from pydantic import ValidationError
 
+from connectors._config import require_token
 from connectors._http import (
     CallStats,
     RateLimiter,
@@ -24,7 +25,6 @@ from connectors._http import (
     error_from_status,
     limiter_for,
     redact,
-    register_secret,
 )
 from connectors.asana.config import ENV_PREFIX, AsanaConfig
 from connectors.asana.normalize import normalize_entry
@@ -66,13 +66,7 @@ class AsanaSource:
         limiter: RateLimiter | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
-        if config.token is None or not config.token.get_secret_value().strip():
-            raise ConfigError(
-                f"Asana is enabled but no token is set: set {SETTING_TOKEN} "
-                "(or the secrets file 'asana__token') to a personal access token."
-            )
-        token = config.token.get_secret_value().strip()
-        register_secret(token)
+        token = require_token(config.token, vendor="Asana", setting=SETTING_TOKEN, what="a personal access token")
         self.config = config
         self._sleep = sleep
         self._policy = RetryPolicy(max_attempts=config.max_attempts)

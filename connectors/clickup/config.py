@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from connectors._config import check_timezone
 
 ENV_PREFIX = "HOURBRIDGE_CLICKUP__"
 
@@ -56,13 +57,7 @@ class ClickUpConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: set {ENV_PREFIX}TIMEZONE to an IANA name such as 'Europe/Berlin'"
-            ) from None
-        return value
+        return check_timezone(value, setting=f"{ENV_PREFIX}TIMEZONE")
 
     @property
     def effective_rate_limit(self) -> int:

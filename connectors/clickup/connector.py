@@ -17,6 +17,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from connectors._config import require_token
 from connectors._http import (
     CallStats,
     RateLimiter,
@@ -24,7 +25,6 @@ from connectors._http import (
     Sleep,
     limiter_for,
     make_client,
-    register_secret,
     send,
 )
 from connectors.base import register_source
@@ -107,13 +107,9 @@ class ClickUpSource:
         clock: Clock = time.time,
     ) -> None:
         """``clock`` is the wall clock (Unix seconds) that ``X-RateLimit-Reset`` is read against."""
-        if config.token is None or not config.token.get_secret_value().strip():
-            raise ConfigError(
-                f"ClickUp is enabled but no token is set: set {SETTING_TOKEN} "
-                "(or the secrets file 'clickup__token') to the API token of a Workspace owner or admin."
-            )
-        token = config.token.get_secret_value().strip()
-        register_secret(token)
+        token = require_token(
+            config.token, vendor="ClickUp", setting=SETTING_TOKEN, what="the API token of a Workspace owner or admin"
+        )
         self.config = config
         self._zone = ZoneInfo(config.timezone)
         self._sleep = sleep

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from connectors._config import check_timezone
 
 ENV_PREFIX = "HOURBRIDGE_MONDAY__"
 
@@ -62,13 +63,7 @@ class MondayConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: set {ENV_PREFIX}TIMEZONE to an IANA name such as 'Europe/Berlin'"
-            ) from None
-        return value
+        return check_timezone(value, setting=f"{ENV_PREFIX}TIMEZONE")
 
     @field_validator("field_column_types")
     @classmethod

@@ -17,6 +17,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from connectors._config import require_token
 from connectors._http import (
     CallStats,
     RateLimiter,
@@ -25,7 +26,6 @@ from connectors._http import (
     limiter_for,
     make_client,
     redact,
-    register_secret,
     send,
 )
 from connectors.base import register_source
@@ -253,13 +253,7 @@ class MondaySource:
         sleep: Sleep = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if config.token is None or not config.token.get_secret_value().strip():
-            raise ConfigError(
-                f"monday.com is enabled but no token is set: set {SETTING_TOKEN} "
-                "(or the secrets file 'monday__token') to a personal API token."
-            )
-        token = config.token.get_secret_value().strip()
-        register_secret(token)
+        token = require_token(config.token, vendor="monday.com", setting=SETTING_TOKEN, what="a personal API token")
         self.config = config
         self._zone = ZoneInfo(config.timezone)
         self._sleep = sleep

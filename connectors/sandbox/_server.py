@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 Clock = Callable[[], float]
@@ -460,3 +460,41 @@ class SandboxServer:
             return route.handler(request)
         except Exception as exc:  # a crashing handler must still answer, like a real 500
             return self._error(500, f"{type(exc).__name__}: {exc}")
+
+
+class HostedSandbox:
+    """Lifecycle every emulator shares: start/stop, context manager, its URL, server and token.
+
+    Subclasses create ``self._server`` (a ``SandboxServer``) and ``self._token`` in ``__init__``.
+    """
+
+    _server: SandboxServer
+    _token: str
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port><base path>``: what a connector uses instead of the vendor's host."""
+        return self._server.base_url
+
+    @property
+    def server(self) -> SandboxServer:
+        return self._server
+
+    @property
+    def token(self) -> str:
+        return self._token

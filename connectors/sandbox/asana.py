@@ -14,11 +14,10 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from itertools import islice
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.sandbox._server import Clock, Request, Response, SandboxServer, json_response
+from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/api/1.0"
@@ -205,7 +204,7 @@ def _iso_instant(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-class AsanaSandbox:
+class AsanaSandbox(HostedSandbox):
     """Asana on 127.0.0.1: users, workspaces, projects, tasks and time tracking entries, with controls.
 
     Each data-set project becomes an Asana project (``attributable_to``), each task a task carrying the
@@ -426,37 +425,6 @@ class AsanaSandbox:
         return self._actual
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> AsanaSandbox:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> AsanaSandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>/api/1.0``: what the connector uses instead of app.asana.com."""
-        return self._server.base_url
-
-    @property
-    def server(self) -> SandboxServer:
-        return self._server
-
-    @property
-    def token(self) -> str:
-        return self._token
 
     # -- ids -------------------------------------------------------------------------------------
 

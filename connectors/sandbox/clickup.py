@@ -11,11 +11,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox._server import Clock, Request, Response, SandboxServer, json_response
+from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/api"
@@ -132,7 +131,7 @@ class _QuotaWindows:
             return allowed, headers
 
 
-class ClickUpSandbox:
+class ClickUpSandbox(HostedSandbox):
     """ClickUp on 127.0.0.1: one Workspace with its members, lists, tasks and time entries, with controls.
 
     The data set maps as: the Workspace holds one space "Clients"; each client is a folder, each
@@ -374,37 +373,6 @@ class ClickUpSandbox:
         self._starts = [start for start, _ in self._order]
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> ClickUpSandbox:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> ClickUpSandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>/api``: what the connector uses instead of api.clickup.com/api."""
-        return self._server.base_url
-
-    @property
-    def server(self) -> SandboxServer:
-        return self._server
-
-    @property
-    def token(self) -> str:
-        return self._token
 
     @property
     def team_id(self) -> str:

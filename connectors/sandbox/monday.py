@@ -14,7 +14,6 @@ from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,7 @@ from graphql import (
     validate,
 )
 
-from connectors.sandbox._server import Clock, Request, Response, SandboxServer, json_response
+from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/v2"
@@ -253,7 +252,7 @@ def _cost(selection: SelectionSetNode | None, multiplier: int, variables: Mappin
     return total
 
 
-class MondaySandbox:
+class MondaySandbox(HostedSandbox):
     """monday.com on 127.0.0.1: boards, groups, items with time tracking history, users, with controls.
 
     Each data-set project becomes a board (board name = project name), each task category a group,
@@ -352,29 +351,6 @@ class MondaySandbox:
             self.running_session_id = f"{first}:{sid}"
 
     # -- lifecycle ---------------------------------------------------------------------------------
-
-    def start(self) -> MondaySandbox:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> MondaySandbox:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    @property
-    def token(self) -> str:
-        return self._token
 
     # -- controls ----------------------------------------------------------------------------------
 

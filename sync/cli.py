@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from connectors.errors import ConfigError, HourbridgeError
+from sync.cli_mappings import register as register_mapping_commands
+from sync.cli_ops import register as register_ops_commands
 from sync.logging import configure_logging
 from sync.report import Period
 from sync.settings import Settings, describe_settings, load_settings
@@ -315,6 +317,10 @@ def _print_run(result: Any) -> None:
         err.print(f"[red]error[/] {error.get('source') or ''} {error['error']}", highlight=False, soft_wrap=True)
     for written in result.reports:
         out.print(f"report {written.period.label}: {', '.join(str(p) for p in written.files)}")
+
+
+register_ops_commands(app)
+register_mapping_commands(app, mappings_app)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +17,12 @@ from connectors._http import redact
 from connectors.base import Source
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
-from mappings.engine import Mapped, Matcher, compile_rules
-from mappings.loader import load_document
-from mappings.schema import MappingDocument
+from mappings.engine import Mapped
+from sync.mapping_admin import ActiveMapping, adopt, choose_mapping
 from sync.prefetch import prefetched_batches
 from sync.report import Period, ReportLine, WrittenReport, build_report, write_report
 from sync.settings import Settings
-from sync.store import ledger
+from sync.store import ledger, revisions
 from sync.store.db import make_engine, upgrade
 
 log = structlog.get_logger("hourbridge.run")
@@ -59,16 +59,13 @@ class RunResult:
         return sum(s.counts.versions_written for s in self.scopes)
 
 
-def load_mapping(path: Path) -> tuple[MappingDocument, Matcher]:
-    """Read and compile the mapping document; any problem stops the run before anything is written."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"mapping document {path} does not exist: create it or point HOURBRIDGE_MAPPINGS_FILE at it"
-        ) from None
-    document = load_document(text, filename=str(path))
-    return document, compile_rules(document)
+def load_mapping(settings: Settings, engine: Engine) -> ActiveMapping:
+    """The document this run maps with; any problem stops the run before anything is written.
+
+    The file HOURBRIDGE_MAPPINGS_FILE names when it exists, else the database's current revision
+    (the precedence is documented in the README section "The mapping document").
+    """
+    return choose_mapping(settings, engine)
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
@@ -129,9 +126,13 @@ class Runner:
         self.as_of = (as_of or clock()).astimezone(UTC)
         self._clock = clock
         self._progress = progress
-        # Validate the mapping document first: an invalid one must stop the run before any write.
-        self.document, self.matcher = load_mapping(settings.mappings_file)
         self.engine = engine or make_engine(settings.database_url)
+        # Validate the mapping document first: an invalid one must stop the run before any write.
+        self.mapping = load_mapping(settings, self.engine)
+        self.document, self.matcher = self.mapping.document, self.mapping.matcher
+        # Set by apply_mappings; code names of entries mapped by other revisions come from those.
+        self.mapping_revision: int | None = self.mapping.revision
+        self._revision_codes: dict[int, dict[str, str]] = {}
         self._sources = sources
 
     def close(self) -> None:
@@ -277,13 +278,18 @@ class Runner:
     # ------------------------------------------------------------------ mapping and reports
 
     def apply_mappings(self) -> int:
-        """Map every live entry whose stored result came from another document (or none yet)."""
+        """Map every live entry of the open periods whose result is missing or came from another revision.
+
+        The settings' file is stored as a new revision first when its content changed. Every period
+        is open for now; closed periods (with accounting delivery) will keep their revision.
+        """
+        revision = self.mapping_revision = adopt(self.engine, self.mapping, now=self._clock())
         digest = self.matcher.document_hash
         total = 0
         after = 0
         while True:
             with self.engine.begin() as conn:
-                rows = ledger.entries_to_map(conn, digest, after_id=after)
+                rows = revisions.entries_to_map(conn, revision, after_id=after)
                 if not rows:
                     return total
                 results = []
@@ -318,7 +324,7 @@ class Runner:
                                 "unmapped_detail": outcome.detail,
                             }
                         )
-                total += ledger.store_mappings(conn, digest, results)
+                total += revisions.store_mappings(conn, revision, digest, results)
                 after = rows[-1].id
 
     def report(self, period: Period, folder: Path | None = None) -> WrittenReport:
@@ -339,7 +345,7 @@ class Runner:
     def _report_line(self, row: Any) -> ReportLine:
         payload = row.payload
         entry = TimeEntry.from_payload(payload)
-        code = self.document.codes.get(row.code) if row.code else None
+        code_name = self._code_name(row.code, row.mapping_revision) if row.code else None
         container = " / ".join(c.name or c.id for c in entry.containers)
         return ReportLine(
             source=row.source,
@@ -351,7 +357,7 @@ class Runner:
             person_name=row.person_name,
             contractor=row.contractor or row.person_name or row.person_id,
             code=row.code,
-            code_name=code.name if code is not None else None,
+            code_name=code_name,
             client=row.client,
             cost_center=row.cost_center,
             billable=bool(row.billable),
@@ -363,3 +369,16 @@ class Runner:
             description="" if self.settings.drop_descriptions else (entry.description or ""),
             version=row.version,
         )
+
+    def _code_name(self, code: str, revision: int | None) -> str | None:
+        """The code's name in the revision that mapped the entry (the current document when that is it)."""
+        if revision is None or revision == self.mapping_revision:
+            found = self.document.codes.get(code)
+            return found.name if found is not None else None
+        names = self._revision_codes.get(revision)
+        if names is None:
+            with self.engine.connect() as conn:
+                stored = revisions.get(conn, revision)
+            codes = json.loads(stored.canonical_json).get("codes", {}) if stored is not None else {}
+            names = self._revision_codes[revision] = {key: str(value.get("name")) for key, value in codes.items()}
+        return names.get(code)

@@ -68,6 +68,53 @@ class Settings(BaseSettings):
     monday: MondayConfig | None = Field(
         default=None, description="monday.com source; enabled when any HOURBRIDGE_MONDAY__ setting is present."
     )
+    # --- running on a schedule and at scale (sync/schedule.py, sync/worker.py, sync/health.py) ---
+    schedule: str = Field(
+        default="*/30 * * * *",
+        description="Cron expression (UTC) of `hourbridge schedule` and of the worker's periodic pulls.",
+    )
+    health_max_intervals: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="`hourbridge health` fails when a source's last success is older than this many intervals.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the Prometheus /metrics of `worker` and `schedule` (off when unset; 9464 is usual).",
+    )
+    worker_retry_attempts: int = Field(
+        default=5, ge=0, le=50, description="Retries of a failed worker job (transient API or database errors)."
+    )
+    worker_retry_seconds: int = Field(
+        default=60, ge=0, le=86_400, description="Wait before a job's first retry; each further retry waits this more."
+    )
+    worker_stalled_seconds: int = Field(
+        default=60,
+        ge=2,
+        le=86_400,
+        description="A job whose worker sent no heartbeat for this long (killed, lost) is retried by another worker.",
+    )
+    worker_shutdown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, how long a running job may finish its scope before it stops after the current window.",
+    )
+    source_factory: str | None = Field(
+        default=None,
+        description="module:function returning the sources to pull instead of the configured tools (tests, plugins).",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter  # procrastinate's own cron parser, so both schedulers read cron alike
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r} (e.g. '*/30 * * * *')")
+        return value
 
     @classmethod
     def settings_customise_sources(

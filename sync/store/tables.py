@@ -98,3 +98,29 @@ entry_versions = Table(
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+# --------------------------------------------------------------------------- mapping revisions
+
+# Append-only: every mapping document ever applied, who applied it, when and why. The current
+# revision is the one with the highest id; nothing is ever updated or deleted.
+mapping_revisions = Table(
+    "mapping_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # The revision this one replaced. UNIQUE keeps history linear: when two workers apply at the
+    # same moment, one insert fails and that worker adopts the other's revision instead.
+    Column("parent_id", Integer, ForeignKey("mapping_revisions.id"), unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("author", String(256), nullable=False),
+    Column("comment", Text, nullable=False),
+    # sha256 of canonical_json; equal to entries.mapping_hash of the entries this revision mapped.
+    Column("content_hash", String(64), nullable=False),
+    Column("canonical_json", Text, nullable=False),
+    Column("yaml_text", Text, nullable=False),
+    Index("ix_mapping_revisions_content_hash", "content_hash"),
+)
+
+# Which revision produced an entry's stored mapping (NULL = not mapped under a stored revision yet).
+# Appended here rather than written into `entries` above so the 0001 table definition stays as it was.
+entries.append_column(Column("mapping_revision", Integer, ForeignKey("mapping_revisions.id")))
+Index("ix_entries_mapping_revision", entries.c.mapping_revision)

@@ -1,0 +1,550 @@
+"""A local emulator of Xero's Projects time entries and Accounting bills, with tenant headers, limits and replays."""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from connectors.delivery import encode_json
+from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer
+
+DEFAULT_TENANT = "b2d1a7a4-5d3e-4c55-9a43-7c2f0e1d9a10"
+DEFAULT_TOKEN = "xero_sandbox_access_token"  # noqa: S105  (a fake credential the local emulator accepts)
+PROJECTS_PATH = "/projects.xro/2.0"
+ACCOUNTING_PATH = "/api.xro/2.0"
+MAX_MINUTES = 59_940
+MAX_KEY = 128
+DAY_SECONDS = 86_400.0
+
+# Route names, for ``fail_next`` and ``call_count``.
+PROJECTS_LIST = "projects.list"
+USERS_LIST = "projects.users"
+TASKS_LIST = "projects.tasks"
+TIME_LIST = "time.list"
+TIME_CREATE = "time.create"
+TIME_UPDATE = "time.update"
+TIME_DELETE = "time.delete"
+CONTACTS_LIST = "contacts.list"
+TRACKING_LIST = "tracking.list"
+INVOICES_LIST = "invoices.list"
+INVOICES_PUT = "invoices.put"
+INVOICES_POST = "invoices.post"
+WRITES = (TIME_CREATE, TIME_UPDATE, TIME_DELETE, INVOICES_PUT, INVOICES_POST)
+
+_NS = uuid.UUID("8f3a2c4e-1b6d-4e8f-9a0b-2c4d6e8f0a1b")
+_DROP = Response(599)
+_WHERE_NAME = re.compile(r'Name\s*==\s*"((?:[^"\\]|\\.)*)"')
+
+Json = dict[str, Any]
+
+
+def _id(kind: str, name: str) -> str:
+    return str(uuid.uuid5(_NS, f"{kind}:{name}"))
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(status, encode_json(payload))
+
+
+def _error(status: int, message: str) -> Response:
+    titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests"}
+    return _json({"Title": titles.get(status, "Error"), "Status": status, "Detail": message}, status)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, body: Json) -> None:
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+
+
+def _projects_error(message: str, field: str = "") -> _Refused:
+    return _Refused(400, {"message": message, "modelState": {field: [message]} if field else {}})
+
+
+class _Server(SandboxServer):
+    """Counts calls in flight (Xero allows five per tenant) and drops connections when asked to."""
+
+    def __init__(self, owner: XeroSandbox, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owner = owner
+
+    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        tenant = headers.get("xero-tenant-id", "")
+        if not self._owner._enter(tenant):
+            return self._owner._throttled(tenant, "concurrent", 1)
+        try:
+            response = super().dispatch(method, target, headers, body)
+        finally:
+            self._owner._leave(tenant)
+        if response is _DROP:
+            raise ConnectionAbortedError("sandbox dropped the connection after committing the write")
+        return response
+
+
+class XeroSandbox(HostedSandbox):
+    """Xero on 127.0.0.1: one organisation's projects, users, contacts, accounts and tracking, with controls.
+
+    ``projects`` maps project names to their task names. Limits per tenant: ``rate_limit_per_minute``
+    (60), ``day_limit`` (5000) and ``max_concurrency`` (5); a 429 carries ``Retry-After`` and
+    ``X-Rate-Limit-Problem``, and every answer carries ``X-MinLimit-Remaining``,
+    ``X-DayLimit-Remaining`` and ``X-AppMinLimit-Remaining``. ``Idempotency-Key`` replays the first
+    answer. ``fail_after_commit`` stores a write and loses its answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        token: str = DEFAULT_TOKEN,
+        projects: Mapping[str, Iterable[str]] | None = None,
+        users: Iterable[str] = (),
+        contacts: Iterable[str] = (),
+        accounts: Iterable[str] = (),
+        tracking: Mapping[str, Iterable[str]] | None = None,
+        rate_limit_per_minute: int | None = 60,
+        day_limit: int | None = 5000,
+        max_concurrency: int = 5,
+        clock: Clock | None = None,
+    ) -> None:
+        self._tenant = tenant_id
+        self._token = token
+        self._clock: Clock = clock or time.monotonic
+        self._minute_limit = rate_limit_per_minute
+        self._day_limit = day_limit
+        self._max_concurrency = max_concurrency
+        self._lock = threading.RLock()
+        self._minute_hits: deque[float] = deque()
+        self._day_hits: deque[float] = deque()
+        self._in_flight: dict[str, int] = {}
+        self._projects: dict[str, Json] = {}
+        self._tasks: dict[str, dict[str, Json]] = {}
+        for name, tasks in (projects or {}).items():
+            pid = _id("project", name)
+            self._projects[pid] = {"projectId": pid, "name": name, "status": "INPROGRESS", "currencyCode": "USD"}
+            self._tasks[pid] = {
+                _id(f"task:{pid}", t): {"taskId": _id(f"task:{pid}", t), "name": t, "projectId": pid,
+                                         "chargeType": "TIME", "status": "ACTIVE"}
+                for t in tasks
+            }  # fmt: skip
+        self._users = {_id("user", n): {"userId": _id("user", n), "name": n, "email": f"user{i}@example.com"}
+                       for i, n in enumerate(users)}  # fmt: skip
+        self._contacts = {_id("contact", n): {"ContactID": _id("contact", n), "Name": n, "ContactStatus": "ACTIVE"}
+                          for n in contacts}  # fmt: skip
+        self._accounts = set(accounts)
+        self._tracking: dict[str, Json] = {
+            _id("tracking", c): {
+                "TrackingCategoryID": _id("tracking", c),
+                "Name": c,
+                "Status": "ACTIVE",
+                "Options": [{"TrackingOptionID": _id(f"option:{c}", o), "Name": o, "Status": "ACTIVE"} for o in opts],
+            }
+            for c, opts in (tracking or {}).items()
+        }
+        self._entries: dict[str, Json] = {}
+        self._invoices: dict[str, Json] = {}
+        self._replies: dict[str, Response] = {}
+        self._drop_after_commit: list[int | None] = []
+        self._server = _Server(self, error_factory=_error)
+        route = self._server.route
+        route("GET", f"{PROJECTS_PATH}/Projects", self._guarded(self._list_projects), name=PROJECTS_LIST)
+        route("GET", f"{PROJECTS_PATH}/ProjectsUsers", self._guarded(self._list_users), name=USERS_LIST)
+        route("GET", f"{PROJECTS_PATH}/Projects/{{projectId}}/Tasks", self._guarded(self._list_tasks), name=TASKS_LIST)
+        route("GET", f"{PROJECTS_PATH}/Projects/{{projectId}}/Time", self._guarded(self._list_time), name=TIME_LIST)
+        route("POST", f"{PROJECTS_PATH}/Projects/{{projectId}}/Time", self._write(self._create_time), name=TIME_CREATE)
+        entry = f"{PROJECTS_PATH}/Projects/{{projectId}}/Time/{{timeEntryId}}"
+        route("PUT", entry, self._write(self._update_time), name=TIME_UPDATE)
+        route("DELETE", entry, self._write(self._delete_time), name=TIME_DELETE)
+        route("GET", f"{ACCOUNTING_PATH}/Contacts", self._guarded(self._list_contacts), name=CONTACTS_LIST)
+        route("GET", f"{ACCOUNTING_PATH}/TrackingCategories", self._guarded(self._list_tracking), name=TRACKING_LIST)
+        route("GET", f"{ACCOUNTING_PATH}/Invoices", self._guarded(self._list_invoices), name=INVOICES_LIST)
+        route("PUT", f"{ACCOUNTING_PATH}/Invoices", self._write(self._put_invoices), name=INVOICES_PUT)
+        route("POST", f"{ACCOUNTING_PATH}/Invoices", self._write(self._post_invoices), name=INVOICES_POST)
+
+    # -- controls --------------------------------------------------------------------------------
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant
+
+    @property
+    def projects_url(self) -> str:
+        return self._server.root_url + PROJECTS_PATH
+
+    @property
+    def accounting_url(self) -> str:
+        return self._server.root_url + ACCOUNTING_PATH
+
+    def time_entries(self) -> list[Json]:
+        with self._lock:
+            return [copy.deepcopy(e) for e in self._entries.values()]
+
+    def invoices(self) -> list[Json]:
+        with self._lock:
+            return [self._public_invoice(i) for i in self._invoices.values()]
+
+    def call_count(self, route: str | None = None) -> int:
+        return self._server.call_count(route)
+
+    def fail_after_commit(self, n: int = 1, *, status: int | None = None) -> None:
+        """Store the next ``n`` writes but lose the answer: the connection drops, or ``status`` comes back."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        with self._lock:
+            self._drop_after_commit.extend([status] * n)
+
+    def set_invoice_status(self, invoice_id: str, status: str) -> None:
+        """Change a bill's status, as approving it in the Xero UI would."""
+        with self._lock:
+            self._invoices[invoice_id]["Status"] = status
+
+    def project_id(self, name: str) -> str:
+        return _id("project", name)
+
+    # -- limits ----------------------------------------------------------------------------------
+
+    def _enter(self, tenant: str) -> bool:
+        with self._lock:
+            if self._in_flight.get(tenant, 0) >= self._max_concurrency:
+                return False
+            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
+            return True
+
+    def _leave(self, tenant: str) -> None:
+        with self._lock:
+            self._in_flight[tenant] = max(0, self._in_flight.get(tenant, 0) - 1)
+
+    def _remaining(self) -> dict[str, str]:
+        now = self._clock()
+        while self._minute_hits and self._minute_hits[0] <= now - 60.0:
+            self._minute_hits.popleft()
+        while self._day_hits and self._day_hits[0] <= now - DAY_SECONDS:
+            self._day_hits.popleft()
+        minute = (self._minute_limit or 10_000) - len(self._minute_hits)
+        day = (self._day_limit or 1_000_000) - len(self._day_hits)
+        return {
+            "X-MinLimit-Remaining": str(max(0, minute)),
+            "X-DayLimit-Remaining": str(max(0, day)),
+            "X-AppMinLimit-Remaining": str(max(0, 10_000 - len(self._minute_hits))),
+        }
+
+    def _throttled(self, tenant: str, problem: str, retry_after: int) -> Response:
+        with self._lock:
+            headers = self._remaining()
+        headers.update({"Retry-After": str(retry_after), "X-Rate-Limit-Problem": problem})
+        return _error(429, f"Rate limit exceeded: {problem}").with_headers(headers)
+
+    def _spend(self) -> Response | None:
+        """Count one call; the 429 to answer when a limit is already spent."""
+        with self._lock:
+            self._remaining()  # ages out old hits
+            now = self._clock()
+            if self._day_limit is not None and len(self._day_hits) >= self._day_limit:
+                wait = int(self._day_hits[0] + DAY_SECONDS - now) + 1
+                return self._throttled(self._tenant, "day", wait)
+            if self._minute_limit is not None and len(self._minute_hits) >= self._minute_limit:
+                wait = max(1, int(self._minute_hits[0] + 60.0 - now) + 1)
+                return self._throttled(self._tenant, "minute", wait)
+            self._minute_hits.append(now)
+            self._day_hits.append(now)
+            return None
+
+    def _check(self, request: Request) -> Response | None:
+        token = request.bearer_token or ""
+        if not hmac.compare_digest(token.encode(), self._token.encode()):
+            return _error(401, "AuthenticationUnsuccessful: the access token is not valid")
+        tenant = request.headers.get("xero-tenant-id")
+        if not tenant:
+            return _error(400, "Xero-Tenant-Id header is missing")
+        if tenant != self._tenant:
+            return _error(403, "AuthorizationUnsuccessful: this connection may not use that tenant")
+        return self._spend()
+
+    def _finish(self, response: Response) -> Response:
+        with self._lock:
+            return response.with_headers(self._remaining())
+
+    def _guarded(self, handler: Any) -> Any:
+        def run(request: Request) -> Response:
+            blocked = self._check(request)
+            if blocked is not None:
+                return blocked
+            try:
+                with self._lock:
+                    return self._finish(handler(request))
+            except _Refused as refused:
+                return self._finish(_json(refused.body, refused.status))
+
+        return run
+
+    def _write(self, handler: Any) -> Any:
+        def run(request: Request) -> Response:
+            blocked = self._check(request)
+            if blocked is not None:
+                return blocked
+            key = request.headers.get("idempotency-key")
+            if key is not None and len(key) > MAX_KEY:
+                return self._finish(_error(400, f"Idempotency-Key is longer than {MAX_KEY} characters"))
+            with self._lock:
+                slot = f"{self._tenant}:{key}" if key else None
+                if slot is not None and slot in self._replies:
+                    return self._finish(self._replies[slot])
+                try:
+                    response = handler(request)
+                except _Refused as refused:
+                    response = _json(refused.body, refused.status)
+                if slot is not None:
+                    self._replies[slot] = response
+                if self._drop_after_commit:
+                    status = self._drop_after_commit.pop(0)
+                    return _DROP if status is None else _error(status, "The service did not answer in time")
+                return self._finish(response)
+
+        return run
+
+    # -- projects ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _page(request: Request, items: list[Json]) -> Json:
+        page = max(1, int(request.arg("page") or 1))
+        size = min(500, max(1, int(request.arg("pageSize") or 50)))
+        chunk = items[(page - 1) * size : page * size]
+        count = max(1, -(-len(items) // size))
+        return {"pagination": {"page": page, "pageSize": size, "pageCount": count, "itemCount": len(items)},
+                "items": copy.deepcopy(chunk)}  # fmt: skip
+
+    def _list_projects(self, request: Request) -> Response:
+        states = set((request.arg("states") or "").split(",")) - {""}
+        rows = [p for p in self._projects.values() if not states or p["status"] in states]
+        return _json(self._page(request, rows))
+
+    def _list_users(self, request: Request) -> Response:
+        return _json(self._page(request, list(self._users.values())))
+
+    def _project(self, request: Request) -> str:
+        pid = request.params["projectId"]
+        if pid not in self._projects:
+            raise _Refused(404, {"message": f"Project {pid} not found"})
+        return pid
+
+    def _list_tasks(self, request: Request) -> Response:
+        return _json(self._page(request, list(self._tasks[self._project(request)].values())))
+
+    def _list_time(self, request: Request) -> Response:
+        pid = self._project(request)
+        rows = [e for e in self._entries.values() if e["projectId"] == pid]
+        for name in ("userId", "taskId"):
+            wanted = request.arg(name)
+            if wanted:
+                rows = [e for e in rows if e[name] == wanted]
+        after, before = request.arg("dateAfterUtc"), request.arg("dateBeforeUtc")
+        if after:
+            rows = [e for e in rows if _instant(e["dateUtc"]) >= _instant(after)]
+        if before:
+            rows = [e for e in rows if _instant(e["dateUtc"]) <= _instant(before)]
+        return _json(self._page(request, sorted(rows, key=lambda e: (e["dateUtc"], e["timeEntryId"]))))
+
+    def _entry_body(self, request: Request, pid: str) -> Json:
+        try:
+            body = request.json()
+        except ValueError:
+            raise _projects_error("The request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _projects_error("The request body must be an object")
+        for field in ("userId", "taskId", "dateUtc", "duration"):
+            if body.get(field) is None:
+                raise _projects_error(f"The {field} field is required.", field)
+        if body["userId"] not in self._users:
+            raise _projects_error("The user is not a project user", "userId")
+        if body["taskId"] not in self._tasks[pid]:
+            raise _projects_error("The task does not belong to this project", "taskId")
+        duration = body["duration"]
+        if not isinstance(duration, int) or isinstance(duration, bool) or not 1 <= duration <= MAX_MINUTES:
+            raise _projects_error(f"Duration must be between 1 and {MAX_MINUTES} minutes", "duration")
+        try:
+            _instant(str(body["dateUtc"]))
+        except ValueError:
+            raise _projects_error("dateUtc is not an ISO-8601 date-time", "dateUtc") from None
+        return body
+
+    def _create_time(self, request: Request) -> Response:
+        pid = self._project(request)
+        body = self._entry_body(request, pid)
+        entry_id = str(uuid.uuid4())
+        entry = {
+            "timeEntryId": entry_id, "userId": body["userId"], "projectId": pid, "taskId": body["taskId"],
+            "dateUtc": body["dateUtc"], "dateEnteredUtc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "duration": body["duration"], "description": body.get("description"), "status": "ACTIVE",
+        }  # fmt: skip
+        self._entries[entry_id] = entry
+        return _json(entry)
+
+    def _stored_entry(self, request: Request) -> Json:
+        pid = self._project(request)
+        entry = self._entries.get(request.params["timeEntryId"])
+        if entry is None or entry["projectId"] != pid:
+            raise _Refused(404, {"message": "Time entry not found"})
+        if entry["status"] != "ACTIVE":
+            raise _projects_error(f"A time entry in status {entry['status']} cannot be changed")
+        return entry
+
+    def _update_time(self, request: Request) -> Response:
+        entry = self._stored_entry(request)
+        body = self._entry_body(request, entry["projectId"])
+        # Xero: leaving description out of an update sets it to null.
+        entry.update(userId=body["userId"], taskId=body["taskId"], dateUtc=body["dateUtc"],
+                     duration=body["duration"], description=body.get("description"))  # fmt: skip
+        return Response(204)
+
+    def _delete_time(self, request: Request) -> Response:
+        entry = self._stored_entry(request)
+        del self._entries[entry["timeEntryId"]]
+        return Response(204)
+
+    # -- accounting --------------------------------------------------------------------------------
+
+    def _list_contacts(self, request: Request) -> Response:
+        where = request.arg("where")
+        rows = list(self._contacts.values())
+        if where:
+            names = {re.sub(r"\\(.)", r"\1", n).casefold() for n in _WHERE_NAME.findall(where)}
+            rows = [c for c in rows if c["Name"].casefold() in names]
+        return _json({"Contacts": copy.deepcopy(rows)})
+
+    def _list_tracking(self, request: Request) -> Response:
+        return _json({"TrackingCategories": copy.deepcopy(list(self._tracking.values()))})
+
+    def _list_invoices(self, request: Request) -> Response:
+        rows = list(self._invoices.values())
+        numbers, ids = request.arg("InvoiceNumbers"), request.arg("IDs")
+        if numbers:
+            wanted = set(numbers.split(","))
+            rows = [i for i in rows if i.get("InvoiceNumber") in wanted]
+        if ids:
+            wanted = set(ids.split(","))
+            rows = [i for i in rows if i["InvoiceID"] in wanted]
+        return _json({"Invoices": [self._public_invoice(i) for i in rows]})
+
+    def _public_invoice(self, invoice: Json) -> Json:
+        out = copy.deepcopy(invoice)
+        out["Contact"] = copy.deepcopy(self._contacts.get(invoice["Contact"]["ContactID"], invoice["Contact"]))
+        return out
+
+    def _invoices_body(self, request: Request) -> list[Json]:
+        try:
+            body = json.loads(request.body.decode("utf-8"), parse_float=Decimal)
+        except ValueError:
+            raise _Refused(
+                400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": "bad JSON"}
+            ) from None
+        invoices = body.get("Invoices") if isinstance(body, dict) else None
+        if not isinstance(invoices, list):
+            raise _Refused(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": "no Invoices"})
+        return invoices
+
+    def _put_invoices(self, request: Request) -> Response:
+        return self._save_invoices(request, create_only=True)
+
+    def _post_invoices(self, request: Request) -> Response:
+        return self._save_invoices(request, create_only=False)
+
+    def _save_invoices(self, request: Request, *, create_only: bool) -> Response:
+        results: list[Json] = []
+        for raw in self._invoices_body(request):
+            errors: list[str] = []
+            saved = self._save_invoice(raw, create_only, errors) if isinstance(raw, dict) else None
+            if saved is None:
+                failed = copy.deepcopy(raw) if isinstance(raw, dict) else {}
+                failed.update(HasErrors=True, StatusAttributeString="ERROR",
+                              ValidationErrors=[{"Message": m} for m in errors or ["Invalid invoice"]])  # fmt: skip
+                results.append(failed)
+            else:
+                results.append(self._public_invoice(saved))
+        if request.arg(
+            "summarizeErrors",
+        ) not in (None, "false") and any(r.get("HasErrors") for r in results):
+            elements = [r for r in results if r.get("HasErrors")]
+            raise _Refused(400, {"ErrorNumber": 10, "Type": "ValidationException",
+                                 "Message": "A validation exception occurred", "Elements": elements})  # fmt: skip
+        return _json({"Id": str(uuid.uuid4()), "Status": "OK", "Invoices": results})
+
+    def _save_invoice(self, raw: Json, create_only: bool, errors: list[str]) -> Json | None:
+        invoice_id = raw.get("InvoiceID")
+        current = self._invoices.get(str(invoice_id)) if invoice_id else None
+        if invoice_id and (create_only or current is None):
+            errors.append("An existing invoice cannot be updated with PUT" if create_only else "Invoice not found")
+            return None
+        status = raw.get("Status", current["Status"] if current else "DRAFT")
+        if current is not None:
+            if current["Status"] not in ("DRAFT", "SUBMITTED"):
+                errors.append(f"This document cannot be edited as it has a status of {current['Status']}")
+                return None
+            if status == "DELETED":
+                current["Status"] = "DELETED"
+                return current
+        if raw.get("Type") not in ("ACCPAY", "ACCREC"):
+            errors.append("Invoice Type must be ACCPAY or ACCREC")
+        contact = raw.get("Contact") or {}
+        if str(contact.get("ContactID")) not in self._contacts:
+            errors.append("A valid Contact is required")
+        if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+            errors.append(f"Status {status} is not valid when saving an invoice")
+        items = raw.get("LineItems") or []
+        kept = {li["LineItemID"] for li in (current or {}).get("LineItems", [])}
+        lines: list[Json] = []
+        for n, item in enumerate(items, start=1):
+            lines.append(self._line_item(item, n, kept, errors))
+        if errors:
+            return None
+        stored = {
+            "InvoiceID": str(invoice_id or uuid.uuid4()), "Type": raw["Type"],
+            "Contact": {"ContactID": contact["ContactID"]}, "InvoiceNumber": raw.get("InvoiceNumber"),
+            "Date": raw.get("Date") or date.today().isoformat(), "DueDate": raw.get("DueDate"),
+            "Status": status, "LineAmountTypes": raw.get("LineAmountTypes", "Exclusive"),
+            "CurrencyCode": raw.get("CurrencyCode", "USD"), "LineItems": lines,
+            "SubTotal": sum((li["LineAmount"] for li in lines), Decimal("0")),
+            "HasErrors": False, "StatusAttributeString": "OK",
+        }  # fmt: skip
+        self._invoices[stored["InvoiceID"]] = stored
+        return stored
+
+    def _line_item(self, item: Any, n: int, kept: set[str], errors: list[str]) -> Json:
+        if not isinstance(item, dict):
+            errors.append(f"Line {n} is not an object")
+            return {}
+        if str(item.get("AccountCode")) not in self._accounts:
+            errors.append(f"Account code '{item.get('AccountCode')}' is not a valid code for this document.")
+        tracking = item.get("Tracking") or []
+        if len(tracking) > 2:
+            errors.append("A line item can have at most 2 tracking categories")
+        for t in tracking:
+            category = next((c for c in self._tracking.values() if c["Name"] == t.get("Name")), None)
+            if category is None or t.get("Option") not in {o["Name"] for o in category["Options"]}:
+                errors.append(f"Tracking option '{t.get('Option')}' of '{t.get('Name')}' is not valid")
+        try:
+            quantity = Decimal(str(item.get("Quantity", 1)))
+            unit = Decimal(str(item.get("UnitAmount", 0)))
+        except InvalidOperation:
+            errors.append(f"Line {n} has a Quantity or UnitAmount that is not a number")
+            quantity = unit = Decimal(0)
+        if quantity.as_tuple().exponent < -4 or unit.as_tuple().exponent < -4:  # type: ignore[operator]
+            errors.append(f"Line {n} has more than 4 decimal places (unitdp=4)")
+        line_id = str(item.get("LineItemID")) if item.get("LineItemID") in kept else str(uuid.uuid4())
+        out = {k: v for k, v in item.items() if k not in ("LineItemID", "LineAmount")}
+        out.update(LineItemID=line_id, Quantity=quantity, UnitAmount=unit,
+                   LineAmount=(quantity * unit).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))  # fmt: skip
+        return out
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)

@@ -1,0 +1,365 @@
+"""XeroClient: tenant-scoped, rate-limited calls to the Projects and Accounting APIs, with names resolved once."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from connectors._http import (
+    CallStats,
+    RateLimiter,
+    RetryPolicy,
+    Sleep,
+    call_with_retry,
+    error_from_status,
+    limiter_for,
+    make_client,
+    redact,
+    register_secret,
+)
+from connectors.delivery import OutcomeUnknown
+from connectors.errors import Action, ConfigError, HourbridgeError, PayloadError, TransientError, parse_retry_after
+from connectors.xero.config import ENV_PREFIX, XeroConfig
+
+VENDOR = "Xero"
+SETTING_TOKEN = f"{ENV_PREFIX}ACCESS_TOKEN"
+SETTING_TENANT = f"{ENV_PREFIX}TENANT_ID"
+PAGE_SIZE = 500  # Projects API: pageSize 1-500
+MINUTE_SECONDS = 60.0
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+TokenSource = str | Callable[[], str]
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.match(value) is not None
+
+
+class DailyLimitReached(HourbridgeError):
+    """Xero's 5,000 calls per day for this organisation are spent; the rest waits for the next run."""
+
+    action = Action.TRANSIENT
+
+
+class XeroAuthError(ConfigError):
+    """The credential or the tenant was refused: nothing this sink sends can succeed until an admin acts."""
+
+
+class XeroRefused(HourbridgeError):
+    """Xero refused one request with a validation message (HTTP 400, or 404 on a record)."""
+
+    action = Action.BUG
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error_text(payload: Any) -> str:
+    """A readable line from either API's error body (Projects: message/modelState; Accounting: Elements)."""
+    if not isinstance(payload, Mapping):
+        return "no detail given"
+    parts: list[str] = []
+    for key in ("message", "Message", "Detail", "Title"):
+        value = payload.get(key)
+        if isinstance(value, str) and value and value not in parts:
+            parts.append(value)
+            break
+    state = payload.get("modelState")
+    if isinstance(state, Mapping):
+        for field, messages in state.items():
+            if isinstance(messages, list):
+                parts.extend(f"{field}: {m}" for m in messages if isinstance(m, str))
+    for element in payload.get("Elements") or []:
+        if isinstance(element, Mapping):
+            parts.extend(validation_messages(element))
+    return redact("; ".join(parts) or "no detail given")[:500]
+
+
+def validation_messages(element: Mapping[str, Any]) -> list[str]:
+    errors = element.get("ValidationErrors") or []
+    return [str(e.get("Message")) for e in errors if isinstance(e, Mapping) and e.get("Message")]
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: TokenSource) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        value = self._token() if callable(self._token) else self._token
+        if not value:
+            raise ConfigError(f"Xero has no access token: set {SETTING_TOKEN} or connect the organisation again.")
+        register_secret(value)
+        request.headers["Authorization"] = f"Bearer {value}"
+        yield request
+
+
+def resolve_token(config: XeroConfig, token: TokenSource | None) -> TokenSource:
+    if token is not None:
+        if isinstance(token, str):
+            register_secret(token)
+        return token
+    value = config.access_token.get_secret_value().strip() if config.access_token is not None else ""
+    if not value:
+        raise ConfigError(
+            f"Xero is enabled but no access token is set: set {SETTING_TOKEN} (or connect the organisation so the "
+            "OAuth layer supplies one)."
+        )
+    register_secret(value)
+    return value
+
+
+def _header_int(headers: httpx.Headers, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return None if value is None else int(value.strip())
+    except ValueError:
+        return None
+
+
+class XeroClient:
+    """Calls for one tenant: ``Xero-Tenant-Id`` on all, ``Idempotency-Key`` on every write, limits from headers."""
+
+    def __init__(
+        self,
+        config: XeroConfig,
+        *,
+        token: TokenSource | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Sleep = time.sleep,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        source = resolve_token(config, token)
+        self.config = config
+        self._sleep = sleep
+        self._policy = RetryPolicy(max_attempts=config.max_attempts)
+        # Xero: 60 calls/min, 5 in flight and 5,000/day per tenant connection, whichever API is called.
+        self._limiter = limiter or limiter_for("xero", f"tenant:{config.tenant_id}", config.rate_limit_per_minute)
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self.stats = CallStats()
+        self._lock = threading.Lock()
+        self._calls_sent = 0
+        self.day_remaining: int | None = None
+        self.minute_remaining: int | None = None
+        headers = {"Accept": "application/json", "Xero-Tenant-Id": config.tenant_id}
+        self._projects = make_client(
+            config.projects_base_url.rstrip("/"), headers=headers, timeout=config.timeout_seconds, transport=transport
+        )
+        self._accounting = make_client(
+            config.accounting_base_url.rstrip("/"), headers=headers, timeout=config.timeout_seconds, transport=transport
+        )
+        auth = _Bearer(source)
+        self._projects.auth = auth
+        self._accounting.auth = auth
+
+    def close(self) -> None:
+        self._projects.close()
+        self._accounting.close()
+
+    def counters(self) -> dict[str, int]:
+        out = self.stats.as_dict()
+        with self._lock:
+            day = self.day_remaining
+            used = self._calls_sent
+        out["day_limit_remaining"] = day if day is not None else max(0, self.config.daily_limit - used)
+        return out
+
+    # ------------------------------------------------------------------ plumbing
+
+    def call(
+        self,
+        api: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        key: str | None = None,
+        allow_404: bool = False,
+    ) -> Any:
+        """One request under the limits; the decoded JSON (``None`` for 204, or a 404 when allowed).
+
+        ``key`` marks a write: it travels as ``Idempotency-Key``, and a lost answer raises ``OutcomeUnknown``.
+        """
+        client = self._projects if api == "projects" else self._accounting
+        headers: dict[str, str] = {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        write = key is not None
+
+        def once() -> httpx.Response | None:
+            with self._lock:
+                if self.day_remaining == 0 or self._calls_sent >= self.config.daily_limit:
+                    raise DailyLimitReached(
+                        f"Xero's daily limit of {self.config.daily_limit} calls for this organisation is used up; "
+                        "the rest is delivered by a run after it resets"
+                    )
+                self._calls_sent += 1
+            with self._slots:
+                try:
+                    response = client.request(method, path, params=params, content=body, headers=headers)
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    raise TransientError(f"Xero could not be reached ({type(exc).__name__})") from None
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    if write:
+                        raise OutcomeUnknown(
+                            f"Xero did not answer after the write was sent ({type(exc).__name__}); "
+                            "look the record up before sending it again"
+                        ) from None
+                    raise TransientError(f"Xero did not answer ({type(exc).__name__})") from None
+            self._observe(response)
+            if response.status_code == 404 and allow_404:
+                return None
+            return self._checked(response, write=write)
+
+        response = call_with_retry(
+            once, policy=self._policy, limiter=self._limiter, stats=self.stats, sleep=self._sleep, what=f"Xero {path}"
+        )
+        if response is None or response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise PayloadError(f"Xero answered {path} with something that is not JSON") from None
+
+    def _observe(self, response: httpx.Response) -> None:
+        minute = _header_int(response.headers, "X-MinLimit-Remaining")
+        day = _header_int(response.headers, "X-DayLimit-Remaining")
+        with self._lock:
+            if minute is not None:
+                self.minute_remaining = minute
+            if day is not None:
+                self.day_remaining = day
+        if minute is not None:
+            # Xero names no reset time for its minute window; a full minute is the safe assumption.
+            self._limiter.observe_remaining(minute, MINUTE_SECONDS)
+
+    def _checked(self, response: httpx.Response, *, write: bool) -> httpx.Response:
+        status = response.status_code
+        if status < 400:
+            return response
+        if status == 429:
+            # Xero: X-Rate-Limit-Problem names the limit hit (minute, day, concurrent, appminute);
+            # the header names are from third-party descriptions, so a bare 429 is read as "minute".
+            problem = (response.headers.get("X-Rate-Limit-Problem") or "minute").strip().lower()
+            if problem == "day":
+                with self._lock:
+                    self.day_remaining = 0
+                raise DailyLimitReached(
+                    "Xero's daily call limit for this organisation is used up; the rest is delivered after it resets"
+                )
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is None:
+                retry_after = 1.0 if problem == "concurrent" else MINUTE_SECONDS
+            raise TransientError(f"Xero throttled the request ({problem} limit)", retry_after=retry_after, status=429)
+        if status >= 500 and write:
+            raise OutcomeUnknown(
+                f"Xero answered HTTP {status} to a write that may have landed; look it up before sending it again"
+            )
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if status in (401, 403):
+            raise XeroAuthError(
+                f"Xero refused the request (HTTP {status}): reconnect the organisation or set a valid {SETTING_TOKEN}, "
+                f"and check that {SETTING_TENANT} names a tenant this connection may use ({error_text(payload)})"
+            )
+        if status in (400, 404) and payload is not None:
+            raise XeroRefused(f"Xero refused the request: {error_text(payload)}", status)
+        raise error_from_status(
+            status, vendor=VENDOR, setting=SETTING_TENANT, detail=response.text, headers=response.headers
+        )
+
+    def pages(self, path: str, params: Mapping[str, str] | None = None) -> list[Mapping[str, Any]]:
+        """Every item of a paged Projects API list."""
+        items: list[Mapping[str, Any]] = []
+        page = 1
+        while True:
+            payload = self.call(
+                "projects", "GET", path, params={**(params or {}), "page": str(page), "pageSize": str(PAGE_SIZE)}
+            )
+            if not isinstance(payload, Mapping):
+                raise PayloadError(f"Xero answered {path} without a page")
+            batch = payload.get("items") or []
+            items.extend(i for i in batch if isinstance(i, Mapping))
+            pagination = payload.get("pagination") or {}
+            count = pagination.get("pageCount") if isinstance(pagination, Mapping) else None
+            if not batch or not isinstance(count, int) or page >= count:
+                return items
+            page += 1
+
+
+class ProjectNames:
+    """Project, task and user names to ids (``/Projects``, ``/Projects/{id}/Tasks``, ``/ProjectsUsers``), cached."""
+
+    def __init__(self, client: XeroClient) -> None:
+        self._client = client
+        self._projects: dict[str, str] | None = None
+        self._users: dict[str, str] | None = None
+        self._tasks: dict[str, dict[str, str]] = {}
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def _index(items: Iterable[Mapping[str, Any]], id_field: str) -> dict[str, str]:
+        index: dict[str, str] = {}
+        for item in items:
+            name, ident = item.get("name"), item.get(id_field)
+            if isinstance(name, str) and ident is not None:
+                index.setdefault(name.casefold(), str(ident))
+        return index
+
+    def project_id(self, ref: str, where: str) -> str:
+        if is_uuid(ref):
+            return ref
+        with self._lock:
+            if self._projects is None:
+                self._projects = self._index(self._client.pages("/Projects", {"states": "INPROGRESS"}), "projectId")
+            found = self._projects.get(ref.casefold())
+        if found is None:
+            raise ConfigError(
+                f"Xero has no open project named '{ref}' (from {where}): create it in Xero Projects or fix the name."
+            )
+        return found
+
+    def task_id(self, project_id: str, ref: str, where: str) -> str:
+        if is_uuid(ref):
+            return ref
+        with self._lock:
+            tasks = self._tasks.get(project_id)
+            if tasks is None:
+                tasks = self._index(self._client.pages(f"/Projects/{project_id}/Tasks"), "taskId")
+                self._tasks[project_id] = tasks
+            found = tasks.get(ref.casefold())
+        if found is None:
+            raise ConfigError(
+                f"Xero project {project_id} has no task named '{ref}' (from {where}): "
+                "add the task in Xero or fix the name."
+            )
+        return found
+
+    def user_id(self, name: str, where: str) -> str:
+        if is_uuid(name):
+            return name
+        with self._lock:
+            if self._users is None:
+                self._users = self._index(self._client.pages("/ProjectsUsers"), "userId")
+            found = self._users.get(name.casefold())
+        if found is None:
+            raise ConfigError(
+                f"Xero has no project user named '{name}' (from {where}): invite them to Xero Projects or fix the name."
+            )
+        return found
+
+
+def where_names(field: str, names: Iterable[str]) -> str:
+    """A Xero ``where`` filter matching any of ``names`` (``"`` and ``\\`` escaped with a backslash)."""
+    quoted = ('"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)
+    return " OR ".join(f"{field}=={q}" for q in quoted)

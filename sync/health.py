@@ -1,0 +1,133 @@
+"""`hourbridge health`: is the store reachable and migrated, and did every source succeed recently?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from sync.settings import Settings
+from sync.store.db import current_revision, head_revision
+from sync.store.tables import runs
+
+# How many recent runs are read to find each source's last success; a worker writes one run per
+# (source, account) job, so this covers many schedule intervals of a large deployment.
+RUN_HISTORY = 2000
+
+
+@dataclass(slots=True)
+class SourceHealth:
+    source: str
+    last_success: datetime | None
+    last_attempt: datetime | None
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class HealthReport:
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    sources: list[SourceHealth] = field(default_factory=list)
+    max_age_seconds: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reasons": self.reasons,
+            "max_age_seconds": self.max_age_seconds,
+            "sources": [
+                {
+                    "source": s.source,
+                    "last_success": s.last_success.isoformat() if s.last_success else None,
+                    "last_attempt": s.last_attempt.isoformat() if s.last_attempt else None,
+                    "last_error": s.last_error,
+                }
+                for s in self.sources
+            ],
+        }
+
+
+def schedule_interval(cron: str, now: datetime) -> timedelta:
+    """The gap between the schedule's next two firings after ``now`` (cron in UTC)."""
+    from croniter import croniter
+
+    it = croniter(cron, now.astimezone(UTC))
+    first = it.get_next(datetime)
+    second = it.get_next(datetime)
+    return timedelta(seconds=(second - first).total_seconds())
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands timezone-aware columns back naive; they were written in UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def source_health(engine: Engine) -> list[SourceHealth]:
+    """Per source: the last finished run that pulled it without an error, and the last that tried."""
+    found: dict[str, SourceHealth] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(runs.c.finished_at, runs.c.counts, runs.c.errors)
+            .where(runs.c.finished_at.is_not(None))
+            .order_by(runs.c.id.desc())
+            .limit(RUN_HISTORY)
+        ).all()
+    for finished_at, counts, errors in rows:
+        finished = _utc(finished_at)
+        pulled = {key.partition(":")[0] for key in (counts or {}).get("scopes", {})}
+        failed: dict[str, str] = {}
+        for error in errors or []:
+            if error.get("source"):
+                failed.setdefault(str(error["source"]), str(error.get("error", "")))
+        for source in pulled | set(failed):
+            health = found.setdefault(source, SourceHealth(source, None, None))
+            if health.last_attempt is None or finished > health.last_attempt:
+                health.last_attempt = finished
+                health.last_error = failed.get(source)
+            if source not in failed and (health.last_success is None or finished > health.last_success):
+                health.last_success = finished
+    return sorted(found.values(), key=lambda s: s.source)
+
+
+def check_health(
+    settings: Settings,
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    database_only: bool = False,
+    require_queue: bool = False,
+) -> HealthReport:
+    """Reachable and migrated (always); with ``database_only`` off, every source fresh enough too.
+
+    A source that never ran is not reported as failing: a freshly deployed system has run nothing
+    yet, and a probe must not restart it for that.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    report = HealthReport(ok=True)
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if hasattr(exc, "orig") else exc).strip().splitlines()[0]
+        return HealthReport(ok=False, reasons=[f"database unreachable (HOURBRIDGE_DATABASE_URL): {reason}"])
+    head = head_revision()
+    if current != head:
+        report.reasons.append(f"database schema at {current or 'nothing'}, not {head}: run `hourbridge db upgrade`")
+    if require_queue and "procrastinate_jobs" not in inspect(engine).get_table_names():
+        report.reasons.append("the job queue's tables are missing: run `hourbridge db queue-upgrade`")
+    if not report.reasons and not database_only:
+        max_age = schedule_interval(settings.schedule, now) * settings.health_max_intervals
+        report.max_age_seconds = int(max_age.total_seconds())
+        report.sources = source_health(engine)
+        for source in report.sources:
+            if source.last_success is None or now - source.last_success > max_age:
+                since = source.last_success.isoformat(timespec="seconds") if source.last_success else "never"
+                detail = f"; last error: {source.last_error}" if source.last_error else ""
+                report.reasons.append(
+                    f"{source.source}: no successful run within {settings.health_max_intervals}x the schedule "
+                    f"interval (HOURBRIDGE_SCHEDULE={settings.schedule!r}; last success: {since}){detail}"
+                )
+    report.ok = not report.reasons
+    return report

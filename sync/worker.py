@@ -1,0 +1,338 @@
+"""Scale-out on PostgreSQL: procrastinate jobs that pull one (source, account) each, then map and report.
+
+Jobs, all on the ``hourbridge`` queue:
+
+- ``hourbridge.pull_scope(source, account)``: one restricted run of the runner for one scope.
+  ``lock`` and ``queueing_lock`` are both ``pull:<source>:<account>``: at most one such job waits in
+  the queue and at most one runs, whichever worker holds it, so an account is never synced twice at
+  once (the runner's per-window transactions and the ledger's unique key do the rest).
+- ``hourbridge.map_and_report()``: deferred by every pull when it ends (at most one waiting), so
+  the last pull of a round is always followed by mapping and the reports of the open months.
+- ``hourbridge.schedule_pulls`` (periodic, ``HOURBRIDGE_SCHEDULE``): discovers the scopes through
+  the sources and defers one pull per scope. procrastinate records each firing once, so any number
+  of workers defer one round, not one round each.
+- ``hourbridge.retry_stalled_jobs`` (periodic, and once at worker start): jobs left "doing" by a
+  worker whose heartbeat stopped (killed, node lost) go back to the queue.
+
+Delivery to accounting sinks is not built yet; it will be one job per sink, deferred by
+``map_and_report`` with the lock ``deliver:<sink>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import structlog
+from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued, JobAborted
+from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from connectors.base import Source
+from connectors.errors import Action, ConfigError, HourbridgeError, TransientError
+from connectors.model import Scope, TimeEntry, Window
+from sync.metrics import RunMetrics
+from sync.settings import Settings
+
+log = structlog.get_logger("hourbridge.worker")
+
+QUEUE = "hourbridge"
+PULL_TASK = "hourbridge.pull_scope"
+REPORT_TASK = "hourbridge.map_and_report"
+SCHEDULE_TASK = "hourbridge.schedule_pulls"
+STALLED_TASK = "hourbridge.retry_stalled_jobs"
+CLEANUP_TASK = "hourbridge.delete_old_jobs"
+REPORT_LOCK = "map_and_report"
+# Finished jobs are kept this long for `procrastinate`/SQL inspection, then deleted daily.
+KEEP_FINISHED_JOBS_HOURS = 72
+
+SourceFactory = Callable[[Settings], dict[str, Source]]
+
+
+def pull_lock(source: str, account: str) -> str:
+    return f"pull:{source}:{account}"
+
+
+class PullIncomplete(HourbridgeError):
+    """A pull job's run recorded errors worth retrying (rate limits, 5xx, network, shutdown)."""
+
+    action = Action.TRANSIENT
+
+
+def queue_conninfo(database_url: str) -> str:
+    """The libpq URL procrastinate connects with; anything but PostgreSQL is an admin error."""
+    try:
+        url = make_url(database_url)
+    except Exception:  # any parse failure is the same admin mistake
+        raise ConfigError(f"HOURBRIDGE_DATABASE_URL is not a valid database URL: {database_url!r}") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"`hourbridge worker` needs PostgreSQL, but HOURBRIDGE_DATABASE_URL is {url.get_backend_name()}: "
+            "set HOURBRIDGE_DATABASE_URL=postgresql+psycopg://user@host/db, or run `hourbridge schedule` "
+            "(one machine, SQLite) instead"
+        )
+    # procrastinate speaks libpq directly; the SQLAlchemy driver suffix (+psycopg) means nothing to it.
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def load_source_factory(spec: str) -> SourceFactory:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"HOURBRIDGE_SOURCE_FACTORY={spec!r} cannot be loaded ({exc}); use module:function") from None
+    if not callable(factory):
+        raise ConfigError(f"HOURBRIDGE_SOURCE_FACTORY={spec!r} is not a function")
+    return factory  # type: ignore[no-any-return]
+
+
+def make_sources(settings: Settings) -> dict[str, Source]:
+    """The configured tools, or what ``HOURBRIDGE_SOURCE_FACTORY`` returns."""
+    if settings.source_factory:
+        return load_source_factory(settings.source_factory)(settings)
+    from sync.runner import build_sources
+
+    return build_sources(settings)
+
+
+class StopAfterWindow:
+    """A source that refuses to start a new window once the job must stop (worker shutting down).
+
+    The runner commits per window, so the window in progress finishes and commits; the refusal is
+    recorded like any transient error and the job's retry pulls the rest from the cursor.
+    """
+
+    name: ClassVar[str] = "stop-after-window"
+
+    def __init__(self, inner: Source, should_stop: Callable[[], bool]) -> None:
+        self._inner = inner
+        self._should_stop = should_stop
+
+    def check(self) -> None:
+        self._inner.check()
+
+    def scopes(self) -> Iterable[Scope]:
+        return self._inner.scopes()
+
+    def fetch(self, scope: Scope, window: Window) -> Iterator[TimeEntry]:
+        if self._should_stop():
+            raise TransientError("the worker is shutting down; this window is pulled again by the job's retry")
+        return self._inner.fetch(scope, window)
+
+    def stats(self) -> dict[str, int]:
+        return self._inner.stats()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def stalled_cron(stalled_seconds: int) -> str:
+    """How often to look for stalled jobs: twice per stall period, at most once a minute past 2 min."""
+    every = max(1, stalled_seconds // 2)
+    if every >= 60:
+        return "* * * * *"
+    return f"* * * * * */{every}"  # croniter's sixth field is seconds
+
+
+class WorkerApp:
+    """The procrastinate app, its tasks, and what they share (settings, engine, metrics)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        metrics: RunMetrics | None = None,
+        periodic: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self.metrics = metrics or RunMetrics()
+        self.app = App(connector=PsycopgConnector(conninfo=queue_conninfo(settings.database_url)))
+        self._register(periodic)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from sync.store.db import make_engine
+
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    # ------------------------------------------------------------------ tasks
+
+    def _register(self, periodic: bool) -> None:
+        settings = self.settings
+        retry = RetryStrategy(
+            max_attempts=settings.worker_retry_attempts,
+            wait=settings.worker_retry_seconds,
+            linear_wait=settings.worker_retry_seconds,
+            # Config errors need an admin, not a retry; everything transient (vendor, database, a
+            # shutdown in the middle of a scope) is tried again from the committed cursor.
+            retry_exceptions={PullIncomplete, JobAborted, DBAPIError},
+        )
+        app = self.app
+
+        @app.task(name=PULL_TASK, queue=QUEUE, pass_context=True, retry=retry)
+        def pull_scope(context: JobContext, source: str, account: str) -> None:
+            self.pull_scope(source, account, should_stop=context.should_abort)
+
+        @app.task(name=REPORT_TASK, queue=QUEUE, retry=retry)
+        def map_and_report() -> None:
+            self.map_and_report()
+
+        async def schedule_pulls(timestamp: int) -> None:
+            deferred = await self.enqueue_pulls()
+            log.info("worker.round_deferred", at=timestamp, jobs=len(deferred))
+
+        async def retry_stalled_jobs(timestamp: int) -> None:
+            await self.retry_stalled_jobs()
+
+        async def delete_old_jobs(timestamp: int) -> None:
+            await app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_JOBS_HOURS, queue=QUEUE)
+
+        if not periodic:
+            return
+        # A periodic task's queueing lock keeps a slow round from piling up behind itself.
+        app.periodic(cron=settings.schedule, periodic_id="pulls")(
+            app.task(name=SCHEDULE_TASK, queue=QUEUE, queueing_lock=SCHEDULE_TASK)(schedule_pulls)
+        )
+        app.periodic(cron=stalled_cron(settings.worker_stalled_seconds), periodic_id="stalled")(
+            app.task(name=STALLED_TASK, queue=QUEUE, queueing_lock=STALLED_TASK)(retry_stalled_jobs)
+        )
+        app.periodic(cron="17 3 * * *", periodic_id="cleanup")(
+            app.task(name=CLEANUP_TASK, queue=QUEUE, queueing_lock=CLEANUP_TASK)(delete_old_jobs)
+        )
+
+    def pull_scope(self, source: str, account: str, *, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """One restricted run; raises so procrastinate retries when the scope was not fully pulled."""
+        from sync.runner import Runner
+        from sync.store import ledger
+
+        started = time.monotonic()
+        sources: dict[str, Source] = {
+            name: StopAfterWindow(inner, should_stop) for name, inner in make_sources(self.settings).items()
+        }
+        runner = Runner(self.settings, sources=sources, engine=self.engine)
+        try:
+            result = runner.sync(only=[(source, account)], write_reports=False, command="worker")
+        finally:
+            runner.close()
+        with self.engine.connect() as conn:
+            totals = ledger.ledger_totals(conn)
+        self.metrics.record_run(
+            result, command="worker", seconds=time.monotonic() - started, finished=datetime.now(UTC), totals=totals
+        )
+        # Whatever happened, the windows that committed deserve mapping and reports.
+        self._defer_report()
+        if should_stop():
+            raise JobAborted(f"worker stopping; {source}:{account} resumes from its cursor")
+        if result.errors:
+            summary = "; ".join(str(e.get("error")) for e in result.errors)
+            if any(e.get("action") == Action.CONFIG.value for e in result.errors):
+                raise ConfigError(f"{source}:{account}: {summary}")
+            raise PullIncomplete(f"{source}:{account}: {summary}")
+
+    def _defer_report(self) -> None:
+        # AlreadyEnqueued: one waiting map_and_report already covers this pull.
+        with contextlib.suppress(AlreadyEnqueued):
+            self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
+
+    def map_and_report(self) -> None:
+        """Map what is not mapped with the current document and rewrite the open months' reports."""
+        from sync.runner import Runner, months_between
+
+        runner = Runner(self.settings, sources={}, engine=self.engine)
+        mapped = runner.apply_mappings()
+        today = runner.as_of.date()
+        start = today - timedelta(days=self.settings.lookback_days)
+        if self.settings.start_date is not None:
+            start = min(max(start, self.settings.start_date), today)
+        written = [runner.report(period) for period in months_between(start, today)]
+        log.info("worker.reported", mapped=mapped, periods=[w.period.label for w in written])
+
+    # ------------------------------------------------------------------ queue operations
+
+    async def enqueue_pulls(self) -> list[str]:
+        """Defer one pull job per (source, account) the sources see; returns the locks deferred."""
+        scopes = await asyncio.to_thread(discover_scopes, self.settings)
+        deferred: list[str] = []
+        for name, account in scopes:
+            lock = pull_lock(name, account)
+            try:
+                await self.app.configure_task(PULL_TASK, lock=lock, queueing_lock=lock, queue=QUEUE).defer_async(
+                    source=name, account=account
+                )
+            except AlreadyEnqueued:
+                log.info("worker.already_queued", lock=lock)
+                continue
+            deferred.append(lock)
+        return deferred
+
+    async def retry_stalled_jobs(self) -> int:
+        manager = self.app.job_manager
+        stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.worker_stalled_seconds)
+        count = 0
+        for job in stalled:
+            log.warning("worker.stalled_job_retried", job_id=job.id, task=job.task_name, lock=job.lock)
+            await manager.retry_job(job)
+            count += 1
+        return count
+
+    async def apply_schema(self) -> bool:
+        """Create procrastinate's tables unless they exist; True when it did."""
+        if queue_schema_present(self.engine):
+            return False
+        await self.app.schema_manager.apply_schema_async()
+        return True
+
+    def run(self, *, once: bool = False, concurrency: int = 1) -> None:
+        """Work until SIGTERM/SIGINT (graceful: running jobs finish their window), or drain and exit."""
+        stalled = self.settings.worker_stalled_seconds
+
+        async def main() -> None:
+            async with self.app.open_async():
+                retried = await self.retry_stalled_jobs()
+                log.info("worker.starting", once=once, concurrency=concurrency, stalled_retried=retried)
+                await self.app.run_worker_async(
+                    queues=[QUEUE],
+                    wait=not once,
+                    concurrency=concurrency,
+                    name=f"hourbridge@{socket.gethostname()}:{os.getpid()}",
+                    shutdown_graceful_timeout=self.settings.worker_shutdown_seconds,
+                    update_heartbeat_interval=max(0.5, stalled / 4),
+                    stalled_worker_timeout=stalled,
+                )
+
+        asyncio.run(main())
+
+
+def discover_scopes(settings: Settings) -> list[tuple[str, str]]:
+    """(source name, account) of every scope each source sees; a failing source is logged and skipped."""
+    found: list[tuple[str, str]] = []
+    sources = make_sources(settings)
+    try:
+        for name, source in sources.items():
+            try:
+                source.check()
+                found.extend((name, scope.account) for scope in source.scopes())
+            except HourbridgeError as exc:
+                # Health turns red when the source's last success ages; the next round tries again.
+                log.error("worker.scopes_failed", source=name, error=exc.message)
+    finally:
+        for source in sources.values():
+            source.close()
+    return found
+
+
+def queue_schema_present(engine: Engine) -> bool:
+    return inspect(engine).has_table("procrastinate_jobs")

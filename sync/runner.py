@@ -133,7 +133,10 @@ class Runner:
         # Set by apply_mappings; code names of entries mapped by other revisions come from those.
         self.mapping_revision: int | None = self.mapping.revision
         self._revision_codes: dict[int, dict[str, str]] = {}
+        self._adopted: int | None = None
         self._sources = sources
+        # Checked between windows: a worker asked to stop finishes the window it is in, then returns.
+        self.should_stop: Callable[[], bool] = lambda: False
 
     def close(self) -> None:
         for source in (self._sources or {}).values():
@@ -165,6 +168,8 @@ class Runner:
             run_id = ledger.start_run(conn, command=command, as_of=self.as_of, now=self._clock())
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
+            # Entries are mapped as they are written, with the revision adopted before any pull.
+            self.adopt_mapping()
             for name, source in sources.items():
                 if only is not None and not any(wanted == name for wanted, _ in only):
                     continue
@@ -208,6 +213,8 @@ class Runner:
         for scope in scopes:
             if accounts is not None and None not in accounts and scope.account not in accounts:
                 continue
+            if self.should_stop():
+                break
             results.append(self._pull_scope(source, scope, run_id, errors))
         return results
 
@@ -223,6 +230,9 @@ class Runner:
             "scope.start", source=scope.source, account=scope.account, start=str(window.start), end=str(window.end)
         )
         for chunk in window.split(CHUNK_DAYS):
+            if self.should_stop():
+                log.info("scope.stopped", source=scope.source, account=scope.account, before=str(chunk.start))
+                break
             started = time.monotonic()
             try:
                 # One transaction per chunk: its entries, its tombstones and the cursor commit together,
@@ -236,6 +246,7 @@ class Runner:
                         run_id,
                         self._clock(),
                         drop_descriptions=self.settings.drop_descriptions,
+                        mapper=self.mapping_columns,
                     )
                     entries = self._with_progress(label, source.fetch(scope, chunk))
                     for batch in prefetched_batches(entries, ledger.BATCH):
@@ -283,7 +294,7 @@ class Runner:
         The settings' file is stored as a new revision first when its content changed. Every period
         is open for now; closed periods (with accounting delivery) will keep their revision.
         """
-        revision = self.mapping_revision = adopt(self.engine, self.mapping, now=self._clock())
+        revision = self.adopt_mapping()
         digest = self.matcher.document_hash
         total = 0
         after = 0
@@ -292,40 +303,45 @@ class Runner:
                 rows = revisions.entries_to_map(conn, revision, after_id=after)
                 if not rows:
                     return total
-                results = []
-                for row in rows:
-                    outcome = self.matcher.match(TimeEntry.from_payload(row.payload, content_hash=row.content_hash))
-                    if isinstance(outcome, Mapped):
-                        results.append(
-                            {
-                                "id": row.id,
-                                "code": outcome.code,
-                                "rule_id": outcome.rule_id,
-                                "contractor": outcome.contractor,
-                                "client": outcome.client,
-                                "cost_center": outcome.cost_center,
-                                "billable": outcome.billable,
-                                "unmapped_reason": None,
-                                "unmapped_detail": None,
-                            }
-                        )
-                    else:
-                        billable = row.payload.get("billable")
-                        results.append(
-                            {
-                                "id": row.id,
-                                "code": None,
-                                "rule_id": None,
-                                "contractor": outcome.contractor,
-                                "client": None,
-                                "cost_center": None,
-                                "billable": bool(billable) if billable is not None else False,
-                                "unmapped_reason": outcome.reason,
-                                "unmapped_detail": outcome.detail,
-                            }
-                        )
+                results = [
+                    {"id": row.id}
+                    | self.mapping_columns(TimeEntry.from_payload(row.payload, content_hash=row.content_hash))
+                    for row in rows
+                ]
                 total += revisions.store_mappings(conn, revision, digest, results)
                 after = rows[-1].id
+
+    def adopt_mapping(self) -> int:
+        """The revision this run maps with (the settings' file is stored first when it changed)."""
+        if self._adopted is None:
+            self._adopted = self.mapping_revision = adopt(self.engine, self.mapping, now=self._clock())
+        return self._adopted
+
+    def mapping_columns(self, entry: TimeEntry) -> dict[str, Any]:
+        """The ledger's mapping columns for ``entry`` under the adopted revision (``EntryMapper``)."""
+        outcome = self.matcher.match(entry)
+        common = {"mapping_hash": self.matcher.document_hash, "mapping_revision": self.adopt_mapping()}
+        if isinstance(outcome, Mapped):
+            return common | {
+                "code": outcome.code,
+                "rule_id": outcome.rule_id,
+                "contractor": outcome.contractor,
+                "client": outcome.client,
+                "cost_center": outcome.cost_center,
+                "billable": outcome.billable,
+                "unmapped_reason": None,
+                "unmapped_detail": None,
+            }
+        return common | {
+            "code": None,
+            "rule_id": None,
+            "contractor": outcome.contractor,
+            "client": None,
+            "cost_center": None,
+            "billable": bool(entry.billable),
+            "unmapped_reason": outcome.reason,
+            "unmapped_detail": outcome.detail,
+        }
 
     def report(self, period: Period, folder: Path | None = None) -> WrittenReport:
         with self.engine.connect() as conn:

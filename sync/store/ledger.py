@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
@@ -57,6 +57,23 @@ class IngestCounts:
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
+
+
+EntryMapper = Callable[[TimeEntry], dict[str, Any]]
+"""Maps one entry to the ledger's mapping columns (``_MAPPED_COLUMNS``) under one revision."""
+
+MAPPING_COLUMNS = (
+    "code",
+    "rule_id",
+    "contractor",
+    "client",
+    "cost_center",
+    "billable",
+    "unmapped_reason",
+    "unmapped_detail",
+)
+# Everything a mapper writes: the result, and which document hash and revision produced it.
+_MAPPED_COLUMNS = (*MAPPING_COLUMNS, "mapping_hash", "mapping_revision")
 
 
 # --------------------------------------------------------------------------- runs
@@ -132,6 +149,9 @@ class WindowIngest:
     run_id: int
     now: datetime
     drop_descriptions: bool = False
+    # Maps each new or changed entry in the same statement that writes it (see ``EntryMapper``), so
+    # a run does not read every entry back to map it; None leaves mapping to a later pass.
+    mapper: EntryMapper | None = None
     counts: IngestCounts = field(default_factory=IngestCounts)
     _seen: set[str] = field(default_factory=set)
     _analyze_at: int = 2000
@@ -173,7 +193,11 @@ class WindowIngest:
         for external_id, entry in latest.items():
             row = existing.get(external_id)
             if row is None:
-                new_rows.append(self._entry_row(entry, payloads[external_id], version=1) | {"first_seen_at": self.now})
+                new_rows.append(
+                    self._entry_row(entry, payloads[external_id], version=1)
+                    | {"first_seen_at": self.now}
+                    | self._mapping_row(entry)
+                )
             elif row.deleted_at is not None:
                 changed.append((row, entry, "restored"))
             elif row.content_hash != entry.content_hash:
@@ -201,8 +225,8 @@ class WindowIngest:
                 update(entries)
                 .where(entries.c.id == bindparam("b_id"))
                 .values(
-                    {name: bindparam(f"b_{name}") for name in _VERSIONED_COLUMNS}
-                    | {"deleted_at": None, "mapping_hash": None}
+                    {name: bindparam(f"b_{name}") for name in (*_VERSIONED_COLUMNS, *_MAPPED_COLUMNS)}
+                    | {"deleted_at": None}
                 ),
                 [
                     {"b_id": row.id}
@@ -211,6 +235,7 @@ class WindowIngest:
                         for k, v in self._entry_row(entry, payloads[entry.external_id], version=row.version + 1).items()
                         if k in _VERSIONED_COLUMNS
                     }
+                    | {f"b_{k}": v for k, v in self._mapping_row(entry).items()}
                     for row, entry, _ in changed
                 ],
             )
@@ -285,6 +310,12 @@ class WindowIngest:
         advance_cursor(self.conn, self.source, self.account, self.window.end, run_id=self.run_id, now=self.now)
         return self.counts
 
+    def _mapping_row(self, entry: TimeEntry) -> dict[str, Any]:
+        """The mapping columns for ``entry``: the mapper's result, or empty (mapped by a later pass)."""
+        if self.mapper is None:
+            return dict.fromkeys(_MAPPED_COLUMNS)
+        return self.mapper(entry)
+
     def _entry_row(self, entry: TimeEntry, payload: dict[str, Any], *, version: int) -> dict[str, Any]:
         return {
             "source": entry.source,
@@ -314,47 +345,6 @@ class WindowIngest:
             "run_id": self.run_id,
             "recorded_at": self.now,
         }
-
-
-def entries_to_map(conn: Connection, mapping_hash: str, *, after_id: int = 0, limit: int = 2000) -> list[Any]:
-    """Live entries whose stored mapping was made by another document (or never made)."""
-    return list(
-        conn.execute(
-            select(entries.c.id, entries.c.payload, entries.c.content_hash)
-            .where(
-                entries.c.id > after_id,
-                entries.c.deleted_at.is_(None),
-                (entries.c.mapping_hash.is_(None)) | (entries.c.mapping_hash != mapping_hash),
-            )
-            .order_by(entries.c.id)
-            .limit(limit)
-        ).all()
-    )
-
-
-MAPPING_COLUMNS = (
-    "code",
-    "rule_id",
-    "contractor",
-    "client",
-    "cost_center",
-    "billable",
-    "unmapped_reason",
-    "unmapped_detail",
-)
-
-
-def store_mappings(conn: Connection, mapping_hash: str, results: Sequence[dict[str, Any]]) -> int:
-    """Write mapping results (dicts with ``id`` and the MAPPING_COLUMNS) for one document hash."""
-    if not results:
-        return 0
-    conn.execute(
-        update(entries)
-        .where(entries.c.id == bindparam("b_id"))
-        .values({name: bindparam(f"b_{name}") for name in MAPPING_COLUMNS} | {"mapping_hash": mapping_hash}),
-        [{"b_id": r["id"]} | {f"b_{name}": r[name] for name in MAPPING_COLUMNS} for r in results],
-    )
-    return len(results)
 
 
 def live_entries_between(conn: Connection, start: date, end: date) -> Iterator[Any]:

@@ -109,6 +109,9 @@ class TimeEntry:
     ended_at: datetime | None = None
     recorded_at: datetime | None = None
     content_hash: str = field(default="", compare=False)
+    # The canonical JSON the hash was taken over; the ledger stores it as is instead of encoding
+    # the payload again. Empty when the entry was rebuilt with a known hash (see ``payload_json``).
+    canonical_json: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.duration_seconds, int) or isinstance(self.duration_seconds, bool):
@@ -118,7 +121,13 @@ class TimeEntry:
         for name in ("started_at", "ended_at", "recorded_at"):
             _require_utc(name, getattr(self, name))
         if not self.content_hash:
-            object.__setattr__(self, "content_hash", _hash_payload(self.to_payload()))
+            canonical = canonical_json(self.to_payload())
+            object.__setattr__(self, "canonical_json", canonical)
+            object.__setattr__(self, "content_hash", hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+
+    def payload_json(self) -> str:
+        """The canonical JSON of ``to_payload()`` (sorted keys, compact), computed once."""
+        return self.canonical_json or canonical_json(self.to_payload())
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -199,6 +208,6 @@ def _parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _hash_payload(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def canonical_json(payload: dict[str, Any]) -> str:
+    """Sorted keys, no spaces, UTF-8 as is: the same entry always gives the same text, hence the same hash."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

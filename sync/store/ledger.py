@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert, select, update
 
 from connectors.model import TimeEntry, Window
-from sync.store.tables import cursors, entries, entry_versions, runs
+from sync.store.tables import RawJSON, cursors, entries, entry_versions, runs
 
 T = TypeVar("T")
 BATCH = 500
@@ -187,7 +187,12 @@ class WindowIngest:
                 )
             )
         }
-        payloads = {external_id: entry.to_payload() for external_id, entry in latest.items()}
+        # SQLite stores the canonical JSON the hash was taken over as is; other drivers adapt objects.
+        raw = self.conn.dialect.name == "sqlite"
+        payloads: dict[str, Any] = {
+            external_id: RawJSON(entry.payload_json()) if raw else entry.to_payload()
+            for external_id, entry in latest.items()
+        }
         new_rows: list[dict[str, Any]] = []
         changed: list[tuple[Any, TimeEntry, str]] = []
         for external_id, entry in latest.items():
@@ -316,7 +321,7 @@ class WindowIngest:
             return dict.fromkeys(_MAPPED_COLUMNS)
         return self.mapper(entry)
 
-    def _entry_row(self, entry: TimeEntry, payload: dict[str, Any], *, version: int) -> dict[str, Any]:
+    def _entry_row(self, entry: TimeEntry, payload: Any, *, version: int) -> dict[str, Any]:
         return {
             "source": entry.source,
             "account": entry.account,
@@ -331,9 +336,7 @@ class WindowIngest:
             "updated_at": self.now,
         }
 
-    def _version_row(
-        self, entry_id: int, version: int, change: str, entry: TimeEntry, payload: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _version_row(self, entry_id: int, version: int, change: str, entry: TimeEntry, payload: Any) -> dict[str, Any]:
         return {
             "entry_id": entry_id,
             "version": version,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -18,6 +22,43 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class RawJSON(str):
+    """JSON text that is already encoded (a TimeEntry's canonical JSON): written as is."""
+
+    __slots__ = ()
+
+
+class PayloadJSON(TypeDecorator[Any]):
+    """A JSON column that also takes ``RawJSON`` text without encoding it a second time.
+
+    Entries carry the canonical JSON their content hash was taken over; writing that text into the
+    entry and its version saves two encodings per entry on the ingest path. Reads are plain JSON.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        encode = self.impl_instance.bind_processor(dialect)
+        if dialect.name != "sqlite":
+            # Other drivers wrap the value for their own JSON adapters: hand them the object.
+            def decoded(value: Any) -> Any:
+                value = json.loads(value) if isinstance(value, RawJSON) else value
+                return encode(value) if encode else value
+
+            return decoded
+
+        def passthrough(value: Any) -> Any:
+            if isinstance(value, RawJSON):
+                return str(value)
+            return encode(value) if encode else value
+
+        return passthrough
+
 
 metadata = MetaData(
     naming_convention={
@@ -65,7 +106,7 @@ entries = Table(
     Column("duration_seconds", Integer, nullable=False),
     Column("person_id", String(128), nullable=False),
     Column("person_name", String(256), nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", PayloadJSON, nullable=False),
     Column("deleted_at", DateTime(timezone=True)),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -94,7 +135,7 @@ entry_versions = Table(
     Column("content_hash", String(64), nullable=False),
     Column("work_date", Date, nullable=False),
     Column("duration_seconds", Integer, nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", PayloadJSON, nullable=False),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

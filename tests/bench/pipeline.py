@@ -70,11 +70,12 @@ def measure_pipeline(
     with engine.begin() as conn:
         run_id = ledger.start_run(conn, command="bench", as_of=as_of, now=as_of)
     counts = ledger.IngestCounts()
+    runner.adopt_mapping()  # as Runner.sync does before any pull
     started = time.perf_counter()
     for chunk, part in chunks:
         # One transaction per chunk, like Runner._pull_scope.
         with engine.begin() as conn:
-            ingest = ledger.WindowIngest(conn, source, account, chunk, run_id, as_of)
+            ingest = ledger.WindowIngest(conn, source, account, chunk, run_id, as_of, mapper=runner.mapping_columns)
             for batch in ledger.batched(part, ledger.BATCH):
                 ingest.add(batch)
             counts.add(ingest.close())

@@ -26,10 +26,11 @@ import importlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
 
+import procrastinate.exceptions
+import procrastinate.jobs
 import structlog
 from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued, JobAborted
@@ -38,8 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from connectors.base import Source
-from connectors.errors import Action, ConfigError, HourbridgeError, TransientError
-from connectors.model import Scope, TimeEntry, Window
+from connectors.errors import Action, ConfigError, HourbridgeError
 from sync.metrics import RunMetrics
 from sync.settings import Settings
 
@@ -102,37 +102,6 @@ def make_sources(settings: Settings) -> dict[str, Source]:
     from sync.runner import build_sources
 
     return build_sources(settings)
-
-
-class StopAfterWindow:
-    """A source that refuses to start a new window once the job must stop (worker shutting down).
-
-    The runner commits per window, so the window in progress finishes and commits; the refusal is
-    recorded like any transient error and the job's retry pulls the rest from the cursor.
-    """
-
-    name: ClassVar[str] = "stop-after-window"
-
-    def __init__(self, inner: Source, should_stop: Callable[[], bool]) -> None:
-        self._inner = inner
-        self._should_stop = should_stop
-
-    def check(self) -> None:
-        self._inner.check()
-
-    def scopes(self) -> Iterable[Scope]:
-        return self._inner.scopes()
-
-    def fetch(self, scope: Scope, window: Window) -> Iterator[TimeEntry]:
-        if self._should_stop():
-            raise TransientError("the worker is shutting down; this window is pulled again by the job's retry")
-        return self._inner.fetch(scope, window)
-
-    def stats(self) -> dict[str, int]:
-        return self._inner.stats()
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def stalled_cron(stalled_seconds: int) -> str:
@@ -219,10 +188,9 @@ class WorkerApp:
         from sync.store import ledger
 
         started = time.monotonic()
-        sources: dict[str, Source] = {
-            name: StopAfterWindow(inner, should_stop) for name, inner in make_sources(self.settings).items()
-        }
-        runner = Runner(self.settings, sources=sources, engine=self.engine)
+        runner = Runner(self.settings, sources=make_sources(self.settings), engine=self.engine)
+        # The window in progress finishes and commits; no new one starts once the job must stop.
+        runner.should_stop = should_stop
         try:
             result = runner.sync(only=[(source, account)], write_reports=False, command="worker")
         finally:
@@ -283,8 +251,15 @@ class WorkerApp:
         stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.worker_stalled_seconds)
         count = 0
         for job in stalled:
+            try:
+                await manager.retry_job(job)
+            except procrastinate.exceptions.UniqueViolation:
+                # The same work (same queueing lock) was queued again while this job hung; that job
+                # will do it, so this one ends as aborted instead of blocking the stalled-job sweep.
+                await manager.finish_job(job, status=procrastinate.jobs.Status.ABORTED, delete_job=False)
+                log.warning("worker.stalled_job_superseded", job_id=job.id, task=job.task_name, lock=job.lock)
+                continue
             log.warning("worker.stalled_job_retried", job_id=job.id, task=job.task_name, lock=job.lock)
-            await manager.retry_job(job)
             count += 1
         return count
 

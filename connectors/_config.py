@@ -1,9 +1,11 @@
-"""Checks every connector's settings share: a token that is really set, and a known time zone."""
+"""What every connector's settings share: a token that is really set, its bearer auth, a known time zone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from pydantic import SecretStr
 
 from connectors._http import register_secret
@@ -31,3 +33,34 @@ def check_timezone(value: str, *, setting: str) -> str:
             f"unknown time zone {value!r}: set {setting} to an IANA name such as 'Europe/Berlin'"
         ) from None
     return value
+
+
+TokenSource = str | Callable[[], str]
+"""An access token, or a callable that returns the current one (an OAuth layer that refreshes it)."""
+
+
+def resolve_token_source(
+    configured: SecretStr | None, given: TokenSource | None, *, vendor: str, setting: str, what: str
+) -> TokenSource:
+    """The token source a client uses: the one handed in, else the configured token (which must be set)."""
+    if given is not None:
+        if isinstance(given, str):
+            register_secret(given)
+        return given
+    return require_token(configured, vendor=vendor, setting=setting, what=what)
+
+
+class BearerAuth(httpx.Auth):
+    """Asks the token source on every request, so a refreshed token is picked up at once."""
+
+    def __init__(self, token: TokenSource, *, vendor: str, setting: str, reconnect: str) -> None:
+        self._token = token
+        self._missing = f"{vendor} has no access token: set {setting} or {reconnect}."
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        value = self._token() if callable(self._token) else self._token
+        if not value:
+            raise ConfigError(self._missing)
+        register_secret(value)
+        request.headers["Authorization"] = f"Bearer {value}"
+        yield request

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from connectors._config import BearerAuth, TokenSource, resolve_token_source
 from connectors._http import (
     CallStats,
     RateLimiter,
@@ -20,7 +21,6 @@ from connectors._http import (
     limiter_for,
     make_client,
     redact,
-    register_secret,
 )
 from connectors.delivery import REF_QB_CLASS, REF_QB_CUSTOMER, REF_QB_DEPARTMENT, REF_QB_ITEM, Line, OutcomeUnknown
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, parse_retry_after
@@ -38,7 +38,7 @@ NAMES_PER_QUERY = 100
 FAULT_STALE_OBJECT = "5010"
 FAULT_OBJECT_NOT_FOUND = "610"
 
-TokenSource = str | Callable[[], str]
+CREDENTIAL_ADVICE = "an access token (or connect the company so the OAuth layer supplies one)"
 
 
 class QuickBooksFault(RequestBugError):
@@ -84,36 +84,6 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class _Bearer(httpx.Auth):
-    """Asks the token source on every request, so a refreshed token is picked up at once."""
-
-    def __init__(self, token: TokenSource) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        value = self._token() if callable(self._token) else self._token
-        if not value:
-            raise ConfigError(f"QuickBooks has no access token: set {SETTING_TOKEN} or connect the company again.")
-        register_secret(value)
-        request.headers["Authorization"] = f"Bearer {value}"
-        yield request
-
-
-def resolve_token(config: QuickBooksConfig, token: TokenSource | None) -> TokenSource:
-    if token is not None:
-        if isinstance(token, str):
-            register_secret(token)
-        return token
-    value = config.access_token.get_secret_value().strip() if config.access_token is not None else ""
-    if not value:
-        raise ConfigError(
-            f"QuickBooks is enabled but no access token is set: set {SETTING_TOKEN} (or connect the company "
-            "so the OAuth layer supplies one)."
-        )
-    register_secret(value)
-    return value
-
-
 class QuickBooksClient:
     """Calls to ``/v3/company/{realm}``: every write carries ``requestid``; batch items count against the quota."""
 
@@ -127,7 +97,13 @@ class QuickBooksClient:
         limiter: RateLimiter | None = None,
         batch_limiter: RateLimiter | None = None,
     ) -> None:
-        source = resolve_token(config, token)
+        source = resolve_token_source(
+            config.access_token,
+            token,
+            vendor="QuickBooks",
+            setting=SETTING_TOKEN,
+            what=CREDENTIAL_ADVICE,
+        )
         self.config = config
         self._sleep = sleep
         self._policy = RetryPolicy(max_attempts=config.max_attempts)
@@ -142,7 +118,9 @@ class QuickBooksClient:
             timeout=config.timeout_seconds,
             transport=transport,
         )
-        self._client.auth = _Bearer(source)
+        self._client.auth = BearerAuth(
+            source, vendor="QuickBooks", setting=SETTING_TOKEN, reconnect="connect the company again"
+        )
 
     def close(self) -> None:
         self._client.close()

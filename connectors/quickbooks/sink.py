@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from connectors._config import TokenSource
 from connectors._http import RateLimiter, Sleep
 from connectors.delivery import (
     Line,
@@ -30,7 +31,6 @@ from connectors.quickbooks.client import (
     NameResolver,
     QuickBooksClient,
     QuickBooksFault,
-    TokenSource,
     fault_text,
     quote,
 )

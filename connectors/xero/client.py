@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
+from connectors._config import BearerAuth, TokenSource, resolve_token_source
 from connectors._http import (
     CallStats,
     RateLimiter,
@@ -20,7 +21,6 @@ from connectors._http import (
     limiter_for,
     make_client,
     redact,
-    register_secret,
 )
 from connectors.delivery import OutcomeUnknown
 from connectors.errors import Action, ConfigError, HourbridgeError, PayloadError, TransientError, parse_retry_after
@@ -33,7 +33,7 @@ PAGE_SIZE = 500  # Projects API: pageSize 1-500
 MINUTE_SECONDS = 60.0
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-TokenSource = str | Callable[[], str]
+CREDENTIAL_ADVICE = "an access token (or connect the organisation so the OAuth layer supplies one)"
 
 
 def is_uuid(value: str) -> bool:
@@ -86,34 +86,6 @@ def validation_messages(element: Mapping[str, Any]) -> list[str]:
     return [str(e.get("Message")) for e in errors if isinstance(e, Mapping) and e.get("Message")]
 
 
-class _Bearer(httpx.Auth):
-    def __init__(self, token: TokenSource) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        value = self._token() if callable(self._token) else self._token
-        if not value:
-            raise ConfigError(f"Xero has no access token: set {SETTING_TOKEN} or connect the organisation again.")
-        register_secret(value)
-        request.headers["Authorization"] = f"Bearer {value}"
-        yield request
-
-
-def resolve_token(config: XeroConfig, token: TokenSource | None) -> TokenSource:
-    if token is not None:
-        if isinstance(token, str):
-            register_secret(token)
-        return token
-    value = config.access_token.get_secret_value().strip() if config.access_token is not None else ""
-    if not value:
-        raise ConfigError(
-            f"Xero is enabled but no access token is set: set {SETTING_TOKEN} (or connect the organisation so the "
-            "OAuth layer supplies one)."
-        )
-    register_secret(value)
-    return value
-
-
 def _header_int(headers: httpx.Headers, name: str) -> int | None:
     value = headers.get(name)
     try:
@@ -134,7 +106,13 @@ class XeroClient:
         sleep: Sleep = time.sleep,
         limiter: RateLimiter | None = None,
     ) -> None:
-        source = resolve_token(config, token)
+        source = resolve_token_source(
+            config.access_token,
+            token,
+            vendor="Xero",
+            setting=SETTING_TOKEN,
+            what=CREDENTIAL_ADVICE,
+        )
         self.config = config
         self._sleep = sleep
         self._policy = RetryPolicy(max_attempts=config.max_attempts)
@@ -153,7 +131,7 @@ class XeroClient:
         self._accounting = make_client(
             config.accounting_base_url.rstrip("/"), headers=headers, timeout=config.timeout_seconds, transport=transport
         )
-        auth = _Bearer(source)
+        auth = BearerAuth(source, vendor="Xero", setting=SETTING_TOKEN, reconnect="connect the organisation again")
         self._projects.auth = auth
         self._accounting.auth = auth
 

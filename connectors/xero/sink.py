@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from connectors._config import TokenSource
 from connectors._http import RateLimiter, Sleep
 from connectors.delivery import (
     REF_XERO_ACCOUNT,
@@ -41,7 +42,6 @@ from connectors.errors import ConfigError, TransientError
 from connectors.xero.client import (
     DailyLimitReached,
     ProjectNames,
-    TokenSource,
     XeroAuthError,
     XeroClient,
     XeroRefused,

@@ -19,6 +19,7 @@ from typing import Any
 import graphql
 import httpx
 import pytest
+from fakes import FakeClock
 
 from connectors._http import RateLimiter
 from connectors.errors import ConfigError, RequestBugError
@@ -31,21 +32,6 @@ from connectors.sandbox.monday import SCHEMA_SDL, MondaySandbox
 from .makers_monday import monday_source
 
 OFFICIAL_SDL = Path(__file__).resolve().parents[3] / "shared" / "specs" / "monday-schema.graphql"
-
-
-class FakeClock:
-    """A monotonic clock shared by the sandbox and the limiter; it moves only when something sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

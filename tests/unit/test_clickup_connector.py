@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
+from fakes import FakeClock
 from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
@@ -27,21 +28,6 @@ TASKS = f"/v2/team/{TEAM}/task"
 START = 1_800_000_000.0
 
 
-class FakeClock:
-    """A wall clock (Unix seconds) that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = START
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE, assert_all_called=True, assert_all_mocked=True) as router:
@@ -50,7 +36,7 @@ def mock() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 def make_source(clock: FakeClock, **config: Any) -> ClickUpSource:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import respx
+from fakes import FakeClock
 
 from connectors._http import (
     CallStats,
@@ -21,21 +22,6 @@ from connectors._http import (
     send,
 )
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, classify_status
-
-
-class FakeClock:
-    """A monotonic clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

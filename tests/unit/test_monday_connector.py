@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._http import RateLimiter
@@ -24,21 +25,6 @@ NOVEMBER = Window(date(2026, 11, 1), date(2026, 11, 30))
 COMPLEXITY = {"before": 10_000_000, "after": 9_999_000, "query": 1000, "reset_in_x_seconds": 40}
 
 Handler = Callable[[dict[str, Any]], httpx.Response]
-
-
-class FakeClock:
-    """A monotonic clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import respx
+from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._http import RateLimiter
@@ -26,19 +27,6 @@ REALM = "4620816365000000001"
 API = f"{BASE}/v3/company/{REALM}"
 TOKEN = "qbo_unit_token_7c1d"
 IDS = QuickBooksIds(payee="56", customer="3", item="9", klass="5000000001")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

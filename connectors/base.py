@@ -10,7 +10,11 @@ from connectors.model import Scope, TimeEntry, Window
 
 @runtime_checkable
 class Source(Protocol):
-    """A PM tool. Stateless: windows and cursors are planned by the caller."""
+    """A PM tool. Stateless: windows and cursors are planned by the caller.
+
+    A source that cannot filter by date may set ``max_window_days`` (a ClassVar) so the caller hands
+    it whole windows instead of re-reading everything once per chunk.
+    """
 
     name: ClassVar[str]
 

@@ -30,7 +30,14 @@ log = structlog.get_logger("hourbridge.run")
 Progress = Callable[[str, int], None]
 """Called with (label, entries just ingested) as pages arrive, for progress bars."""
 
-CHUNK_DAYS = 31
+# Days per transaction of a scope's window. Smaller chunks keep memory flat on large accounts (the
+# set of ids seen and the tombstone check are per chunk); a source that cannot filter by date says
+# so with ``max_window_days`` and gets the whole window at once instead of re-reading it per chunk.
+CHUNK_DAYS = 14
+
+
+def chunk_days(source: object) -> int:
+    return int(getattr(source, "max_window_days", CHUNK_DAYS))
 
 
 @dataclass(slots=True)
@@ -229,7 +236,7 @@ class Runner:
         log.info(
             "scope.start", source=scope.source, account=scope.account, start=str(window.start), end=str(window.end)
         )
-        for chunk in window.split(CHUNK_DAYS):
+        for chunk in window.split(chunk_days(source)):
             if self.should_stop():
                 log.info("scope.stopped", source=scope.source, account=scope.account, before=str(chunk.start))
                 break

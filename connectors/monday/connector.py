@@ -243,6 +243,10 @@ class MondaySource:
     filter sessions by date, so every item's history is read and the window is applied here.
     """
 
+    # monday cannot filter sessions by date, so every window re-reads every board: the runner is
+    # told to hand over a whole window at once rather than one chunk at a time.
+    max_window_days: ClassVar[int] = 366
+
     name: ClassVar[str] = "monday"
 
     def __init__(

@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import ClassVar, Protocol
 
 from connectors.model import TimeEntry, Window
-from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.dataset import Dataset
 
 
@@ -28,6 +27,15 @@ class BaselineFigures:
     seconds: float
     entries: int
     strategy: str
+
+
+class Counters(Protocol):
+    """The sandbox's own request and 429 counters (a ``SandboxServer``, or a sandbox that keeps its own)."""
+
+    def call_count(self) -> int: ...
+
+    @property
+    def rate_limited_count(self) -> int: ...
 
 
 class SourceBench(Protocol):
@@ -53,8 +61,8 @@ class SourceBench(Protocol):
     ) -> None: ...
 
     @property
-    def server(self) -> SandboxServer:
-        """The sandbox's HTTP server: its call and 429 counters are the figures of record."""
+    def server(self) -> Counters:
+        """The sandbox's call and 429 counters: the figures of record."""
         ...
 
     def reset(self) -> None:
@@ -81,9 +89,7 @@ class SourceBench(Protocol):
 def registered() -> dict[str, type[SourceBench]]:
     """Every source the harness measures, by name, in table order."""
     from asana_bench import AsanaBench
+    from clickup_bench import ClickUpBench
+    from monday_bench import MondayBench
 
-    return {
-        "asana": AsanaBench,
-        # "clickup": ClickUpBench,  # clickup_bench.py: ClickUp sandbox, 100/min (Free..Business) per token
-        # "monday": MondayBench,    # monday_bench.py: monday sandbox, complexity budget per minute
-    }
+    return {"asana": AsanaBench, "clickup": ClickUpBench, "monday": MondayBench}

@@ -65,7 +65,7 @@ class AsanaBench:
     def lower_bound(self, window: Window) -> CallBound:
         """Listing pages per listing window, one task page per 100 tasks of each project with time, users.
 
-        The windows are the ones the sync asks for: the runner's 31-day chunks, each split again by
+        The windows are the ones the sync asks for: the runner's 14-day chunks, each split again by
         the connector's ``window_days``. An empty window still costs the one call that finds it empty.
         """
         window_days = AsanaConfig().window_days

@@ -288,8 +288,9 @@ def test_three_workers_ten_scopes_faults_and_a_killed_worker_ingest_every_entry_
         inst.sandbox.server.fail_next(route, 1, 429, {"Retry-After": "1"})
         inst.sandbox.server.fail_next(route, 1, 503)
     # A burst longer than the connector's 3 attempts: the run records the error, the job fails and
-    # procrastinate retries it.
-    instances[5].sandbox.server.fail_next(clickup_routes.TIME_ENTRIES_LIST, 40, 503)
+    # procrastinate retries it. Ten answers outlast one job attempt however the window is chunked
+    # (each attempt spends 3 per listing call), and are spent well within the job's retries.
+    instances[5].sandbox.server.fail_next(clickup_routes.TIME_ENTRIES_LIST, 10, 503)
     # The victim's scope stalls on a long Retry-After, so its worker is surely mid-job when killed.
     victim = instances[0]
     victim.sandbox.server.fail_next(asana_routes.ENTRIES_LIST, 1, 429, {"Retry-After": "30"})

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from connectors.sandbox.asana import AsanaSandbox
-from connectors.sandbox.dataset import Dataset, generate_dataset
-from sync.cli import app
 from sync.demo import EXAMPLE_MAPPINGS
 from sync.store.db import make_engine
 from sync.store.tables import entries, mapping_revisions
+
+from .conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -30,37 +25,15 @@ DISCOVERY_RULE = (
 )
 
 
-@pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    return generate_dataset(11, anchor=date(2026, 11, 20), days=45)
-
-
 @pytest.fixture
-def sandbox(dataset: Dataset) -> Iterator[AsanaSandbox]:
-    with AsanaSandbox(dataset) as running:
-        yield running
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: AsanaSandbox, dataset: Dataset) -> Path:
-    for key in list(os.environ):
-        if key.startswith("HOURBRIDGE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)  # no mappings.yaml here: the default setting names nothing
+def env(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(sandbox_env)  # no mappings.yaml here: the default setting names nothing
     monkeypatch.setenv("USER", "alice")
-    monkeypatch.setenv("HOURBRIDGE_SECRETS_DIR", str(tmp_path / "no-secrets"))
-    monkeypatch.setenv("HOURBRIDGE_DATABASE_URL", f"sqlite:///{tmp_path / 'state.db'}")
-    monkeypatch.setenv("HOURBRIDGE_OUTPUT_DIR", str(tmp_path / "out"))
-    monkeypatch.setenv("HOURBRIDGE_START_DATE", dataset.start.isoformat())
-    monkeypatch.setenv("HOURBRIDGE_ASANA__TOKEN", sandbox.token)
-    monkeypatch.setenv("HOURBRIDGE_ASANA__BASE_URL", sandbox.base_url)
-    monkeypatch.setenv("HOURBRIDGE_LOG_FORMAT", "json")
-    return tmp_path
+    return sandbox_env
 
 
 def hourbridge(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
+    return run_cli(*args)
 
 
 def revisions_by_entry(tmp_path: Path) -> dict[str, int | None]:

@@ -41,10 +41,8 @@ LIST_FIELDS = (
     "duration_minutes,entered_on,attributable_to,attributable_to.name,created_by,created_by.name,"
     "categories,categories.name,task,task.name,billable_status,approval_status,description,created_at"
 )
-DETAIL_FIELDS = (
-    "duration_minutes,entered_on,attributable_to,attributable_to.name,created_by,created_by.name,"
-    "categories,categories.name,task,task.name,billable_status,approval_status,description,created_at"
-)
+# The single-entry endpoint is asked for the same fields; its enum names all of them.
+DETAIL_FIELDS = LIST_FIELDS
 TASK_FIELDS = "name,custom_fields,custom_fields.name,custom_fields.display_value,tags,tags.name,actual_time_minutes"
 USER_FIELDS = "name,email"
 MAX_PAGES = 100_000

@@ -51,7 +51,14 @@ def resolve_token_source(
 
 
 class BearerAuth(httpx.Auth):
-    """Asks the token source on every request, so a refreshed token is picked up at once."""
+    """Asks the token source on every request, so a refreshed token is picked up at once.
+
+    When the source can refresh (it has ``refresh_rejected``, as the OAuth layer's does), a 401 is
+    answered once with a fresh token and the same request: the vendor refused it without acting on it.
+    """
+
+    # The body must be readable twice for that one repeat after a 401.
+    requires_request_body = True
 
     def __init__(self, token: TokenSource, *, vendor: str, setting: str, reconnect: str) -> None:
         self._token = token
@@ -63,4 +70,13 @@ class BearerAuth(httpx.Auth):
             raise ConfigError(self._missing)
         register_secret(value)
         request.headers["Authorization"] = f"Bearer {value}"
+        response = yield request
+        refresh: Callable[[str], str] | None = getattr(self._token, "refresh_rejected", None)
+        if response.status_code != 401 or refresh is None:
+            return
+        fresh = refresh(value)
+        if not fresh or fresh == value:
+            return
+        register_secret(fresh)
+        request.headers["Authorization"] = f"Bearer {fresh}"
         yield request

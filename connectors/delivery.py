@@ -194,6 +194,20 @@ class Receipt:
             raise ValueError("receipt time must be timezone-aware UTC")
 
 
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One record a sink holds that carries our marker: what ``reconcile`` compares with the ledger.
+
+    ``idempotency_key`` is the key in the record's ``[hb:<key>]`` marker (it names the op, and so
+    the line and version, that wrote it); ``minutes`` is the duration the sink records.
+    """
+
+    idempotency_key: str
+    remote_id: str
+    work_date: date
+    minutes: int
+
+
 class OutcomeUnknown(HourbridgeError):
     """A write was sent but no answer came back (a timeout or a dropped connection after sending).
 
@@ -216,8 +230,11 @@ class Sink(Protocol):
     def push(self, ops: Sequence[Op]) -> Iterator[Receipt]:
         """Apply ``ops``; one receipt per op, in no promised order."""
 
-    def find(self, idempotency_key: str, line: Line) -> Receipt | None:
+    def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
         """The receipt of the create/update keyed ``idempotency_key`` if the vendor shows it landed, else None."""
+
+    def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
+        """Every record dated ``start..end`` that carries our marker; ``lines`` say where to look (projects, bills)."""
 
     def stats(self) -> dict[str, int]:
         """Counters since construction: API calls, retries, 429s, and vendor quota left where known."""

@@ -165,9 +165,12 @@ class QuickBooksRefs(_Model):
 class XeroRefs(_Model):
     """Names of the Xero records a code's lines are booked against."""
 
-    contact: Text | None = None
-    account: Text | None = None
+    contact: Text | None = Field(default=None, description="The client's contact (bills go to the contractor's)")
+    account: Text | None = Field(default=None, description="Account code of bill lines, e.g. 200")
+    tax_type: Text | None = Field(default=None, description="Tax type of bill lines, e.g. INPUT")
     tracking: dict[Text, Text] = Field(default_factory=dict, description="tracking category -> option")
+    project: Text | None = Field(default=None, description="Xero project (name or id) for project time entries")
+    task: Text | None = Field(default=None, description="Task of that project (name or id)")
 
 
 class Code(_Model):

@@ -17,8 +17,12 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from connectors.errors import ConfigError, HourbridgeError
+from sync.cli_connect import register as register_connect_commands
+from sync.cli_delivery import print_deliveries, print_reconciliation
+from sync.cli_delivery import register as register_delivery_commands
 from sync.cli_mappings import register as register_mapping_commands
 from sync.cli_ops import register as register_ops_commands
+from sync.cli_statements import register as register_statement_commands
 from sync.logging import configure_logging
 from sync.report import Period
 from sync.settings import Settings, describe_settings, load_settings
@@ -106,15 +110,16 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], None] | None]:
 def sync(
     as_of: Annotated[str | None, typer.Option(help="Freeze 'now' for this run (ISO date or date-time).")] = None,
     reports: Annotated[bool, typer.Option(help="Write the reports of the months the run touched.")] = True,
+    deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
 ) -> None:
-    """Pull every configured source, update the ledger, map, and write the open periods' reports."""
+    """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports."""
     from sync.runner import Runner
 
     settings = _settings()
     with _progress(True) as progress:
         runner = Runner(settings, as_of=_parse_as_of(as_of), progress=progress)
         try:
-            result = runner.sync(write_reports=reports)
+            result = runner.sync(write_reports=reports, deliver=deliver)
         finally:
             runner.close()
     _print_run(result)
@@ -212,7 +217,9 @@ def db_upgrade() -> None:
 @app.command()
 @admin_errors
 def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Last runs, cursors, entries and unmapped hours."""
+    """Last runs, cursors, entries and unmapped hours, deliveries and closed months."""
+    from sync import periods
+    from sync.deliver import outbox_summary
     from sync.store import ledger
     from sync.store.db import make_engine, require_current
 
@@ -223,8 +230,10 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
         runs = ledger.recent_runs(conn, 5)
         cursors = ledger.all_cursors(conn)
         totals = ledger.ledger_totals(conn)
+        deliveries = outbox_summary(conn)
+        closed = sorted(periods.closed(conn).labels)
     if json_output:
-        payload = {"runs": runs, "cursors": cursors, "ledger": totals}
+        payload = {"runs": runs, "cursors": cursors, "ledger": totals, "deliveries": deliveries, "closed": closed}
         sys.stdout.write(json.dumps(payload, default=str, sort_keys=True, indent=2) + "\n")
         return
     table = Table(title="Last runs")
@@ -246,6 +255,12 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
         f"ledger: {totals['entries']} live entries, {_hours(totals['seconds'])} h; "
         f"unmapped: {totals['unmapped_entries']} entries, {_hours(totals['unmapped_seconds'])} h"
     )
+    for sink, info in sorted(deliveries.items()):
+        states = ", ".join(f"{state} {count}" for state, count in sorted(info["ops"].items()))
+        out.print(f"{sink}: {info['lines']} lines held; ops: {states}", highlight=False)
+        for failure in info["failures"]:
+            out.print(f"  [red]failed[/] {failure['op']} {failure['line']}: {failure['error']}", highlight=False)
+    out.print("closed months: " + (", ".join(closed) or "none"))
 
 
 @app.command()
@@ -268,7 +283,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the sandbox data set.")] = 7,
     entries: Annotated[int | None, typer.Option(help="Number of sandbox entries (default: the seed's own).")] = None,
 ) -> None:
-    """Run the whole job end to end against local sandbox APIs: sync, map, report, reconcile."""
+    """Run the whole job end to end against local sandbox APIs: sync, map, deliver, report, reconcile."""
     from sync.demo import run_demo
 
     configure_logging("console" if err.is_terminal else "json", "WARNING")
@@ -281,12 +296,24 @@ def demo(
         table.add_row(label, value)
     out.print(table)
     out.print("Reports:")
+    statements: dict[Path, int] = {}
     for path in summary.files:
-        out.print(f"  {path}")
+        if path.parent.parent.name == "statements":
+            statements[path.parent] = statements.get(path.parent, 0) + 1
+        else:
+            out.print(f"  {path}")
+    for folder, count in sorted(statements.items()):
+        out.print(f"  {folder}/ ({count} contractor statement files)")
+    for reconciliation in summary.reconciliations:
+        if not reconciliation.ok:
+            print_reconciliation(reconciliation)
     if not summary.reconciled:
-        err.print("[bold red]the reports do not reconcile with the sandbox data set[/]")
+        err.print("[bold red]the demo does not reconcile: see the differences above[/]")
         raise typer.Exit(1)
-    out.print("[green]reconciled to the minute[/]: sandbox minutes = ledger minutes = report minutes")
+    out.print(
+        "[green]reconciled to the minute[/]: sandbox minutes = ledger minutes = report minutes, and every "
+        "month's QuickBooks and Xero records = the lines they should hold (`hourbridge reconcile`)"
+    )
 
 
 def _hours(seconds: int) -> str:
@@ -315,12 +342,16 @@ def _print_run(result: Any) -> None:
     out.print(table)
     for error in result.errors:
         err.print(f"[red]error[/] {error.get('source') or ''} {error['error']}", highlight=False, soft_wrap=True)
+    print_deliveries(result.deliveries)
     for written in result.reports:
         out.print(f"report {written.period.label}: {', '.join(str(p) for p in written.files)}")
 
 
 register_ops_commands(app)
 register_mapping_commands(app, mappings_app)
+register_delivery_commands(app)
+register_connect_commands(app)
+register_statement_commands(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -18,9 +19,15 @@ from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 from connectors.sandbox.monday import MondaySandbox
+from connectors.sandbox.quickbooks import QuickBooksSandbox
+from connectors.sandbox.xero import XeroSandbox
+from mappings.schema import MappingDocument, normalize_name
+from sync.deliver import DeliveryResult
+from sync.mapping_admin import read_document
+from sync.reconcile import Reconciliation
 from sync.report import format_hours
 from sync.runner import Runner
-from sync.settings import Settings
+from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
 
 EXAMPLE_MAPPINGS = Path(mappings.__file__).parent / "examples" / "demo.yaml"
@@ -38,10 +45,17 @@ class DemoSummary:
     api_calls: int
     files: tuple[Path, ...]
     database: Path
+    deliveries: dict[str, DeliveryResult]
+    reconciliations: tuple[Reconciliation, ...]
+    sink_records: dict[str, int]
 
     @property
     def reconciled(self) -> bool:
-        return sum(self.sandbox_minutes.values()) * 60 == self.ledger_seconds == self.report_seconds
+        return (
+            sum(self.sandbox_minutes.values()) * 60 == self.ledger_seconds == self.report_seconds
+            and all(r.ok for r in self.reconciliations)
+            and not any(d.failed or d.unknown for d in self.deliveries.values())
+        )
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -54,6 +68,19 @@ class DemoSummary:
             ("report hours", format_hours(self.report_seconds)),
             ("unmapped (held, reported)", f"{self.unmapped_entries} entries, {format_hours(self.unmapped_seconds)} h"),
             ("API calls (all tools)", f"{self.api_calls:,}"),
+            *(
+                (f"{name}: lines delivered / records held", f"{d.ok:,} / {self.sink_records.get(name, 0):,}")
+                for name, d in self.deliveries.items()
+            ),
+            *(
+                (f"held from accounting: {reason}", f"{held.entries} entries, {format_hours(held.seconds)} h")
+                for reason, held in sorted(next(iter(self.deliveries.values())).held.items())
+                if self.deliveries and reason != "unmapped"
+            ),
+            *(
+                (f"reconcile {r.period}", "PM tools = ledger = sinks" if r.ok else f"{len(r.differences)} differences")
+                for r in self.reconciliations
+            ),
             ("database", str(self.database)),
         ]
 
@@ -66,7 +93,7 @@ def run_demo(
     entries: int | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> DemoSummary:
-    """Start the three sandboxes on 127.0.0.1, sync them into a fresh SQLite ledger, report, reconcile."""
+    """Start the sandboxes on 127.0.0.1, sync into a fresh SQLite ledger, deliver, report, and reconcile."""
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     # The data set ends yesterday, so no session starts after `as_of` in any time zone, and the
     # first run reaches one day before it, so sessions filed under the previous UTC day are pulled.
@@ -76,10 +103,13 @@ def run_demo(
     for suffix in ("", "-wal", "-shm"):  # the demo always starts from an empty ledger
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     asana_projects, clickup_projects, monday_projects = split_projects(dataset)
+    document = read_document(EXAMPLE_MAPPINGS).document
     with ExitStack() as stack:
         asana = stack.enter_context(AsanaSandbox(dataset, projects=asana_projects))
         clickup = stack.enter_context(ClickUpSandbox(dataset, projects=clickup_projects))
         monday = stack.enter_context(MondaySandbox(dataset, projects=monday_projects))
+        qbo = stack.enter_context(quickbooks_sandbox(dataset, document))
+        xero = stack.enter_context(xero_sandbox(dataset, document))
         settings = Settings(
             database_url=f"sqlite:///{database}",
             mappings_file=EXAMPLE_MAPPINGS,
@@ -88,16 +118,37 @@ def run_demo(
             asana=AsanaConfig(token=SecretStr(asana.token), base_url=asana.base_url),
             clickup=ClickUpConfig(token=SecretStr(clickup.token), base_url=clickup.base_url, plan="enterprise"),
             monday=MondayConfig(token=SecretStr(monday.token), base_url=monday.base_url),
+            quickbooks=QuickBooksSettings(
+                realm_id=qbo.realm_id,
+                base_url=qbo.server.root_url,
+                access_token=SecretStr(qbo.token),
+                granularity="day",
+            ),
+            xero=XeroSettings(
+                tenant_id=xero.tenant_id,
+                mode="bills",
+                projects_base_url=xero.projects_url,
+                accounting_base_url=xero.accounting_url,
+                access_token=SecretStr(xero.token),
+                tracking_categories=[COST_CENTER],
+            ),
+            # Asana time waits for its timesheet's approval; the other tools' time for two days.
+            delivery=DeliverySettings(asana_gate="approved", clickup_gate="settled", monday_gate="settled"),
         )
         runner = Runner(settings, as_of=as_of, progress=progress)
         try:
             result = runner.sync()
+            reconciliations = tuple(runner.reconcile(p.label) for p in runner_months(result))
         finally:
             runner.close()
         sandbox_minutes = {
             "Asana": asana.total_minutes(),
             "ClickUp": clickup.total_minutes(),
             "monday.com": monday.total_minutes(),
+        }
+        sink_records = {
+            "quickbooks": len(qbo.time_activities()),
+            "xero": sum(len(b.get("LineItems", [])) for b in xero.invoices()),
         }
     with runner.engine.connect() as conn:
         totals = ledger.ledger_totals(conn)
@@ -114,7 +165,65 @@ def run_demo(
         api_calls=sum(s.get("api_calls", 0) for s in result.api.values()),
         files=tuple(path for r in result.reports for path in r.files),
         database=database,
+        deliveries=result.deliveries,
+        reconciliations=reconciliations,
+        sink_records=sink_records,
     )
+
+
+COST_CENTER = "Cost center"
+
+
+def runner_months(result: Any) -> list[Any]:
+    return [r.period for r in result.reports]
+
+
+def quickbooks_sandbox(
+    dataset: Dataset, document: MappingDocument, kind: type[QuickBooksSandbox] = QuickBooksSandbox, **options: Any
+) -> QuickBooksSandbox:
+    """A QuickBooks company that knows every vendor, customer, item, class and department the document names."""
+    vendors, _ = payees(dataset, document)
+    refs = [c.quickbooks for c in document.codes.values() if c.quickbooks is not None]
+    return kind(
+        vendors=vendors,
+        customers=sorted({r.customer for r in refs if r.customer}),
+        items=sorted({r.item for r in refs if r.item}),
+        # Codes naming neither a class nor a department book their cost center as the class.
+        classes=sorted(
+            {r.class_ for r in refs if r.class_}
+            | {
+                str(c.cost_center)
+                for c in document.codes.values()
+                if c.quickbooks is None or not (c.quickbooks.class_ or c.quickbooks.department)
+            }
+        ),
+        departments=sorted({r.department for r in refs if r.department}),
+        **options,
+    )
+
+
+def xero_sandbox(dataset: Dataset, document: MappingDocument) -> XeroSandbox:
+    """A Xero organisation with the contractors as contacts, the document's accounts and cost centers."""
+    _, contacts = payees(dataset, document)
+    refs = [c.xero for c in document.codes.values() if c.xero is not None]
+    return XeroSandbox(
+        contacts=contacts,
+        accounts=sorted({r.account for r in refs if r.account}),
+        tracking={COST_CENTER: sorted({str(c.cost_center) for c in document.codes.values()})},
+    )
+
+
+def payees(dataset: Dataset, document: MappingDocument) -> tuple[list[str], list[str]]:
+    """The QuickBooks vendors and Xero contacts the demo's contractors are known by."""
+    people = {normalize_name(p.email): p for p in document.people if p.email}
+    vendors: set[str] = set()
+    contacts: set[str] = set()
+    for contractor in dataset.contractors:
+        person = people.get(normalize_name(contractor.email))
+        name = person.contractor if person is not None else contractor.name
+        vendors.add((person.quickbooks_vendor if person is not None else None) or name)
+        contacts.add((person.xero_contact if person is not None else None) or name)
+    return sorted(vendors), sorted(contacts)
 
 
 def split_projects(dataset: Dataset) -> tuple[list[str], list[str], list[str]]:

@@ -26,6 +26,7 @@ from openpyxl.writer.excel import ExcelWriter
 
 __all__ = [
     "FORMATS",
+    "Cell",
     "CodeSummary",
     "ContractorSummary",
     "CostCenterSummary",
@@ -33,12 +34,21 @@ __all__ = [
     "Report",
     "ReportLine",
     "ReportTotals",
+    "Table",
     "Tally",
     "UnmappedGroup",
     "WrittenReport",
     "build_report",
     "format_hours",
     "format_minutes",
+    "joined_names",
+    "normalise_formats",
+    "redact",
+    "render_csv",
+    "render_workbook",
+    "scrub_line",
+    "validate_lines",
+    "write_files",
     "write_report",
 ]
 
@@ -251,6 +261,7 @@ class WrittenReport:
     period: Period
     files: tuple[Path, ...]
     totals: ReportTotals
+    changed: tuple[Path, ...] = ()  # the files this write created or replaced; the rest already held these bytes
 
 
 # --------------------------------------------------------------------------- numbers
@@ -282,34 +293,37 @@ def _text_key(value: str) -> tuple[str, str]:
     return (value.casefold(), value)
 
 
-def _joined(values: Iterable[str | None]) -> str:
+def joined_names(values: Iterable[str | None]) -> str:
+    """The distinct non-empty values, sorted case-insensitively and joined with ``"; "``."""
     return "; ".join(sorted({v for v in values if v}, key=_text_key))
 
 
-def _redact(text: str) -> str:
+def redact(text: str) -> str:
+    """``text`` with every email address masked."""
     return _EMAIL_RE.sub(_EMAIL_MASK, text)
 
 
 def _redact_optional(text: str | None) -> str | None:
-    return None if text is None else _redact(text)
+    return None if text is None else redact(text)
 
 
-def _scrub(line: ReportLine) -> ReportLine:
+def scrub_line(line: ReportLine) -> ReportLine:
     """Keep only what billing needs: email addresses never reach a report."""
     return replace(
         line,
-        person_name=_redact(line.person_name),
-        contractor=_redact(line.contractor),
+        person_name=redact(line.person_name),
+        contractor=redact(line.contractor),
         code_name=_redact_optional(line.code_name),
         client=_redact_optional(line.client),
         unmapped_detail=_redact_optional(line.unmapped_detail),
-        task=_redact(line.task),
-        container=_redact(line.container),
-        description=_redact(line.description),
+        task=redact(line.task),
+        container=redact(line.container),
+        description=redact(line.description),
     )
 
 
-def _validate(period: Period, lines: Sequence[ReportLine]) -> None:
+def validate_lines(period: Period, lines: Sequence[ReportLine]) -> None:
+    """Reject lines outside ``period``, negative durations and duplicates (they would break the totals)."""
     seen: set[tuple[str, str, str]] = set()
     for line in lines:
         ident = f"{line.source}/{line.account}/{line.external_id}"
@@ -325,8 +339,8 @@ def _validate(period: Period, lines: Sequence[ReportLine]) -> None:
 
 def build_report(period: Period, lines: Iterable[ReportLine]) -> Report:
     """Group the period's entries into cost center -> code -> contractor, plus the unmapped section."""
-    ordered = tuple(sorted((_scrub(line) for line in lines), key=lambda line: line.sort_key))
-    _validate(period, ordered)
+    ordered = tuple(sorted((scrub_line(line) for line in lines), key=lambda line: line.sort_key))
+    validate_lines(period, ordered)
 
     tree: dict[str, dict[str, dict[str, list[ReportLine]]]] = {}
     groups: dict[tuple[str, str], list[ReportLine]] = {}
@@ -350,8 +364,8 @@ def build_report(period: Period, lines: Iterable[ReportLine]) -> Report:
             code_summaries.append(
                 CodeSummary(
                     code=code,
-                    code_name=_joined(line.code_name for line in code_lines),
-                    client=_joined(line.client for line in code_lines),
+                    code_name=joined_names(line.code_name for line in code_lines),
+                    client=joined_names(line.client for line in code_lines),
                     tally=sum((c.tally for c in contractors), Tally()),
                     contractors=contractors,
                 )
@@ -359,7 +373,7 @@ def build_report(period: Period, lines: Iterable[ReportLine]) -> Report:
         cost_centers.append(
             CostCenterSummary(
                 cost_center=cost_center,
-                client=_joined(
+                client=joined_names(
                     line.client
                     for by_contractor in tree[cost_center].values()
                     for rows in by_contractor.values()
@@ -407,7 +421,7 @@ Cell: TypeAlias = str | int | bool | Decimal | date | None
 
 
 @dataclass(frozen=True, slots=True)
-class _Table:
+class Table:
     """One rectangular table shared by the CSV and XLSX writers."""
 
     headers: tuple[str, ...]
@@ -512,7 +526,7 @@ def _summary_row(
     )
 
 
-def _summary_table(report: Report) -> _Table:
+def _summary_table(report: Report) -> Table:
     rows: list[tuple[Cell, ...]] = []
     emphasis: list[bool] = []
 
@@ -541,7 +555,7 @@ def _summary_table(report: Report) -> _Table:
         add(_summary_row("unmapped", group.tally, reason=group.reason, detail=group.detail), False)
     add(_summary_row("unmapped_total", report.unmapped_total), True)
     add(_summary_row("total", report.total), True)
-    return _Table(SUMMARY_HEADERS, tuple(rows), tuple(emphasis))
+    return Table(SUMMARY_HEADERS, tuple(rows), tuple(emphasis))
 
 
 def _entry_row(line: ReportLine) -> tuple[Cell, ...]:
@@ -571,12 +585,12 @@ def _entry_row(line: ReportLine) -> tuple[Cell, ...]:
     )
 
 
-def _entries_table(report: Report) -> _Table:
+def _entries_table(report: Report) -> Table:
     rows = tuple(_entry_row(line) for line in report.lines)
-    return _Table(ENTRY_HEADERS, rows, (False,) * len(rows))
+    return Table(ENTRY_HEADERS, rows, (False,) * len(rows))
 
 
-def _unmapped_table(report: Report) -> _Table:
+def _unmapped_table(report: Report) -> Table:
     rows = tuple(
         (
             group.reason,
@@ -600,7 +614,7 @@ def _unmapped_table(report: Report) -> _Table:
         for group in report.unmapped
         for line in group.lines
     )
-    return _Table(UNMAPPED_HEADERS, rows, (False,) * len(rows))
+    return Table(UNMAPPED_HEADERS, rows, (False,) * len(rows))
 
 
 # --------------------------------------------------------------------------- CSV
@@ -623,8 +637,8 @@ def _csv_cell(value: Cell) -> str:
     return str(value)
 
 
-def _render_csv(table: _Table) -> bytes:
-    """UTF-8 without BOM, RFC 4180 ``\\r\\n`` line endings (the csv module's default)."""
+def render_csv(table: Table) -> bytes:
+    """One table as CSV, formulas neutralised: UTF-8 without BOM, RFC 4180 ``\\r\\n`` line endings."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(table.headers)
@@ -651,7 +665,7 @@ def _display_width(value: Cell) -> int:
     return max((len(part) for part in text.splitlines()), default=0)
 
 
-def _fill_sheet(sheet: Any, table: _Table) -> None:
+def _fill_sheet(sheet: Any, table: Table) -> None:
     bold = Font(bold=True)
     sheet.append(list(table.headers))
     for cell in sheet[1]:
@@ -686,16 +700,26 @@ def _pinned_moment(period: Period) -> datetime:
 
 
 def _render_xlsx(report: Report) -> bytes:
-    workbook = Workbook()
-    summary = workbook.active
-    summary.title = "Summary"
-    _fill_sheet(summary, _summary_table(report))
-    _fill_sheet(workbook.create_sheet("Entries"), _entries_table(report))
-    _fill_sheet(workbook.create_sheet("Unmapped"), _unmapped_table(report))
+    sheets = [
+        ("Summary", _summary_table(report)),
+        ("Entries", _entries_table(report)),
+        ("Unmapped", _unmapped_table(report)),
+    ]
+    return render_workbook(sheets, title=f"Hours {report.period.label}", period=report.period)
 
-    pinned = _pinned_moment(report.period)
+
+def render_workbook(sheets: Sequence[tuple[str, Table]], *, title: str, period: Period) -> bytes:
+    """An XLSX workbook of one sheet per table, its timestamps pinned to the period's end (reproducible bytes)."""
+    workbook = Workbook()
+    first = workbook.active
+    for index, (name, table) in enumerate(sheets):
+        sheet = first if index == 0 else workbook.create_sheet(name)
+        sheet.title = name
+        _fill_sheet(sheet, table)
+
+    pinned = _pinned_moment(period)
     workbook.properties.creator = "hourbridge"
-    workbook.properties.title = f"Hours {report.period.label}"
+    workbook.properties.title = title
     workbook.properties.created = pinned
     workbook.properties.modified = pinned
 
@@ -836,16 +860,17 @@ def _render(report: Report, fmt: str) -> list[tuple[str, bytes]]:
     label = report.period.label
     if fmt == "csv":
         return [
-            (f"hours-{label}.csv", _render_csv(_summary_table(report))),
-            (f"entries-{label}.csv", _render_csv(_entries_table(report))),
-            (f"unmapped-{label}.csv", _render_csv(_unmapped_table(report))),
+            (f"hours-{label}.csv", render_csv(_summary_table(report))),
+            (f"entries-{label}.csv", render_csv(_entries_table(report))),
+            (f"unmapped-{label}.csv", render_csv(_unmapped_table(report))),
         ]
     if fmt == "xlsx":
         return [(f"hours-{label}.xlsx", _render_xlsx(report))]
     return [(f"hours-{label}.json", _render_json(report))]
 
 
-def _normalise_formats(formats: Sequence[str]) -> list[str]:
+def normalise_formats(formats: Sequence[str]) -> list[str]:
+    """The requested formats, lower-cased, de-duplicated, in order; ValueError for an unknown or empty choice."""
     if isinstance(formats, str):
         formats = [formats]
     chosen: list[str] = []
@@ -902,11 +927,27 @@ def write_report(report: Report, folder: Path, formats: Sequence[str] = FORMATS)
     New files are readable by their owner only: they carry billing data.
     """
     folder = Path(folder)
-    chosen = _normalise_formats(formats)
+    chosen = normalise_formats(formats)
     outputs = [item for fmt in chosen for item in _render(report, fmt)]
+    changed = write_files(folder, outputs)
+    return WrittenReport(
+        period=report.period,
+        files=tuple(folder / name for name, _ in outputs),
+        totals=report.totals,
+        changed=changed,
+    )
 
+
+def write_files(folder: Path, outputs: Sequence[tuple[str, bytes]]) -> tuple[Path, ...]:
+    """Put every ``(name, bytes)`` into ``folder`` atomically; return the paths that were (re)written.
+
+    Everything is staged as temporary files first, then moved into place with ``os.replace``; on
+    failure the temporaries are removed and existing files stay as they were. A file that already
+    holds exactly its new bytes is left alone (same inode, same mtime).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
+    changed: list[Path] = []
     try:
         for name, data in outputs:
             if not _holds(folder / name, data):
@@ -915,13 +956,10 @@ def write_report(report: Report, folder: Path, formats: Sequence[str] = FORMATS)
             temp, target = staged[0]
             os.replace(temp, target)
             staged.pop(0)
+            changed.append(target)
     finally:
         for temp, _ in staged:
             with contextlib.suppress(OSError):
                 temp.unlink()
     _sync_folder(folder)
-    return WrittenReport(
-        period=report.period,
-        files=tuple(folder / name for name, _ in outputs),
-        totals=report.totals,
-    )
+    return tuple(changed)

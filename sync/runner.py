@@ -15,11 +15,17 @@ from sqlalchemy import Engine
 
 from connectors._http import redact
 from connectors.base import Source
+from connectors.delivery import Sink
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped
-from sync.mapping_admin import ActiveMapping, adopt, choose_mapping
+from sync import periods
+from sync.deliver import Deliverer, DeliveryResult
+from sync.files import FileDelivery, FileSink
+from sync.mapping_admin import ActiveMapping, adopt, choose_mapping, revision_document
+from sync.plan import Catalogs, SinkSpec, touched_months
 from sync.prefetch import prefetched_batches
+from sync.reconcile import Reconciliation, reconcile
 from sync.report import Period, ReportLine, WrittenReport, build_report, write_report
 from sync.settings import Settings
 from sync.store import ledger, revisions
@@ -58,8 +64,9 @@ class RunResult:
     scopes: list[ScopeResult]
     errors: list[dict[str, Any]]
     mapped: int
-    reports: list[WrittenReport]
+    reports: list[FileDelivery]
     api: dict[str, dict[str, int]]
+    deliveries: dict[str, DeliveryResult] = field(default_factory=dict)
 
     @property
     def versions_written(self) -> int:
@@ -96,6 +103,44 @@ def build_sources(settings: Settings) -> dict[str, Source]:
     return sources
 
 
+def sink_specs(settings: Settings) -> dict[str, SinkSpec]:
+    """How the planner builds each configured sink's lines."""
+    specs: dict[str, SinkSpec] = {}
+    if settings.quickbooks is not None:
+        specs["quickbooks"] = SinkSpec(
+            "quickbooks", settings.quickbooks.granularity, drop_descriptions=settings.drop_descriptions
+        )
+    if settings.xero is not None:
+        specs["xero"] = SinkSpec(
+            "xero",
+            settings.xero.line_granularity,
+            tuple(settings.xero.tracking_categories),
+            drop_descriptions=settings.drop_descriptions,
+        )
+    return specs
+
+
+def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
+    """Construct every configured accounting sink (OAuth tokens from the store when connected)."""
+    from connectors.quickbooks import QuickBooksSink
+    from connectors.xero import XeroSink
+    from sync.oauth import access_token_source
+
+    sinks: dict[str, Sink] = {}
+    try:
+        if settings.quickbooks is not None:
+            token = access_token_source(settings, engine, "quickbooks")
+            sinks["quickbooks"] = QuickBooksSink(settings.quickbooks, token=token)
+        if settings.xero is not None:
+            token = access_token_source(settings, engine, "xero")
+            sinks["xero"] = XeroSink(settings.xero, token=token)
+    except BaseException:
+        for sink in sinks.values():
+            sink.close()
+        raise
+    return sinks
+
+
 def plan_window(scanned_through: date | None, today: date, settings: Settings) -> Window:
     """``[cursor - lookback, today]``; on the first run from ``start_date`` (default today - lookback)."""
     if scanned_through is None:
@@ -128,6 +173,7 @@ class Runner:
         engine: Engine | None = None,
         progress: Progress | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sinks: dict[str, Sink] | None = None,
     ) -> None:
         self.settings = settings
         self.as_of = (as_of or clock()).astimezone(UTC)
@@ -142,12 +188,17 @@ class Runner:
         self._revision_codes: dict[int, dict[str, str]] = {}
         self._adopted: int | None = None
         self._sources = sources
+        self._sinks = sinks
+        # Months whose entries were (re)mapped by this run: their lines are planned again.
+        self._remapped: set[str] = set()
         # Checked between windows: a worker asked to stop finishes the window it is in, then returns.
         self.should_stop: Callable[[], bool] = lambda: False
 
     def close(self) -> None:
         for source in (self._sources or {}).values():
             source.close()
+        for sink in (self._sinks or {}).values():
+            sink.close()
 
     # ------------------------------------------------------------------ the run
 
@@ -157,6 +208,7 @@ class Runner:
         write_reports: bool = True,
         only: Collection[tuple[str, str | None]] | None = None,
         command: str = "sync",
+        deliver: bool = True,
     ) -> RunResult:
         """One run. ``only`` restricts it to (source, account) pairs (account ``None`` = every scope)."""
         # Settings an admin must fix stop the run before anything is written (like the mapping document).
@@ -183,22 +235,25 @@ class Runner:
                 accounts = None if only is None else {a for w, a in only if w == name}
                 scope_results.extend(self._pull_source(name, source, run_id, errors, accounts))
             mapped = self.apply_mappings()
+            touched = self._touched(scope_results)
+            deliveries = self.deliver(touched, run_id, errors) if deliver else {}
             reports = self.write_open_reports(scope_results) if write_reports else []
         except HourbridgeError as exc:
             errors.append({"source": None, "account": None, "error": redact(exc.message), "action": exc.action.value})
-            mapped, reports = 0, []
+            mapped, reports, deliveries = 0, [], {}
         api = {name: src.stats() for name, src in (self._sources or {}).items()}
         status = "ok" if not errors else ("partial" if any(s.error is None for s in scope_results) else "failed")
         counts = {
             "scopes": {f"{s.source}:{s.account}": s.counts.as_dict() for s in scope_results},
             "mapped": mapped,
             "api": api,
+            "deliveries": {name: result.as_dict() for name, result in deliveries.items()},
         }
         with self.engine.begin() as conn:
             ledger.finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=self._clock())
         log.info("run.finished", status=status, errors=len(errors), mapped=mapped)
         structlog.contextvars.unbind_contextvars("run_id")
-        return RunResult(run_id, self.as_of, status, scope_results, errors, mapped, reports, api)
+        return RunResult(run_id, self.as_of, status, scope_results, errors, mapped, reports, api, deliveries)
 
     def _pull_source(
         self,
@@ -293,13 +348,95 @@ class Runner:
             yield entry
             self._progress(label, 1)
 
+    # ------------------------------------------------------------------ delivery
+
+    def _touched(self, scopes: Sequence[ScopeResult]) -> set[str]:
+        touched = set(self._remapped)
+        for scope in scopes:
+            if scope.window is not None:
+                touched.update(touched_months(scope.window.start, scope.window.end))
+        return touched
+
+    def sinks(self) -> dict[str, Sink]:
+        if self._sinks is None:
+            self._sinks = build_sinks(self.settings, self.engine)
+        return self._sinks
+
+    def catalogs(self) -> Catalogs:
+        def load(revision_id: int) -> Any:
+            with self.engine.connect() as conn:
+                stored = revisions.get(conn, revision_id)
+            if stored is None:
+                return self.document
+            return revision_document(stored).document
+
+        return Catalogs(self.document, self.adopt_mapping(), load)
+
+    def deliver(
+        self, touched: Collection[str], run_id: int | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> dict[str, DeliveryResult]:
+        """Bring every configured sink to the desired state of the ``touched`` months (and what they imply)."""
+        sinks = self.sinks()
+        specs = sink_specs(self.settings)
+        results: dict[str, DeliveryResult] = {}
+        catalogs = self.catalogs()
+        for name, sink in sinks.items():
+            spec = specs.get(name) or SinkSpec(name, "day", drop_descriptions=self.settings.drop_descriptions)
+            deliverer = Deliverer(
+                self.engine,
+                sink,
+                spec,
+                gates=self.settings.delivery,
+                catalogs=catalogs,
+                clock=self._clock,
+                run_id=run_id,
+                progress=self._progress,
+            )
+            try:
+                result = results[name] = deliverer.deliver(touched, self.as_of)
+            except HourbridgeError as exc:
+                message = redact(exc.message)
+                log.error("delivery.failed", sink=name, error=message)
+                if errors is not None:
+                    errors.append({"sink": name, "error": message, "action": exc.action.value})
+                continue
+            if errors is not None and (result.failed or result.unknown or result.errors):
+                errors.append(
+                    {
+                        "sink": name,
+                        "error": "; ".join(result.errors) or f"{result.unknown} writes without an answer yet",
+                        "action": "retry" if not result.failed else "fix",
+                        "failed": result.failed,
+                        "unknown": result.unknown,
+                    }
+                )
+        return results
+
+    def reconcile(self, label: str, *, read_sources: bool = True) -> Reconciliation:
+        """The month ``label`` across the PM tools, the ledger and every sink (see sync/reconcile.py)."""
+        sources: dict[str, Source] = {}
+        if read_sources:
+            if self._sources is None:
+                self._sources = build_sources(self.settings)
+            sources = self._sources
+        return reconcile(
+            self.engine,
+            label,
+            sources=sources,
+            sinks=self.sinks(),
+            specs=sink_specs(self.settings),
+            catalogs=self.catalogs(),
+            gates=self.settings.delivery,
+            as_of=self.as_of,
+        )
+
     # ------------------------------------------------------------------ mapping and reports
 
     def apply_mappings(self) -> int:
         """Map every live entry of the open periods whose result is missing or came from another revision.
 
-        The settings' file is stored as a new revision first when its content changed. Every period
-        is open for now; closed periods (with accounting delivery) will keep their revision.
+        The settings' file is stored as a new revision first when its content changed. Entries up to
+        the end of the latest closed month keep the revision that mapped them (unless they changed).
         """
         revision = self.adopt_mapping()
         digest = self.matcher.document_hash
@@ -307,14 +444,15 @@ class Runner:
         after = 0
         while True:
             with self.engine.begin() as conn:
-                rows = revisions.entries_to_map(conn, revision, after_id=after)
+                closed_through = periods.closed(conn).closed_through
+                rows = revisions.entries_to_map(conn, revision, closed_through=closed_through, after_id=after)
                 if not rows:
                     return total
-                results = [
-                    {"id": row.id}
-                    | self.mapping_columns(TimeEntry.from_payload(row.payload, content_hash=row.content_hash))
-                    for row in rows
-                ]
+                results = []
+                for row in rows:
+                    entry = TimeEntry.from_payload(row.payload, content_hash=row.content_hash)
+                    self._remapped.add(periods.month_label(entry.work_date))
+                    results.append({"id": row.id} | self.mapping_columns(entry))
                 total += revisions.store_mappings(conn, revision, digest, results)
                 after = rows[-1].id
 
@@ -350,20 +488,35 @@ class Runner:
             "unmapped_detail": outcome.detail,
         }
 
-    def report(self, period: Period, folder: Path | None = None) -> WrittenReport:
+    def report_lines(self, period: Period) -> list[ReportLine]:
+        """Every live ledger entry of ``period``, mapped or not, as report lines."""
         with self.engine.connect() as conn:
-            lines = [self._report_line(row) for row in ledger.live_entries_between(conn, period.start, period.end)]
-        report = build_report(period, lines)
+            return [self._report_line(row) for row in ledger.live_entries_between(conn, period.start, period.end)]
+
+    def report(self, period: Period, folder: Path | None = None) -> WrittenReport:
+        report = build_report(period, self.report_lines(period))
         return write_report(report, folder or self.settings.output_dir, self.settings.report_formats)
 
-    def write_open_reports(self, scopes: Sequence[ScopeResult]) -> list[WrittenReport]:
-        """Reports for every month a window of this run touched (re-written only when content changed)."""
+    def write_open_reports(self, scopes: Sequence[ScopeResult]) -> list[FileDelivery]:
+        """Reports and contractor statements for every open month a window of this run touched.
+
+        Files are rewritten only when their content changed; a closed month's files stay as they
+        were when it closed (later changes show as adjustments in the first open month)."""
         windows = [s.window for s in scopes if s.window is not None]
         if not windows:
             return []
         start = min(w.start for w in windows)
         end = max(w.end for w in windows)
-        return [self.report(period) for period in months_between(start, end)]
+        with self.engine.connect() as conn:
+            closed = periods.closed(conn)
+        files = FileSink.from_settings(self.settings)
+        return [
+            files.write_period(
+                p, self.report_lines(p), formats=self.settings.report_formats, statements=self.settings.statements
+            )
+            for p in months_between(start, end)
+            if not closed.is_closed(p.label)
+        ]
 
     def _report_line(self, row: Any) -> ReportLine:
         payload = row.payload

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -19,6 +19,8 @@ from connectors.asana.config import AsanaConfig
 from connectors.clickup.config import ClickUpConfig
 from connectors.errors import ConfigError
 from connectors.monday.config import MondayConfig
+from connectors.quickbooks.config import QuickBooksConfig
+from connectors.xero.config import XeroConfig
 
 ENV_PREFIX = "HOURBRIDGE_"
 SECRETS_DIR_ENV = "HOURBRIDGE_SECRETS_DIR"
@@ -26,6 +28,70 @@ DEFAULT_SECRETS_DIR = Path("/run/secrets")
 ReportFormat = Literal["csv", "xlsx", "json"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "xlsx", "json")
 SOURCE_NAMES = ("asana", "clickup", "monday")
+SINK_NAMES = ("quickbooks", "xero")
+Granularity = Literal["entry", "day", "period"]
+Gate = Literal["approved", "settled", "none"]
+
+_GRANULARITY_HELP = (
+    "Lines delivered: entry = one per time entry; day = one per person, code and day; "
+    "period = one per person, code and month."
+)
+
+
+class QuickBooksSettings(QuickBooksConfig):
+    """The QuickBooks sink's settings plus how the planner groups time into its lines."""
+
+    granularity: Granularity = Field(default="day", description=_GRANULARITY_HELP)
+
+
+class XeroSettings(XeroConfig):
+    """The Xero sink's settings plus how the planner groups time into its lines."""
+
+    granularity: Granularity | None = Field(
+        default=None,
+        description=_GRANULARITY_HELP + " Default: day for projects; bills always use period (one line per code).",
+    )
+
+    @model_validator(mode="after")
+    def _bills_per_period(self) -> XeroSettings:
+        if self.mode == "bills" and self.granularity not in (None, "period"):
+            raise ValueError(
+                "bills hold one line per code per contractor and period: set HOURBRIDGE_XERO__GRANULARITY=period "
+                "or leave it unset"
+            )
+        return self
+
+    @property
+    def line_granularity(self) -> Granularity:
+        if self.granularity is not None:
+            return self.granularity
+        return "period" if self.mode == "bills" else "day"
+
+
+class DeliverySettings(BaseModel):
+    """What may be delivered to accounting: approval gates per source and the settle delay."""
+
+    model_config = {"extra": "forbid"}
+
+    asana_gate: Gate = Field(
+        default="approved",
+        description="approved = only entries whose timesheet is APPROVED; settled = after the settle delay; none.",
+    )
+    clickup_gate: Gate = Field(default="settled", description="Gate of ClickUp time (approved needs approval data).")
+    monday_gate: Gate = Field(default="settled", description="Gate of monday.com time (monday has no approvals).")
+    settle_hours: int = Field(
+        default=48,
+        ge=0,
+        le=24 * 90,
+        description="Settled = the work date ended at least this many hours ago (UTC), so late edits land first.",
+    )
+    max_ops_per_run: int = Field(
+        default=5000, ge=1, description="Ops one run sends per sink; the rest follow on the next run."
+    )
+
+    def gate(self, source: str) -> Gate:
+        gate: Gate = getattr(self, f"{source}_gate", "settled")
+        return gate
 
 
 class Settings(BaseSettings):
@@ -67,6 +133,21 @@ class Settings(BaseSettings):
     )
     monday: MondayConfig | None = Field(
         default=None, description="monday.com source; enabled when any HOURBRIDGE_MONDAY__ setting is present."
+    )
+    # --- accounting delivery (sync/plan.py, sync/deliver.py, sync/periods.py) ---
+    quickbooks: QuickBooksSettings | None = Field(
+        default=None, description="QuickBooks Online sink; enabled when any HOURBRIDGE_QUICKBOOKS__ setting is present."
+    )
+    xero: XeroSettings | None = Field(
+        default=None, description="Xero sink; enabled when any HOURBRIDGE_XERO__ setting is present."
+    )
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="What may be delivered.")
+    statements: bool = Field(
+        default=True, description="Write a statement per contractor (their own hours only) beside the period reports."
+    )
+    token_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts stored OAuth tokens (`hourbridge connect` prints a new one when unset).",
     )
     # --- running on a schedule and at scale (sync/schedule.py, sync/worker.py, sync/health.py) ---
     schedule: str = Field(
@@ -136,6 +217,9 @@ class Settings(BaseSettings):
 
     def enabled_sources(self) -> list[str]:
         return [name for name in SOURCE_NAMES if getattr(self, name) is not None]
+
+    def enabled_sinks(self) -> list[str]:
+        return [name for name in SINK_NAMES if getattr(self, name) is not None]
 
 
 def load_settings(**overrides: Any) -> Settings:

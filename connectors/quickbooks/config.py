@@ -29,6 +29,33 @@ class QuickBooksConfig(BaseModel):
     access_token: SecretStr | None = Field(
         default=None, description="OAuth 2.0 access token (lives one hour); normally supplied by the OAuth layer."
     )
+    client_id: str | None = Field(
+        default=None,
+        description=(
+            "Client id of your Intuit app (developer.intuit.com, Keys & credentials). With the secret set, "
+            "`hourbridge connect quickbooks` links the company once and tokens refresh themselves."
+        ),
+    )
+    client_secret: SecretStr | None = Field(default=None, description="Client secret of your Intuit app.")
+    authorize_url: str = Field(
+        default="https://appcenter.intuit.com/connect/oauth2", description="Intuit's OAuth 2.0 authorize endpoint."
+    )
+    token_url: str = Field(
+        default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        description="Intuit's OAuth 2.0 token endpoint.",
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["com.intuit.quickbooks.accounting"],
+        min_length=1,
+        description="Scopes `hourbridge connect quickbooks` asks for.",
+    )
+    redirect_uri: str = Field(
+        default="http://localhost:8765/callback",
+        description=(
+            "Redirect URI registered with the app, exactly. On localhost, `hourbridge connect` answers it itself; "
+            "otherwise you paste the address the browser lands on."
+        ),
+    )
     name_of: Literal["Vendor", "Employee"] = Field(
         default="Vendor", description="Whose time it is: contractors are Vendors, payroll staff are Employees."
     )

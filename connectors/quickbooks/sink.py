@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any, ClassVar
 
 import httpx
@@ -11,12 +12,14 @@ import httpx
 from connectors._config import TokenSource
 from connectors._http import RateLimiter, Sleep
 from connectors.delivery import (
+    Holding,
     Line,
     Now,
     Op,
     OpKind,
     OutcomeUnknown,
     Receipt,
+    billable_minutes,
     call_key,
     encode_json,
     failed,
@@ -25,7 +28,7 @@ from connectors.delivery import (
     unknown,
     utc_now,
 )
-from connectors.errors import ConfigError, TransientError
+from connectors.errors import ConfigError, PayloadError, TransientError
 from connectors.quickbooks.client import (
     FAULT_OBJECT_NOT_FOUND,
     NameResolver,
@@ -226,3 +229,47 @@ class QuickBooksSink:
                     self._now(),
                 )
         return None
+
+    # ------------------------------------------------------------------ read back
+
+    def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
+        """Every TimeActivity dated ``start..end`` (TxnDate, inclusive) whose Description carries our marker.
+
+        One query per 1000 records over the TxnDate range: QuickBooks cannot filter on Description,
+        so records without a marker are read and skipped here, and ``lines`` are not needed to know
+        where to look. Deleted records are never returned by QuickBooks queries. The key is the first
+        marker of the Description (render writes exactly one, at its head); minutes are 60 * Hours +
+        Minutes, plus Seconds rounded as ``billable_minutes`` does (render sends Hours/Minutes only,
+        never StartTime/EndTime). A record seen twice, when a page boundary shifts under the query,
+        is yielded once.
+        """
+        if end < start:
+            return
+        where = f"TxnDate >= {quote(start.isoformat())} AND TxnDate <= {quote(end.isoformat())}"
+        seen: set[str] = set()
+        for row in self.client.query_all(ENTITY, where):
+            description = row.get("Description")
+            keys = marked_keys(description if isinstance(description, str) else None)
+            remote_id = str(row.get("Id", ""))
+            if not keys or not remote_id or remote_id in seen:
+                continue
+            seen.add(remote_id)
+            try:
+                work_date = date.fromisoformat(str(row.get("TxnDate")))
+            except ValueError:
+                raise PayloadError(f"QuickBooks answered TimeActivity {remote_id} without a TxnDate") from None
+            if not start <= work_date <= end:
+                continue
+            seconds = _whole(row.get("Hours")) * 3600 + _whole(row.get("Minutes")) * 60 + _whole(row.get("Seconds"))
+            yield Holding(keys[0], remote_id, work_date, billable_minutes(seconds))
+
+
+def _whole(value: object) -> int:
+    """A non-negative whole number from a QuickBooks duration element (absent or unreadable: 0)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return 0

@@ -21,6 +21,7 @@ from connectors.sandbox._server import (
     SandboxServer,
     json_response,
 )
+from connectors.sandbox.oauth import OAuthSandbox, issued_by
 
 DEFAULT_REALM = "9130350000000001"
 DEFAULT_TOKEN = "qbo_sandbox_access_token"  # noqa: S105  (a fake credential the local emulator accepts)
@@ -187,9 +188,11 @@ class QuickBooksSandbox(HostedSandbox):
         batches_per_minute: int | None = 40,
         send_retry_after: bool = False,
         clock: Clock | None = None,
+        oauth: OAuthSandbox | None = None,
     ) -> None:
         self._realm = realm_id
         self._token = token
+        self._oauth = oauth  # also accept the access tokens this OAuth emulator issues for the realm
         self._clock: Clock = clock or time.monotonic
         self._send_retry_after = send_retry_after
         self._lock = threading.RLock()
@@ -268,7 +271,8 @@ class QuickBooksSandbox(HostedSandbox):
 
     def _guard(self, request: Request, *, items: int = 1, batch: bool = False) -> Response | None:
         token = request.bearer_token or ""
-        if not hmac.compare_digest(token.encode(), self._token.encode()):
+        static = hmac.compare_digest(token.encode(), self._token.encode())
+        if not (static or issued_by(self._oauth, token, self._realm)):
             return _fault_response(401, "Token invalid or expired")
         over: int | None = None
         for _ in range(items):

@@ -17,6 +17,7 @@ from typing import Any
 
 from connectors.delivery import encode_json
 from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer
+from connectors.sandbox.oauth import CONNECTIONS, OAuthSandbox, issued_by
 
 DEFAULT_TENANT = "b2d1a7a4-5d3e-4c55-9a43-7c2f0e1d9a10"
 DEFAULT_TOKEN = "xero_sandbox_access_token"  # noqa: S105  (a fake credential the local emulator accepts)
@@ -116,9 +117,11 @@ class XeroSandbox(HostedSandbox):
         day_limit: int | None = 5000,
         max_concurrency: int = 5,
         clock: Clock | None = None,
+        oauth: OAuthSandbox | None = None,
     ) -> None:
         self._tenant = tenant_id
         self._token = token
+        self._oauth = oauth  # also accept the access tokens this OAuth emulator issues for the tenant
         self._clock: Clock = clock or time.monotonic
         self._minute_limit = rate_limit_per_minute
         self._day_limit = day_limit
@@ -170,6 +173,9 @@ class XeroSandbox(HostedSandbox):
         route("GET", f"{ACCOUNTING_PATH}/Invoices", self._guarded(self._list_invoices), name=INVOICES_LIST)
         route("PUT", f"{ACCOUNTING_PATH}/Invoices", self._write(self._put_invoices), name=INVOICES_PUT)
         route("POST", f"{ACCOUNTING_PATH}/Invoices", self._write(self._post_invoices), name=INVOICES_POST)
+        if oauth is not None:
+            # Xero serves GET /connections on the API host; it lists what the token's grant may use.
+            route("GET", "/connections", oauth.connections_handler, name=CONNECTIONS)
 
     # -- controls --------------------------------------------------------------------------------
 
@@ -261,7 +267,8 @@ class XeroSandbox(HostedSandbox):
 
     def _check(self, request: Request) -> Response | None:
         token = request.bearer_token or ""
-        if not hmac.compare_digest(token.encode(), self._token.encode()):
+        static = hmac.compare_digest(token.encode(), self._token.encode())
+        if not (static or issued_by(self._oauth, token, request.headers.get("xero-tenant-id"))):
             return _error(401, "AuthenticationUnsuccessful: the access token is not valid")
         tenant = request.headers.get("xero-tenant-id")
         if not tenant:
@@ -433,7 +440,17 @@ class XeroSandbox(HostedSandbox):
         if ids:
             wanted = set(ids.split(","))
             rows = [i for i in rows if i["InvoiceID"] in wanted]
-        return _json({"Invoices": [self._public_invoice(i) for i in rows]})
+        public = [self._public_invoice(i) for i in rows]
+        if request.arg("page") is None:
+            # Xero: an unpaged list leaves line items out; a page (up to 100 invoices) carries them.
+            for invoice in public:
+                invoice.pop("LineItems", None)
+            return _json({"Invoices": public})
+        page = max(1, int(request.arg("page") or 1))
+        size = min(1000, max(1, int(request.arg("pageSize") or 100)))
+        count = max(1, -(-len(public) // size))
+        return _json({"pagination": {"page": page, "pageSize": size, "pageCount": count, "itemCount": len(public)},
+                      "Invoices": public[(page - 1) * size : page * size]})  # fmt: skip
 
     def _public_invoice(self, invoice: Json) -> Json:
         out = copy.deepcopy(invoice)

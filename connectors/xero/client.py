@@ -281,6 +281,7 @@ class ProjectNames:
     def __init__(self, client: XeroClient) -> None:
         self._client = client
         self._projects: dict[str, str] | None = None
+        self._closed: dict[str, str] | None = None
         self._users: dict[str, str] | None = None
         self._tasks: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
@@ -294,16 +295,22 @@ class ProjectNames:
                 index.setdefault(name.casefold(), str(ident))
         return index
 
-    def project_id(self, ref: str, where: str) -> str:
+    def project_id(self, ref: str, where: str, *, closed: bool = False) -> str:
+        """The id of the open project ``ref`` names; ``closed`` also looks among closed ones (to read time back)."""
         if is_uuid(ref):
             return ref
         with self._lock:
             if self._projects is None:
                 self._projects = self._index(self._client.pages("/Projects", {"states": "INPROGRESS"}), "projectId")
             found = self._projects.get(ref.casefold())
+            if found is None and closed:
+                if self._closed is None:
+                    self._closed = self._index(self._client.pages("/Projects", {"states": "CLOSED"}), "projectId")
+                found = self._closed.get(ref.casefold())
         if found is None:
             raise ConfigError(
-                f"Xero has no open project named '{ref}' (from {where}): create it in Xero Projects or fix the name."
+                f"Xero has no {'' if closed else 'open '}project named '{ref}' (from {where}): "
+                "create it in Xero Projects or fix the name."
             )
         return found
 

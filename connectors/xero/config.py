@@ -32,6 +32,43 @@ class XeroConfig(BaseModel):
     access_token: SecretStr | None = Field(
         default=None, description="OAuth 2.0 access token (lives 30 minutes); normally supplied by the OAuth layer."
     )
+    client_id: str | None = Field(
+        default=None,
+        description=(
+            "Client id of your Xero app (developer.xero.com, My Apps). With the secret set, "
+            "`hourbridge connect xero` links the organisation once and tokens refresh themselves."
+        ),
+    )
+    client_secret: SecretStr | None = Field(default=None, description="Client secret of your Xero app.")
+    authorize_url: str = Field(
+        default="https://login.xero.com/identity/connect/authorize", description="Xero's OAuth 2.0 authorize endpoint."
+    )
+    token_url: str = Field(
+        default="https://identity.xero.com/connect/token", description="Xero's OAuth 2.0 token endpoint."
+    )
+    connections_url: str = Field(
+        default="https://api.xero.com/connections",
+        description="Lists the organisations a connection may use (GET /connections).",
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: [
+            "offline_access",
+            "projects",
+            "accounting.transactions",
+            "accounting.contacts.read",
+            "accounting.settings.read",
+        ],
+        description=(
+            "Scopes `hourbridge connect xero` asks for; offline_access is what makes Xero hand out a refresh token."
+        ),
+    )
+    redirect_uri: str = Field(
+        default="http://localhost:8765/callback",
+        description=(
+            "Redirect URI registered with the app, exactly. On localhost, `hourbridge connect` answers it itself; "
+            "otherwise you paste the address the browser lands on."
+        ),
+    )
     rate_limit_per_minute: int = Field(default=60, ge=1, description="Calls per minute per tenant.")
     max_concurrency: int = Field(default=5, ge=1, le=5, description="Calls in flight at once per tenant.")
     daily_limit: int = Field(default=5000, ge=1, description="Calls per day per tenant.")
@@ -47,7 +84,9 @@ class XeroConfig(BaseModel):
         default="UTC",
         description="The organisation's time zone: a time entry is logged at noon of its work date there.",
     )
-    invoices_per_call: int = Field(default=MAX_INVOICES_PER_CALL, ge=1, le=MAX_INVOICES_PER_CALL)
+    invoices_per_call: int = Field(
+        default=MAX_INVOICES_PER_CALL, ge=1, le=MAX_INVOICES_PER_CALL, description="Bills per create or update call."
+    )
     due_days: int = Field(default=14, ge=0, le=365, description="Bill due date: days after the period end.")
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = Field(
         default="Exclusive", description="Whether bill amounts include tax."
@@ -57,6 +96,15 @@ class XeroConfig(BaseModel):
     )
     timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
     max_attempts: int = Field(default=6, ge=1, le=20, description="Attempts per request before giving up.")
+
+    @field_validator("scopes")
+    @classmethod
+    def _offline_access(cls, value: list[str]) -> list[str]:
+        # Xero: without offline_access the token answer carries no refresh token, so the connection
+        # would die with its first access token (30 minutes).
+        if "offline_access" not in value:
+            raise ValueError("add offline_access: without it Xero hands out no refresh token")
+        return value
 
     @field_validator("organisation_timezone")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,6 +18,8 @@ MAX_MINUTES = 59_940
 # Xero: free-text fields have no limit in the spec; 4000 keeps well inside what the UI shows.
 DESCRIPTION_LIMIT = 4000
 BILL_NUMBER_PREFIX = "HB-"
+# The work date as ``render_line_item`` writes it into a bill line's summary ("code · client · person · date").
+_WRITTEN_DATE = re.compile(r" · (\d{4}-\d{2}-\d{2})(?= · |$)")
 
 
 def entry_minutes(line: Line) -> int:
@@ -97,6 +100,16 @@ def render_line_item(
     if ids.tracking:
         item["Tracking"] = [{"Name": name, "Option": option} for name, option in ids.tracking]
     return item
+
+
+def written_work_date(description: str | None) -> date | None:
+    """The work date ``render_line_item`` wrote into a bill line's description, if it is still there."""
+    for match in _WRITTEN_DATE.finditer(description or ""):
+        try:
+            return date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+    return None
 
 
 def render_bill(

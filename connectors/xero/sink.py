@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from connectors.delivery import (
     REF_XERO_TRACKING_1,
     REF_XERO_TRACKING_2,
     REF_XERO_USER,
+    Holding,
     Line,
     Now,
     Op,
@@ -32,13 +33,14 @@ from connectors.delivery import (
     call_key,
     encode_json,
     failed,
+    idempotency_key,
     marked_keys,
     marker,
     ok,
     unknown,
     utc_now,
 )
-from connectors.errors import ConfigError, TransientError
+from connectors.errors import ConfigError, PayloadError, TransientError
 from connectors.xero.client import (
     DailyLimitReached,
     ProjectNames,
@@ -50,11 +52,21 @@ from connectors.xero.client import (
     where_names,
 )
 from connectors.xero.config import XeroConfig
-from connectors.xero.render import BillIds, bill_number, money, render_bill, render_line_item, render_time_entry
+from connectors.xero.render import (
+    BillIds,
+    bill_number,
+    money,
+    render_bill,
+    render_line_item,
+    render_time_entry,
+    written_work_date,
+)
 
 # Contacts named in one where filter: the filter travels in the URL.
 CONTACTS_PER_QUERY = 20
 INVOICE_LOOKUP_CHUNK = 50
+# Xero Accounting: a paged invoice list answers up to 100 invoices (with their line items) per page.
+INVOICES_PER_PAGE = 100
 # Only draft (and submitted) bills may be edited or deleted; approved ones need an adjustment.
 EDITABLE = ("DRAFT", "SUBMITTED")
 GONE = ("DELETED", "VOIDED")
@@ -137,6 +149,31 @@ class XeroSink:
             return self._find_entry(idempotency_key, line, kind)
         return self._find_bill_line(idempotency_key, line, kind)
 
+    def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
+        """Every time entry or bill line dated ``start..end`` (inclusive) that carries our marker.
+
+        Projects: the time entries of every project the ``lines`` name, listed with dateAfterUtc /
+        dateBeforeUtc covering the range in the organisation's zone. ``work_date`` is the entry's
+        dateUtc as a date in that zone (render logs noon of the work date there); minutes are its
+        ``duration``.
+
+        Bills: the bills ``bill_number`` names for the ``lines``, looked up by InvoiceNumbers
+        (DELETED and VOIDED ones skipped). Each line item with a marker is one holding: minutes are
+        its Quantity (hours) times 60, rounded half-up; ``work_date`` is the ``work_date`` of the line
+        in ``lines`` whose op wrote the marker, else the work date render wrote into the item's
+        description, else (an item edited by hand, or written for a line not in ``lines``) the
+        bill's date, which is its period end. Items whose ``work_date`` falls outside the range are
+        left out.
+
+        The key of a holding is the first marker of the text (render writes exactly one, at its head).
+        """
+        if end < start:
+            return
+        if self.config.mode == "projects":
+            yield from self._entry_holdings(start, end, lines)
+        else:
+            yield from self._bill_holdings(start, end, lines)
+
     # ================================================================== projects mode
 
     def _entry_body(self, op: Op, project_id: str) -> dict[str, Any]:
@@ -155,11 +192,11 @@ class XeroSink:
             include_description=self.config.include_description,
         )
 
-    def _project_of(self, line: Line) -> str:
+    def _project_of(self, line: Line, *, closed: bool = False) -> str:
         ref = line.ref(REF_XERO_PROJECT)
         if ref is None:
             raise ConfigError(f"the mapping document's code '{line.code}' names no xero project")
-        return self.projects.project_id(ref, f"the mapping document's code '{line.code}'")
+        return self.projects.project_id(ref, f"the mapping document's code '{line.code}'", closed=closed)
 
     def _push_entry(self, op: Op) -> Receipt:
         try:
@@ -214,6 +251,36 @@ class XeroSink:
                 remote = f"{project_id}/{entry.get('timeEntryId')}"
                 return Receipt(key, kind, "ok", remote, None, self._now())
         return None
+
+    def _entry_holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
+        # Time logged before a project closed is still held by it, so closed projects count here.
+        project_ids = sorted({self._project_of(line, closed=True) for line in lines})
+        after = datetime.combine(start, datetime.min.time(), tzinfo=self._zone).astimezone(UTC)
+        before = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=self._zone).astimezone(UTC)
+        params = {"dateAfterUtc": f"{after:%Y-%m-%dT%H:%M:%SZ}", "dateBeforeUtc": f"{before:%Y-%m-%dT%H:%M:%SZ}"}
+        for project_id in project_ids:
+            for entry in self.client.pages(f"/Projects/{project_id}/Time", params):
+                description = entry.get("description")
+                keys = marked_keys(description if isinstance(description, str) else None)
+                if not keys:
+                    continue
+                remote = f"{project_id}/{entry.get('timeEntryId')}"
+                work_date = self._local_date(entry.get("dateUtc"), remote)
+                if not start <= work_date <= end:
+                    continue
+                duration = entry.get("duration")
+                minutes = duration if isinstance(duration, int) and not isinstance(duration, bool) else 0
+                yield Holding(keys[0], remote, work_date, minutes)
+
+    def _local_date(self, value: object, remote: str) -> date:
+        """An entry's dateUtc as a calendar date in the organisation's zone."""
+        try:
+            instant = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise PayloadError(f"Xero answered time entry {remote} without a readable dateUtc") from None
+        if instant.tzinfo is None:  # the field is UTC by definition, whether or not it says so
+            instant = instant.replace(tzinfo=UTC)
+        return instant.astimezone(self._zone).date()
 
     # ================================================================== bills mode
 
@@ -290,12 +357,26 @@ class XeroSink:
 
     def _lookup_bills(self, param: str, values: Sequence[str]) -> list[Mapping[str, Any]]:
         bills: list[Mapping[str, Any]] = []
+        seen: set[str] = set()
         ordered = sorted(set(values))
         for start in range(0, len(ordered), INVOICE_LOOKUP_CHUNK):
-            # Xero: asking for a page is what makes the list include line items.
-            params = {param: ",".join(ordered[start : start + INVOICE_LOOKUP_CHUNK]), "page": "1", "unitdp": "4"}
-            payload = self.client.call("accounting", "GET", "/Invoices", params=params)
-            bills.extend(b for b in (payload or {}).get("Invoices") or [] if isinstance(b, Mapping))
+            listed = ",".join(ordered[start : start + INVOICE_LOOKUP_CHUNK])
+            page = 1
+            while True:
+                # Xero: asking for a page is what makes the list include line items.
+                params = {param: listed, "page": str(page), "unitdp": "4"}
+                payload = self.client.call("accounting", "GET", "/Invoices", params=params)
+                found = [b for b in (payload or {}).get("Invoices") or [] if isinstance(b, Mapping)]
+                fresh = [b for b in found if str(b.get("InvoiceID")) not in seen]
+                seen.update(str(b.get("InvoiceID")) for b in fresh)
+                bills.extend(fresh)
+                pagination = (payload or {}).get("pagination")
+                count = pagination.get("pageCount") if isinstance(pagination, Mapping) else None
+                more = page < count if isinstance(count, int) else len(found) >= INVOICES_PER_PAGE
+                # A page of nothing new means the paging went nowhere; stop rather than loop.
+                if not more or not fresh:
+                    break
+                page += 1
         return bills
 
     def _push_bills(self, ops: list[Op]) -> Iterator[Receipt]:
@@ -489,6 +570,29 @@ class XeroSink:
             if isinstance(item, Mapping) and mine in str(item.get("Description", "")):
                 return ok(op, self._now, remote_id=f"{invoice_id}/{item.get('LineItemID')}")
         return unknown(op, "Xero answered the bill without this line", self._now)
+
+    def _bill_holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
+        period_ends = {bill_number(line, self._contact_name(line)): line.period_end for line in lines}
+        work_dates = {idempotency_key(line.sink, line.line_key, line.version): line.work_date for line in lines}
+        for bill in self._lookup_bills("InvoiceNumbers", list(period_ends)):
+            number = str(bill.get("InvoiceNumber"))
+            if bill.get("Status") in GONE or number not in period_ends:
+                continue
+            for item in bill.get("LineItems") or []:
+                if not isinstance(item, Mapping):
+                    continue
+                description = item.get("Description")
+                text = description if isinstance(description, str) else None
+                keys = marked_keys(text)
+                if not keys:
+                    continue
+                work_date = work_dates.get(keys[0]) or written_work_date(text) or period_ends[number]
+                if not start <= work_date <= end:
+                    continue
+                hours = money(item.get("Quantity")) or Decimal(0)
+                minutes = int((hours * 60).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+                remote = f"{bill.get('InvoiceID')}/{item.get('LineItemID')}"
+                yield Holding(keys[0], remote, work_date, minutes)
 
     def _find_bill_line(self, key: str, line: Line, kind: OpKind) -> Receipt | None:
         number = bill_number(line, self._contact_name(line))

@@ -165,3 +165,102 @@ mapping_revisions = Table(
 # Appended here rather than written into `entries` above so the 0001 table definition stays as it was.
 entries.append_column(Column("mapping_revision", Integer, ForeignKey("mapping_revisions.id")))
 Index("ix_entries_mapping_revision", entries.c.mapping_revision)
+
+# --------------------------------------------------------------------------- OAuth connections
+
+# One row per connected accounting company (QuickBooks realm, Xero tenant). Tokens are stored
+# encrypted with HOURBRIDGE_TOKEN_KEY; ``generation`` grows with every rotation so two refreshers
+# can never both write (compare-and-swap), and ``previous_refresh_token`` keeps the token just
+# replaced, for the vendor's grace period after a refresh whose answer was lost.
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("account", String(128), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("refresh_token", Text, nullable=False),
+    Column("previous_refresh_token", Text),
+    Column("access_token", Text),
+    Column("access_expires_at", DateTime(timezone=True)),
+    Column("refresh_expires_at", DateTime(timezone=True)),
+    Column("scope", Text),
+    Column("connected_at", DateTime(timezone=True), nullable=False),
+    Column("connected_by", String(256), nullable=False),
+    Column("refreshed_at", DateTime(timezone=True)),
+    # Set while one process refreshes (a lease): others wait or use the access token they have.
+    Column("refreshing_until", DateTime(timezone=True)),
+)
+
+# --------------------------------------------------------------------------- accounting delivery
+
+# Months whose books are closed. No row = open. A change that lands in a closed month after it
+# closed becomes an adjustment line in the first open month after it.
+periods = Table(
+    "periods",
+    metadata,
+    Column("label", String(7), primary_key=True),  # YYYY-MM
+    Column("status", String(8), nullable=False),  # closed | open
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(256), nullable=False),
+)
+
+# Append-only history of closing and reopening (a reopen always carries its reason).
+period_events = Table(
+    "period_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("label", String(7), nullable=False),
+    Column("action", String(8), nullable=False),  # close | reopen
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("by", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_period_events_label", "label"),
+)
+
+# What each sink holds, line by line, as of the last receipt: the "delivered" side of the diff.
+delivered_lines = Table(
+    "delivered_lines",
+    metadata,
+    Column("sink", String(32), primary_key=True),
+    Column("line_key", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),  # the version whose op produced this state
+    Column("content_hash", String(64), nullable=False),
+    Column("line", JSON, nullable=False),  # the line as delivered (sync.plan.line_to_json)
+    Column("period", String(7), nullable=False),  # month of the line's work date
+    Column("seconds", Integer, nullable=False),
+    Column("remote_id", String(255)),
+    Column("sync_token", String(64)),
+    Column("deleted", Boolean, nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=False),
+    Index("ix_delivered_lines_sink_period", "sink", "period"),
+)
+
+# Every op ever planned. A row is committed (state "pending") before anything is sent, marked
+# "sending" just before the call, and closed by its receipt: "ok" or "failed". "sending" and
+# "unknown" rows are looked up at the sink (Sink.find) before anything is sent again.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(36), nullable=False, unique=True),
+    Column("sink", String(32), nullable=False),
+    Column("line_key", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),  # create | update | delete
+    Column("line", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("target_remote_id", String(255)),  # the record an update or delete changes
+    Column("target_sync_token", String(64)),
+    Column("state", String(8), nullable=False),  # pending | sending | unknown | ok | failed
+    Column("attempts", Integer, nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("done_at", DateTime(timezone=True)),
+    Column("remote_id", String(255)),
+    Column("sync_token", String(64)),
+    Column("error", Text),
+    UniqueConstraint("sink", "line_key", "version", name="uq_outbox_line_version"),
+    Index("ix_outbox_sink_state", "sink", "state"),
+)

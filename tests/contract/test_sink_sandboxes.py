@@ -13,11 +13,11 @@ import pytest
 from pydantic import SecretStr
 
 from connectors._http import RateLimiter
-from connectors.delivery import Line, Op
+from connectors.delivery import Holding, Line, Op, Receipt, encode_json
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksSink
-from connectors.sandbox.quickbooks import BATCH, TIME_ACTIVITY, QuickBooksSandbox
-from connectors.sandbox.xero import INVOICES_PUT, TIME_CREATE, XeroSandbox
+from connectors.sandbox.quickbooks import BATCH, QUERY, TIME_ACTIVITY, QuickBooksSandbox
+from connectors.sandbox.xero import INVOICES_PUT, TIME_CREATE, TIME_LIST, XeroSandbox
 from connectors.xero import XeroConfig, XeroSink
 
 
@@ -32,7 +32,7 @@ def fast_limiter() -> RateLimiter:
 def line(n: int, *, version: int = 1, seconds: int = 5400, payee: str = "Zoë Müller", **extra: Any) -> Line:
     refs = {
         "quickbooks.item": "Consulting",
-        "xero.project": "Website",
+        "xero.project": extra.pop("project", "Website"),
         "xero.task": "Build",
         "xero.account": "400",
     }
@@ -41,8 +41,8 @@ def line(n: int, *, version: int = 1, seconds: int = 5400, payee: str = "Zoë M�
         sink=extra.pop("sink", "quickbooks"),
         line_key=f"entry:asana:ws:{n}",
         version=version,
-        work_date=date(2026, 11, 3),
-        period_end=date(2026, 11, 30),
+        work_date=extra.pop("work_date", date(2026, 11, 3)),
+        period_end=extra.pop("period_end", date(2026, 11, 30)),
         person=payee,
         payee=payee,
         code=f"C{n % 3}",
@@ -278,3 +278,210 @@ def test_xero_sandbox_minute_limit_answers_429_with_problem_and_headers() -> Non
     assert answers[1].headers["X-MinLimit-Remaining"] == "0" and answers[0].headers["X-DayLimit-Remaining"] == "4999"
     assert answers[2].headers["X-Rate-Limit-Problem"] == "minute" and int(answers[2].headers["Retry-After"]) >= 1
     assert json.loads(answers[0].content)["items"][0]["name"] == "A"
+
+
+# --------------------------------------------------------------------------- holdings (what reconcile reads back)
+
+NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
+
+
+def held_as_pushed(ops: list[Op], receipts: dict[str, Receipt]) -> set[Holding]:
+    """The holdings a sink should report for ``ops``: their keys, remote ids, work dates and minutes."""
+    return {
+        Holding(op.idempotency_key, str(receipts[op.idempotency_key].remote_id), op.line.work_date, op.line.minutes)
+        for op in ops
+    }
+
+
+def qbo_by_hand(sandbox: QuickBooksSandbox, txn_date: str, **fields: Any) -> None:
+    """A TimeActivity keyed straight into QuickBooks (no marker of ours)."""
+    body = {
+        "TxnDate": txn_date,
+        "NameOf": "Vendor",
+        "VendorRef": {"value": sandbox.id_of("Vendor", "Zoë Müller")},
+        "ItemRef": {"value": sandbox.id_of("Item", "Consulting")},
+        "Hours": 2,
+        "Minutes": 0,
+        **fields,
+    }
+    with httpx.Client() as client:
+        answer = client.post(
+            f"{sandbox.base_url}/timeactivity", json=body, headers={"Authorization": f"Bearer {sandbox.token}"}
+        )
+    assert answer.status_code == 200
+
+
+def test_qbo_holdings_are_the_marked_records_of_the_range(qbo: QuickBooksSandbox) -> None:
+    dated = [
+        (date(2026, 10, 31), 5400),
+        (date(2026, 11, 1), 20),  # under a minute: delivered, and read back, as 1
+        (date(2026, 11, 17), 25 * 3600),
+        (date(2026, 11, 30), 3 * 3600 + 29 * 60 + 30),
+        (date(2026, 12, 1), 600),
+    ]
+    ops = [Op.for_line("create", line(i, work_date=d, seconds=s)) for i, (d, s) in enumerate(dated)]
+    with qbo_sink(qbo) as sink:
+        receipts = {r.idempotency_key: r for r in sink.push(ops)}
+        qbo_by_hand(qbo, "2026-11-17", Description="entered by hand")
+        qbo_by_hand(qbo, "2026-11-18")
+        held = list(sink.holdings(*NOVEMBER, [op.line for op in ops]))
+    assert len(qbo.time_activities()) == 7
+    assert len(held) == 3 and set(held) == held_as_pushed(ops[1:4], receipts)
+    assert sorted(h.minutes for h in held) == [1, 210, 1500]
+
+
+def test_qbo_holdings_lose_a_deleted_record(qbo: QuickBooksSandbox) -> None:
+    ops = [Op.for_line("create", line(i)) for i in range(3)]
+    with qbo_sink(qbo) as sink:
+        receipts = {r.idempotency_key: r for r in sink.push(ops)}
+        gone = receipts[ops[1].idempotency_key]
+        [deleted] = list(
+            sink.push([Op.for_line("delete", line(1, version=2), remote_id=gone.remote_id, sync_token="0")])
+        )
+        held = set(sink.holdings(*NOVEMBER, [ops[0].line, ops[2].line]))
+    assert deleted.status == "ok"
+    assert held == held_as_pushed([ops[0], ops[2]], receipts)
+
+
+def test_qbo_holdings_page_past_a_thousand_records() -> None:
+    with QuickBooksSandbox(
+        vendors=["Zoë Müller"],
+        customers=["Acme Corp"],
+        items=["Consulting"],
+        classes=["CC-100"],
+        rate_limit_per_minute=None,
+        batches_per_minute=None,
+    ) as sandbox:
+        ops = [
+            Op.for_line("create", line(i, work_date=date(2026, 11, 1 + i % 30), seconds=60 * (1 + i)))
+            for i in range(1003)
+        ]
+        with qbo_sink(sandbox) as sink:
+            receipts = {r.idempotency_key: r for r in sink.push(ops)}
+            sandbox.server.reset_counts()
+            held = list(sink.holdings(*NOVEMBER, [op.line for op in ops]))
+        assert sandbox.call_count(QUERY) == 2  # STARTPOSITION 1 and 1001
+    assert len(held) == 1003 and set(held) == held_as_pushed(ops, receipts)
+
+
+@pytest.fixture
+def xero_two_projects() -> Iterator[XeroSandbox]:
+    with XeroSandbox(
+        projects={"Website": ["Build"], "Mobile": ["Build"]},
+        users=["Zoë Müller", "Ann O'Brien"],
+        contacts=["Zoë Müller", "Ann O'Brien"],
+        accounts=["400"],
+        tracking={"Cost Center": ["CC-100"]},
+        rate_limit_per_minute=None,
+    ) as sandbox:
+        yield sandbox
+
+
+def xero_by_hand(sandbox: XeroSandbox, project: str, date_utc: str, **fields: Any) -> None:
+    """A time entry logged straight in Xero (no marker of ours)."""
+    pid = sandbox.project_id(project)
+    with httpx.Client() as client:
+        headers = {"Authorization": f"Bearer {sandbox.token}", "Xero-Tenant-Id": sandbox.tenant_id}
+        tasks = client.get(f"{sandbox.projects_url}/Projects/{pid}/Tasks", headers=headers).json()["items"]
+        users = client.get(f"{sandbox.projects_url}/ProjectsUsers", headers=headers).json()["items"]
+        body = {"userId": users[0]["userId"], "taskId": tasks[0]["taskId"], "dateUtc": date_utc, "duration": 45}
+        answer = client.post(f"{sandbox.projects_url}/Projects/{pid}/Time", json={**body, **fields}, headers=headers)
+    assert answer.status_code == 200
+
+
+def test_xero_projects_holdings_give_work_dates_in_the_organisation_zone(xero_two_projects: XeroSandbox) -> None:
+    sandbox = xero_two_projects
+    # Pacific/Auckland is UTC+13 in November: noon of 1 November is 23:00 UTC on 31 October, and
+    # noon of 1 December is 23:00 UTC on 30 November; a range read in UTC dates would be off by a day.
+    dated = [
+        (date(2026, 10, 31), "Website"),
+        (date(2026, 11, 1), "Website"),
+        (date(2026, 11, 14), "Mobile"),
+        (date(2026, 11, 30), "Mobile"),
+        (date(2026, 12, 1), "Website"),
+    ]
+    ops = [
+        Op.for_line("create", xline(i, work_date=d, project=p, seconds=600 * (i + 1))) for i, (d, p) in enumerate(dated)
+    ]
+    with xero_sink(sandbox, "projects", organisation_timezone="Pacific/Auckland") as sink:
+        receipts = {r.idempotency_key: r for r in sink.push(ops)}
+        xero_by_hand(sandbox, "Website", "2026-11-10T23:00:00Z")
+        xero_by_hand(sandbox, "Mobile", "2026-11-11T23:00:00Z", description="standup")
+        held = list(sink.holdings(*NOVEMBER, [op.line for op in ops]))
+        gone = receipts[ops[2].idempotency_key].remote_id
+        tombstone = xline(2, version=2, work_date=date(2026, 11, 14), project="Mobile")
+        [deleted] = list(sink.push([Op.for_line("delete", tombstone, remote_id=gone)]))
+        after_delete = set(sink.holdings(*NOVEMBER, [op.line for op in ops]))
+    assert {e["dateUtc"] for e in sandbox.time_entries()} >= {"2026-10-31T23:00:00Z", "2026-11-30T23:00:00Z"}
+    assert len(held) == 3 and set(held) == held_as_pushed(ops[1:4], receipts)
+    assert sorted(h.minutes for h in held) == [20, 30, 40]
+    assert deleted.status == "ok" and after_delete == held_as_pushed([ops[1], ops[3]], receipts)
+
+
+def test_xero_projects_holdings_page_past_500_entries(xero: XeroSandbox) -> None:
+    ops = [Op.for_line("create", xline(i, work_date=date(2026, 11, 1 + i % 30))) for i in range(503)]
+    with xero_sink(xero, "projects") as sink:
+        receipts = {r.idempotency_key: r for r in sink.push(ops)}
+        xero.server.reset_counts()
+        held = list(sink.holdings(*NOVEMBER, [op.line for op in ops]))
+    assert xero.call_count(TIME_LIST) == 2  # pageSize 500
+    assert len(held) == 503 and set(held) == held_as_pushed(ops, receipts)
+
+
+def test_xero_bills_holdings_read_marked_lines_of_live_bills_only(xero: XeroSandbox) -> None:
+    lines = [
+        xline(0, work_date=date(2026, 11, 3), seconds=5400),
+        xline(1, work_date=date(2026, 11, 30), seconds=20),
+        xline(2, work_date=date(2026, 11, 12), seconds=7 * 3600 + 1),
+        xline(3, payee="Ann O'Brien", work_date=date(2026, 11, 5), seconds=3600),
+        xline(4, work_date=date(2026, 10, 20), period_end=date(2026, 10, 31)),  # October's bill
+    ]
+    ops = [Op.for_line("create", x) for x in lines]
+    with xero_sink(xero, "bills") as sink:
+        receipts = {r.idempotency_key: r for r in sink.push(ops)}
+        zoe = next(b for b in xero.invoices() if len(b["LineItems"]) == 3)
+        # Someone adds a line of their own to the draft bill in Xero.
+        extra = {"Description": "Parking", "Quantity": 1, "UnitAmount": 12, "AccountCode": "400"}
+        edited = {**zoe, "LineItems": [*zoe["LineItems"], extra]}
+        with httpx.Client() as client:
+            headers = {"Authorization": f"Bearer {xero.token}", "Xero-Tenant-Id": xero.tenant_id}
+            answer = client.post(
+                f"{xero.accounting_url}/Invoices", content=encode_json({"Invoices": [edited]}), headers=headers
+            )
+        [stored] = [b for b in xero.invoices() if b["InvoiceID"] == zoe["InvoiceID"]]
+        assert answer.status_code == 200 and len(stored["LineItems"]) == 4
+        held = list(sink.holdings(*NOVEMBER, lines))
+        ann_bill, _ = str(receipts[ops[3].idempotency_key].remote_id).split("/")
+        xero.set_invoice_status(ann_bill, "VOIDED")
+        after_void = set(sink.holdings(*NOVEMBER, lines))
+        [deleted] = list(
+            sink.push(
+                [Op.for_line("delete", xline(1, version=2), remote_id=receipts[ops[1].idempotency_key].remote_id)]
+            )
+        )
+        after_delete = set(sink.holdings(*NOVEMBER, lines))
+        october = set(sink.holdings(date(2026, 10, 1), date(2026, 10, 31), lines))
+    assert len(held) == 4 and set(held) == held_as_pushed(ops[:4], receipts)
+    assert sorted(h.minutes for h in held) == [1, 60, 90, 420]
+    assert after_void == held_as_pushed(ops[:3], receipts)
+    assert deleted.status == "ok" and after_delete == held_as_pushed([ops[0], ops[2]], receipts)
+    assert october == held_as_pushed([ops[4]], receipts)
+
+
+def test_xero_sandbox_pages_invoices_and_lists_line_items_only_on_a_page(xero: XeroSandbox) -> None:
+    ops = [
+        Op.for_line("create", xline(i, work_date=date(2026, m, 3), period_end=date(2026, m, 28)))
+        for i, m in enumerate((2, 3, 4))
+    ]
+    with xero_sink(xero, "bills") as sink:
+        assert {r.status for r in sink.push(ops)} == {"ok"}
+    headers = {"Authorization": f"Bearer {xero.token}", "Xero-Tenant-Id": xero.tenant_id}
+    with httpx.Client(headers=headers) as client:
+        url = f"{xero.accounting_url}/Invoices"
+        first = client.get(url, params={"page": "1", "pageSize": "2"}).json()
+        second = client.get(url, params={"page": "2", "pageSize": "2"}).json()
+        unpaged = client.get(url).json()
+    assert first["pagination"] == {"page": 1, "pageSize": 2, "pageCount": 2, "itemCount": 3}
+    assert len(first["Invoices"]) == 2 and len(second["Invoices"]) == 1
+    assert all(i["LineItems"] for i in first["Invoices"] + second["Invoices"])
+    assert len(unpaged["Invoices"]) == 3 and not any("LineItems" in i for i in unpaged["Invoices"])

@@ -155,7 +155,8 @@ def test_invalid_apply_names_the_line_and_stores_nothing(env: Path) -> None:
     bad.write_text(DEMO.replace("code: NWT-APP, match", "code: NWT-AP, match"), encoding="utf-8")
     code, output = hourbridge("mappings", "apply", str(bad))
     assert code == 2
-    assert "line 134" in output and "NWT-AP" in output and "did you mean 'NWT-APP'" in output
+    line = next(n for n, text in enumerate(DEMO.splitlines(), 1) if "code: NWT-APP, match" in text)
+    assert f"line {line}" in output and "NWT-AP" in output and "did you mean 'NWT-APP'" in output
     assert not (env / "state.db").exists()
 
 

@@ -17,7 +17,7 @@ from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._http import RateLimiter
-from connectors.delivery import Line, Op, idempotency_key, marked_keys
+from connectors.delivery import Holding, Line, Op, idempotency_key, marked_keys
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksIds, QuickBooksSink, render_time_activity
 from connectors.quickbooks.render import DESCRIPTION_LIMIT
@@ -320,3 +320,52 @@ def test_find_matches_the_marker_among_the_days_records(mock: respx.MockRouter, 
     assert missing is None
     statement = parse_qs(urlsplit(str(query.calls[0].request.url)).query)["query"][0]
     assert "FROM TimeActivity WHERE TxnDate = '2026-11-03'" in statement
+
+
+def test_holdings_query_the_txn_date_range_a_thousand_at_a_time(mock: respx.MockRouter, clock: FakeClock) -> None:
+    def key(n: int) -> str:
+        return idempotency_key("quickbooks", f"entry:{n}", 1)
+
+    first = [
+        {
+            "Id": str(n),
+            "TxnDate": f"2026-11-{1 + n % 30:02d}",
+            "Hours": 1,
+            "Minutes": 30,
+            # Every other record was keyed in by hand: no marker, not ours.
+            "Description": f"[hb:{key(n)}] work" if n % 2 == 0 else "entered by hand",
+        }
+        for n in range(1000)
+    ]
+    second = [
+        {
+            "Id": "1000",
+            "TxnDate": "2026-11-30",
+            "Hours": 0,
+            "Minutes": 2,
+            "Seconds": 30,
+            "Description": f"[hb:{key(1000)}]",
+        },
+        {"Id": "1001", "TxnDate": "2026-11-30", "Hours": 3, "Minutes": 0},
+        first[0],  # a record the shifted page boundary shows twice
+    ]
+    query = mock.get(f"{API}/query").mock(
+        side_effect=[
+            httpx.Response(200, json={"QueryResponse": {"TimeActivity": first}}),
+            httpx.Response(200, json={"QueryResponse": {"TimeActivity": second}}),
+        ]
+    )
+    with make_sink(clock) as sink:
+        held = list(sink.holdings(date(2026, 11, 1), date(2026, 11, 30), []))
+    statements = [parse_qs(urlsplit(str(c.request.url)).query)["query"][0] for c in query.calls]
+    where = "SELECT * FROM TimeActivity WHERE TxnDate >= '2026-11-01' AND TxnDate <= '2026-11-30'"
+    assert statements == [f"{where} STARTPOSITION 1 MAXRESULTS 1000", f"{where} STARTPOSITION 1001 MAXRESULTS 1000"]
+    assert len(held) == 501 and len({h.remote_id for h in held}) == 501
+    assert {h.idempotency_key for h in held} == {key(n) for n in range(0, 1001, 2)}
+    assert held[0] == Holding(key(0), "0", date(2026, 11, 1), 90)
+    assert held[-1] == Holding(key(1000), "1000", date(2026, 11, 30), 3)  # 150 s rounds half-up to 3 minutes
+
+
+def test_holdings_of_an_empty_range_ask_nothing(clock: FakeClock) -> None:
+    with respx.mock(assert_all_mocked=True), make_sink(clock) as sink:
+        assert list(sink.holdings(date(2026, 11, 30), date(2026, 11, 1), [line()])) == []

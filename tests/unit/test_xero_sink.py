@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -15,10 +16,11 @@ import respx
 from pydantic import SecretStr
 
 from connectors._http import RateLimiter
-from connectors.delivery import Line, Op
+from connectors.delivery import Holding, Line, Op, idempotency_key
 from connectors.errors import ConfigError
 from connectors.xero import XeroConfig, XeroSink
-from connectors.xero.render import entry_date_utc
+from connectors.xero.client import DailyLimitReached
+from connectors.xero.render import BillIds, bill_number, entry_date_utc, render_line_item, written_work_date
 
 PROJECTS = "https://projects.xero.test/projects.xro/2.0"
 ACCOUNTING = "https://api.xero.test/api.xro/2.0"
@@ -259,3 +261,149 @@ def test_refused_tenant_raises_a_config_error_naming_the_setting(mock: respx.Moc
     )
     with make_sink(FakeClock()) as sink, pytest.raises(ConfigError, match="HOURBRIDGE_XERO__TENANT_ID"):
         sink.check()
+
+
+# --------------------------------------------------------------------------- holdings
+
+NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
+CLOSED_PROJECT = "99999999-9999-4999-8999-999999999999"
+
+
+def key_of(x: Line) -> str:
+    return idempotency_key(x.sink, x.line_key, x.version)
+
+
+def test_projects_holdings_list_each_project_over_the_range_in_the_organisation_zone(mock: respx.MockRouter) -> None:
+    mock.get(f"{PROJECTS}/Projects", params={"states": "INPROGRESS"}).respond(
+        json=page([{"projectId": PROJECT, "name": "Website"}])
+    )
+    closed = mock.get(f"{PROJECTS}/Projects", params={"states": "CLOSED"}).respond(
+        json=page([{"projectId": CLOSED_PROJECT, "name": "Legacy"}])
+    )
+    website_lines = [line(0), line(1)]
+    legacy_line = line(2, refs={"xero.project": "Legacy", "xero.task": "Build"})
+    entries = [
+        # Noon of 1 November in Auckland (UTC+13).
+        {
+            "timeEntryId": "a",
+            "dateUtc": "2026-10-31T23:00:00Z",
+            "duration": 90,
+            "description": f"[hb:{key_of(website_lines[0])}] x",
+        },
+        # Noon of 1 December there: outside the range even though its UTC date is 30 November.
+        {
+            "timeEntryId": "b",
+            "dateUtc": "2026-11-30T23:00:00Z",
+            "duration": 30,
+            "description": f"[hb:{key_of(website_lines[1])}]",
+        },
+        {"timeEntryId": "c", "dateUtc": "2026-11-15T23:00:00Z", "duration": 45, "description": None},
+    ]
+
+    def website_pages(request: httpx.Request) -> httpx.Response:
+        n = int(request.url.params["page"])
+        pagination = {"page": n, "pageSize": 500, "pageCount": 2, "itemCount": 3}
+        return httpx.Response(200, json={"pagination": pagination, "items": entries[:2] if n == 1 else entries[2:]})
+
+    website = mock.get(f"{PROJECTS}/Projects/{PROJECT}/Time").mock(side_effect=website_pages)
+    legacy_entry = {
+        "timeEntryId": "d",
+        "dateUtc": "2026-11-20T23:00:00Z",
+        "duration": 600,
+        "description": f"[hb:{key_of(legacy_line)}]",
+    }
+    legacy = mock.get(f"{PROJECTS}/Projects/{CLOSED_PROJECT}/Time").respond(json=page([legacy_entry]))
+    with make_sink(FakeClock(), organisation_timezone="Pacific/Auckland") as sink:
+        held = set(sink.holdings(*NOVEMBER, [*website_lines, legacy_line]))
+    assert held == {
+        Holding(key_of(website_lines[0]), f"{PROJECT}/a", date(2026, 11, 1), 90),
+        Holding(key_of(legacy_line), f"{CLOSED_PROJECT}/d", date(2026, 11, 21), 600),
+    }
+    assert closed.call_count == 1 and legacy.call_count == 1
+    params = [dict(c.request.url.params) for c in website.calls]
+    window = {"dateAfterUtc": "2026-10-31T11:00:00Z", "dateBeforeUtc": "2026-11-30T11:00:00Z", "pageSize": "500"}
+    assert params == [{**window, "page": "1"}, {**window, "page": "2"}]
+    assert all(c.request.headers["Xero-Tenant-Id"] == TENANT for c in website.calls)
+
+
+def test_bills_holdings_read_marked_items_of_live_bills_named_by_the_lines(mock: respx.MockRouter) -> None:
+    zoe = [line(0, work_date=date(2026, 11, 3)), line(1, work_date=date(2026, 11, 9), seconds=20)]
+    ann = line(2, payee='Ann "AJ" Lee', work_date=date(2026, 11, 5))
+    outdated = idempotency_key("xero", "agg:Zoë Müller:C9:2026-11", 7)
+    edited = idempotency_key("xero", "agg:Zoë Müller:C8:2026-11", 1)
+    early = idempotency_key("xero", "agg:Zoë Müller:C7:2026-11", 1)
+    zoe_number, ann_number = bill_number(zoe[0], "Zoë Müller"), bill_number(ann, 'Ann "AJ" Lee')
+    live = {
+        "InvoiceID": "bill-z",
+        "InvoiceNumber": zoe_number,
+        "Status": "AUTHORISED",
+        "LineItems": [
+            {
+                "LineItemID": "i0",
+                "Description": f"[hb:{key_of(zoe[0])}] C0 · Acme · Zoë Müller · 2026-11-03",
+                "Quantity": 1.5,
+            },
+            # The line's own date wins over a description someone edited.
+            {
+                "LineItemID": "i1",
+                "Description": f"[hb:{key_of(zoe[1])}] C1 · Acme · Zoë Müller · 2026-11-08",
+                "Quantity": 0.0167,
+            },
+            # A write of a version the caller does not know: the date render wrote into the text.
+            {
+                "LineItemID": "i2",
+                "Description": f"[hb:{outdated}] C9 · Acme · Zoë Müller · 2026-11-12 · on 2026-01-01",
+                "Quantity": 2.3333,
+            },
+            # Its text rewritten by hand: the bill's period end is all there is.
+            {"LineItemID": "i3", "Description": f"[hb:{edited}] rewritten by hand", "Quantity": 1},
+            {"LineItemID": "i4", "Description": f"[hb:{early}] C7 · Acme · Zoë Müller · 2026-10-30", "Quantity": 1},
+            {"LineItemID": "i5", "Description": "Parking", "Quantity": 1},
+        ],
+    }
+    gone = [
+        {"InvoiceID": "bill-a", "InvoiceNumber": ann_number, "Status": "VOIDED",
+         "LineItems": [{"LineItemID": "j0", "Description": f"[hb:{key_of(ann)}]", "Quantity": 1}]},
+        {"InvoiceID": "bill-z0", "InvoiceNumber": zoe_number, "Status": "DELETED",
+         "LineItems": [{"LineItemID": "k0", "Description": f"[hb:{key_of(zoe[0])}]", "Quantity": 1}]},
+    ]  # fmt: skip
+
+    def invoices(request: httpx.Request) -> httpx.Response:
+        n = int(request.url.params["page"])
+        pagination = {"page": n, "pageSize": 100, "pageCount": 2, "itemCount": 3}
+        return httpx.Response(200, json={"pagination": pagination, "Invoices": [live] if n == 1 else gone})
+
+    route = mock.get(f"{ACCOUNTING}/Invoices").mock(side_effect=invoices)
+    with make_sink(FakeClock(), mode="bills") as sink:
+        held = set(sink.holdings(*NOVEMBER, [*zoe, ann]))
+    assert held == {
+        Holding(key_of(zoe[0]), "bill-z/i0", date(2026, 11, 3), 90),
+        Holding(key_of(zoe[1]), "bill-z/i1", date(2026, 11, 9), 1),
+        Holding(outdated, "bill-z/i2", date(2026, 11, 12), 140),
+        Holding(edited, "bill-z/i3", date(2026, 11, 30), 60),
+    }
+    numbers = ",".join(sorted({zoe_number, ann_number}))
+    assert [dict(c.request.url.params) for c in route.calls] == [
+        {"InvoiceNumbers": numbers, "page": "1", "unitdp": "4"},
+        {"InvoiceNumbers": numbers, "page": "2", "unitdp": "4"},
+    ]
+
+
+def test_written_work_date_reads_back_what_render_wrote() -> None:
+    x = line(description="moved from 2025-01-01 · 2025-02-02")
+    item = render_line_item(x, BillIds(CONTACT_A, "400"), key=key_of(x))
+    assert written_work_date(item["Description"]) == date(2026, 11, 3)
+    assert written_work_date(f"[hb:{key_of(x)}] rewritten by hand") is None
+    assert written_work_date(None) is None
+
+
+def test_holdings_stop_at_the_daily_limit_and_report_it(mock: respx.MockRouter) -> None:
+    listing = mock.get(url__regex=rf"^{re.escape(PROJECTS)}/Projects/[0-9a-f-]+/Time").respond(
+        json=page([]), headers={"X-DayLimit-Remaining": "0"}
+    )
+    lines = [line(0, refs={"xero.project": PROJECT}), line(1, refs={"xero.project": CLOSED_PROJECT})]
+    with make_sink(FakeClock()) as sink:
+        with pytest.raises(DailyLimitReached, match="daily limit"):
+            list(sink.holdings(*NOVEMBER, lines))
+        assert sink.stats()["day_limit_remaining"] == 0
+    assert listing.call_count == 1  # the second project was not asked for: no calls were left today

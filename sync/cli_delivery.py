@@ -1,0 +1,282 @@
+"""Delivery commands of the CLI: `deliver`, `reconcile` and `periods close|reopen|list`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from sync.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is_help=True)
+
+
+def _admin_errors(fn: F) -> F:
+    """sync.cli's error printing, looked up at call time (sync.cli imports this module)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sync.cli import admin_errors
+
+        return admin_errors(fn)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    from sync.cli import _settings as load
+
+    return load()
+
+
+def _out() -> Any:
+    from sync.cli import out
+
+    return out
+
+
+def _who(by: str | None) -> str:
+    from sync.mapping_admin import default_author
+
+    return by or default_author()
+
+
+def _minutes(seconds: int) -> str:
+    from sync.report import format_minutes
+
+    return format_minutes(seconds)
+
+
+@_admin_errors
+def deliver(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the ops the plan would send; send nothing.")] = False,
+    month: Annotated[
+        list[str] | None, typer.Option("--month", help="Months to plan (YYYY-MM; repeatable). Default: every month.")
+    ] = None,
+) -> None:
+    """Bring every configured sink to the desired state of the ledger, without pulling the PM tools."""
+    from sqlalchemy import func, select
+
+    from sync.periods import month_label, parse_month
+    from sync.plan import touched_months
+    from sync.runner import Runner, sink_specs
+    from sync.store.db import require_current
+    from sync.store.tables import entries
+
+    settings = _settings()
+    runner = Runner(settings)
+    try:
+        require_current(runner.engine)
+        if month:
+            months = {parse_month(m) for m in month}
+        else:
+            with runner.engine.connect() as conn:
+                first, last = conn.execute(select(func.min(entries.c.work_date), func.max(entries.c.work_date))).one()
+            months = set(touched_months(first, last)) if first is not None else {month_label(runner.as_of.date())}
+        if not runner.sinks():
+            _out().print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
+            return
+        if dry_run:
+            from sync.deliver import Deliverer
+
+            specs = sink_specs(settings)
+            for name, sink in runner.sinks().items():
+                deliverer = Deliverer(
+                    runner.engine,
+                    sink,
+                    specs[name],
+                    gates=settings.delivery,
+                    catalogs=runner.catalogs(),
+                    clock=lambda: datetime.now(UTC),
+                )
+                plan = deliverer.plan(months, runner.as_of)
+                table = Table(title=f"{name}: {len(plan.ops)} ops planned (dry run, nothing sent)")
+                for column in ("op", "line", "work date", "person", "code", "minutes"):
+                    table.add_column(column)
+                for op in plan.ops[:200]:
+                    line = op.line
+                    table.add_row(
+                        op.kind, line.line_key, str(line.work_date), line.person, line.code, str(line.minutes)
+                    )
+                _out().print(table)
+            return
+        results = runner.deliver(months)
+    finally:
+        runner.close()
+    print_deliveries(results)
+
+
+def print_deliveries(results: dict[str, Any]) -> None:
+    if not results:
+        return
+    table = Table(title="Deliveries")
+    for column in ("sink", "planned", "sent", "ok", "failed", "unknown", "found", "held", "credits", "skipped"):
+        table.add_column(column)
+    for name, r in results.items():
+        held = ", ".join(f"{reason} {h.entries}" for reason, h in sorted(r.held.items()) if h.entries)
+        table.add_row(
+            name,
+            str(r.planned),
+            str(r.sent),
+            str(r.ok),
+            str(r.failed),
+            str(r.unknown),
+            str(r.found),
+            held,
+            str(len(r.credits)),
+            r.skipped or "",
+        )
+    _out().print(table)
+    for name, r in results.items():
+        for error in r.errors:
+            _out().print(f"[red]{name}[/] {error}", highlight=False, soft_wrap=True)
+        for credit in r.credits:
+            _out().print(
+                f"[yellow]credit needed[/] {name} {credit.period}: {credit.person} {credit.code} "
+                f"{_minutes(-credit.seconds)} min less than the closed month holds; book a credit or reopen it",
+                highlight=False,
+            )
+
+
+@_admin_errors
+def reconcile(
+    period: Annotated[str, typer.Option("--period", help="The month to reconcile, YYYY-MM.")],
+    sources: Annotated[bool, typer.Option(help="Read the PM tools too (one pass over the month).")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Minutes per code and person: PM tools = ledger = each sink; every difference listed line by line."""
+    from sync.runner import Runner
+    from sync.store.db import require_current
+
+    settings = _settings()
+    runner = Runner(settings)
+    try:
+        require_current(runner.engine)
+        result = runner.reconcile(period, read_sources=sources)
+    finally:
+        runner.close()
+    if json_output:
+        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_reconciliation(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def print_reconciliation(result: Any) -> None:
+    out = _out()
+    status = "closed" if result.closed else "open"
+    table = Table(title=f"Reconciliation {result.period} ({status}) — minutes")
+    table.add_column("code")
+    table.add_column("person")
+    table.add_column("PM tools", justify="right")
+    table.add_column("ledger", justify="right")
+    for name in result.sinks:
+        table.add_column(f"{name} due", justify="right")
+        table.add_column(name, justify="right")
+    for key in sorted(result.rows):
+        row = result.rows[key]
+        cells = [
+            row.code,
+            row.person,
+            "" if row.source_seconds is None else _minutes(row.source_seconds),
+            _minutes(row.ledger_seconds),
+        ]
+        for name in result.sinks:
+            cells += [str(row.sink_expected.get(name, 0)), str(row.sink_holds.get(name, 0))]
+        table.add_row(*cells)
+    out.print(table)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if result.ok:
+        out.print(f"[green]{result.period} reconciles[/]: PM tools = ledger = every sink (held time noted above)")
+        return
+    diff = Table(title=f"{len(result.differences)} differences")
+    for column in ("where", "code", "person", "item", "expected", "actual", "what to do"):
+        diff.add_column(column)
+    for d in result.differences:
+        diff.add_row(d.where, d.code, d.person, d.item, d.expected_minutes, d.actual_minutes, d.note)
+    out.print(diff)
+
+
+@periods_app.command("close")
+@_admin_errors
+def periods_close(
+    month: Annotated[str, typer.Argument(help="The month, YYYY-MM.")],
+    by: Annotated[str | None, typer.Option(help="Who closes it (default: the current user).")] = None,
+    reason: Annotated[str, typer.Option(help="Optional note kept in the history.")] = "",
+) -> None:
+    """Lock a month: later changes to it are delivered as adjustments in the first open month."""
+    from sync import periods
+    from sync.store.db import make_engine, require_current
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    if periods.close(engine, month, by=_who(by), reason=reason, now=datetime.now(UTC)):
+        _out().print(f"{month} closed; later changes to it become adjustments in the first open month")
+    else:
+        _out().print(f"{month} was already closed")
+
+
+@periods_app.command("reopen")
+@_admin_errors
+def periods_reopen(
+    month: Annotated[str, typer.Argument(help="The month, YYYY-MM.")],
+    reason: Annotated[str, typer.Option(help="Why it is reopened (required, kept in the history).")] = "",
+    by: Annotated[str | None, typer.Option(help="Who reopens it (default: the current user).")] = None,
+) -> None:
+    """Reopen a closed month (needs --reason); its lines are then updated in place again."""
+    from sync import periods
+    from sync.store.db import make_engine, require_current
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    periods.reopen(engine, month, by=_who(by), reason=reason, now=datetime.now(UTC))
+    _out().print(f"{month} reopened ({reason.strip()})")
+
+
+@periods_app.command("list")
+@_admin_errors
+def periods_list(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Closed months and the history of closing and reopening."""
+    from sync import periods
+    from sync.store.db import make_engine, require_current
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    with engine.connect() as conn:
+        closed = sorted(periods.closed(conn).labels)
+        events = periods.history(conn)
+    if json_output:
+        payload = {
+            "closed": closed,
+            "history": [
+                {"month": e.label, "action": e.action, "at": e.at.isoformat(), "by": e.by, "reason": e.reason}
+                for e in events
+            ],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    _out().print("closed: " + (", ".join(closed) or "none"))
+    table = Table(title="History")
+    for column in ("month", "action", "at", "by", "reason"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(e.label, e.action, f"{e.at:%Y-%m-%d %H:%M}", e.by, e.reason)
+    _out().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(deliver)
+    app.command()(reconcile)
+    app.add_typer(periods_app, name="periods")

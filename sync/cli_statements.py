@@ -1,0 +1,101 @@
+"""The `statement` command of the CLI: each contractor's own hours in one period, for checking invoices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from connectors.errors import HourbridgeError
+from sync.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _admin_errors(fn: F) -> F:
+    """sync.cli's error printing, looked up at call time (sync.cli imports this module)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sync.cli import admin_errors
+
+        return admin_errors(fn)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    from sync.cli import _settings as load
+
+    return load()
+
+
+@_admin_errors
+def statement(
+    period: Annotated[str | None, typer.Option(help="Month, YYYY-MM (default: the current month).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First work date (YYYY-MM-DD), with --to.")] = None,
+    to: Annotated[str | None, typer.Option(help="Last work date (YYYY-MM-DD), with --from.")] = None,
+    contractor: Annotated[
+        str | None, typer.Option(help="Only this contractor (any letter case); default: everyone with hours.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default: output_dir); files go to statements/<period>/.")
+    ] = None,
+) -> None:
+    """Write each contractor's statement of one period: their own hours by code and day, nothing else."""
+    from sync.cli import _period, out
+    from sync.report import format_hours
+    from sync.runner import Runner
+    from sync.statements import build_statements, write_statement_files
+    from sync.store.db import require_current
+
+    settings = _settings()
+    chosen = _period(period, from_, to)
+    runner = Runner(settings)
+    try:
+        require_current(runner.engine)
+        lines = runner.report_lines(chosen)
+    finally:
+        runner.close()
+    statements = build_statements(chosen, lines, descriptions=not settings.drop_descriptions)
+    if contractor is not None:
+        wanted = contractor.strip().casefold()
+        statements = [s for s in statements if s.contractor.casefold() == wanted]
+        if not statements:
+            # Say nothing about who does have hours: the command may be run on a contractor's behalf.
+            raise HourbridgeError(f"no hours for {contractor.strip()} in {chosen.label}")
+    # Everyone's statements: files of contractors without hours any more are removed. One contractor's:
+    # only theirs is written, the others stay as they are.
+    written = write_statement_files(
+        chosen, statements, out_dir or settings.output_dir, settings.report_formats, prune=contractor is None
+    )
+
+    table = Table(title=f"Statements {chosen.label}")
+    table.add_column("contractor")
+    for column in ("entries", "hours", "not yet coded"):
+        table.add_column(column, justify="right")
+    for item in statements:
+        table.add_row(
+            escape(item.contractor),
+            str(item.total.entries),
+            format_hours(item.total.seconds),
+            format_hours(item.not_yet_coded.seconds),
+        )
+    out.print(table)
+    out.print(
+        f"{escape(str(written.folder))}: {len(written.files)} file(s), {len(written.changed)} changed",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for path in written.removed:
+        out.print(f"  removed {escape(str(path))}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `statement` to the `hourbridge` app."""
+    app.command()(statement)

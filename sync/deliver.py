@@ -1,0 +1,408 @@
+"""Delivery through the outbox: resolve open outcomes, enqueue the plan, send, and record every receipt."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, insert, select, text, update
+
+from connectors._http import redact
+from connectors.delivery import Op, Receipt, Sink, idempotency_key
+from connectors.errors import HourbridgeError
+from sync import periods
+from sync.plan import (
+    Catalogs,
+    CreditNeeded,
+    Held,
+    Plan,
+    PlannedOp,
+    SinkSpec,
+    line_from_json,
+    line_to_json,
+    months_to_plan,
+    plan_deliveries,
+)
+from sync.settings import DeliverySettings
+from sync.store.tables import delivered_lines, outbox
+
+log = structlog.get_logger("hourbridge.deliver")
+
+# Ops per push: small enough that a crash leaves few outcomes to look up, large enough for batches.
+CHUNK = 120
+_ERRORS_KEPT = 5
+
+
+@dataclass(slots=True)
+class DeliveryResult:
+    """What one delivery to one sink did."""
+
+    sink: str
+    planned: int = 0
+    sent: int = 0
+    ok: int = 0
+    failed: int = 0
+    unknown: int = 0
+    found: int = 0  # outcomes left open by an earlier run that the sink showed had landed
+    resent: int = 0  # outcomes left open that had not landed, sent again under the same key
+    waiting: int = 0
+    capped: int = 0
+    credits: list[CreditNeeded] = field(default_factory=list)
+    held: dict[str, Held] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    api: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "planned": self.planned,
+            "sent": self.sent,
+            "ok": self.ok,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "found": self.found,
+            "resent": self.resent,
+            "waiting": self.waiting,
+            "capped": self.capped,
+            "credits_needed": [
+                {"period": c.period, "person": c.person, "code": c.code, "seconds": c.seconds} for c in self.credits
+            ],
+            "held": {reason: {"entries": h.entries, "seconds": h.seconds} for reason, h in self.held.items()},
+            "errors": list(self.errors),
+            "skipped": self.skipped,
+            "api": dict(self.api),
+        }
+
+    def note_error(self, message: str) -> None:
+        if len(self.errors) < _ERRORS_KEPT and message not in self.errors:
+            self.errors.append(message)
+
+
+# --------------------------------------------------------------------------- one deliverer per sink
+
+_LOCAL_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+
+
+@contextmanager
+def sink_lock(engine: Engine, sink: str) -> Iterator[bool]:
+    """Hold the one delivery lock of ``sink`` (yields False when another process holds it).
+
+    The lock dies with its holder, so a killed deliverer never blocks the next run: a PostgreSQL
+    session advisory lock, or an OS file lock beside a SQLite database (a thread lock in memory).
+    """
+    if engine.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"hourbridge.deliver.{sink}".encode()).digest()[:8], "big", signed=True)
+        with engine.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        with open(f"{database}.deliver-{sink}.lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with _LOCAL_GUARD:
+        lock = _LOCAL_LOCKS.setdefault(f"{engine.url}:{sink}", threading.Lock())
+    got = lock.acquire(blocking=False)
+    try:
+        yield got
+    finally:
+        if got:
+            lock.release()
+
+
+# --------------------------------------------------------------------------- the deliverer
+
+
+class Deliverer:
+    """Brings one sink to the desired state, effectively once.
+
+    Every op is committed to the outbox (state ``pending``) before anything is sent and marked
+    ``sending`` just before its call; its receipt closes it. An op left ``sending`` or ``unknown``
+    (a crash, a timeout after sending) is looked up at the sink before anything is sent again.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        sink: Sink,
+        spec: SinkSpec,
+        *,
+        gates: DeliverySettings,
+        catalogs: Catalogs,
+        clock: Callable[[], datetime],
+        run_id: int | None = None,
+        chunk: int = CHUNK,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.spec = spec
+        self.gates = gates
+        self.catalogs = catalogs
+        self._clock = clock
+        self.run_id = run_id
+        self.chunk = chunk
+        self._progress = progress
+
+    def plan(self, touched: Iterable[str], as_of: datetime) -> Plan:
+        with self.engine.connect() as conn:
+            closed = periods.closed(conn)
+            months = months_to_plan(conn, self.spec.sink, touched, closed)
+            return plan_deliveries(
+                conn,
+                self.spec,
+                months,
+                closed=closed,
+                catalogs=self.catalogs,
+                gates=self.gates,
+                as_of=as_of,
+                max_ops=self.gates.max_ops_per_run,
+            )
+
+    def deliver(self, touched: Iterable[str], as_of: datetime) -> DeliveryResult:
+        result = DeliveryResult(self.spec.sink)
+        with sink_lock(self.engine, self.spec.sink) as mine:
+            if not mine:
+                result.skipped = "another process is delivering to this sink; the next run picks up these changes"
+                log.info("delivery.skipped", sink=self.spec.sink, reason=result.skipped)
+                return result
+            try:
+                self._deliver(touched, as_of, result)
+            finally:
+                result.api = self.sink.stats()
+        for credit in result.credits:
+            log.warning(
+                "delivery.credit_needed",
+                sink=credit.sink,
+                period=credit.period,
+                person=credit.person,
+                code=credit.code,
+                seconds=credit.seconds,
+            )
+        log.info("delivery.finished", sink=self.spec.sink, **{k: v for k, v in result.as_dict().items() if k != "held"})
+        return result
+
+    def _deliver(self, touched: Iterable[str], as_of: datetime, result: DeliveryResult) -> None:
+        self._resolve_open(result)
+        plan = self.plan(touched, as_of)
+        result.planned = len(plan.ops)
+        result.waiting, result.capped, result.credits = plan.waiting, plan.capped, plan.credits
+        for by_reason in plan.held.values():
+            for reason, held in by_reason.items():
+                total = result.held.setdefault(reason, Held())
+                total.entries += held.entries
+                total.seconds += held.seconds
+        self._enqueue(plan.ops)
+        self._send_pending(result)
+
+    # ------------------------------------------------------------------ outbox
+
+    def _enqueue(self, ops: Sequence[PlannedOp]) -> None:
+        """Commit every op with its idempotency key before any of them is sent."""
+        if not ops:
+            return
+        now = self._clock()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(outbox),
+                [
+                    {
+                        "idempotency_key": idempotency_key(self.spec.sink, op.line.line_key, op.line.version),
+                        "sink": self.spec.sink,
+                        "line_key": op.line.line_key,
+                        "version": op.line.version,
+                        "kind": op.kind,
+                        "line": line_to_json(op.line, adjusts=op.adjusts, adjusts_period=op.adjusts_period),
+                        "content_hash": op.content_hash,
+                        "period": op.period,
+                        "target_remote_id": op.target_remote_id,
+                        "target_sync_token": op.target_sync_token,
+                        "state": "pending",
+                        "attempts": 0,
+                        "run_id": self.run_id,
+                        "created_at": now,
+                    }
+                    for op in ops
+                ],
+            )
+
+    def _resolve_open(self, result: DeliveryResult) -> None:
+        """Settle ops an earlier run left ``sending`` or ``unknown``: found at the sink → done; else send again."""
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(outbox)
+                    .where(outbox.c.sink == self.spec.sink, outbox.c.state.in_(("sending", "unknown")))
+                    .order_by(outbox.c.id)
+                )
+            )
+        for row in rows:
+            line = line_from_json(row.line)
+            receipt: Receipt | None = None
+            if row.kind != "delete":
+                try:
+                    receipt = self.sink.find(row.idempotency_key, line, row.kind)
+                except HourbridgeError as exc:
+                    result.note_error(f"could not look up an earlier write: {redact(exc.message)}")
+                    continue
+            with self.engine.begin() as conn:
+                if receipt is not None:
+                    self._record(conn, row, receipt)
+                    result.found += 1
+                else:
+                    # Not there (or a delete, which is safe to repeat): send it again under the same key.
+                    conn.execute(update(outbox).where(outbox.c.id == row.id).values(state="pending"))
+                    result.resent += 1
+            log.info("delivery.resolved", key=row.idempotency_key, landed=receipt is not None, kind=row.kind)
+
+    def _send_pending(self, result: DeliveryResult) -> None:
+        while True:
+            with self.engine.begin() as conn:
+                rows = list(
+                    conn.execute(
+                        select(outbox)
+                        .where(outbox.c.sink == self.spec.sink, outbox.c.state == "pending")
+                        .order_by(outbox.c.id)
+                        .limit(self.chunk)
+                    )
+                )
+                if not rows:
+                    return
+                # Marked before the call: a crash from here on leaves "sending", which is looked up first.
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([r.id for r in rows]))
+                    .values(state="sending", sent_at=self._clock(), attempts=outbox.c.attempts + 1)
+                )
+            by_key = {r.idempotency_key: r for r in rows}
+            ops = [
+                Op(
+                    r.kind,
+                    line_from_json(r.line),
+                    r.idempotency_key,
+                    remote_id=r.target_remote_id,
+                    sync_token=r.target_sync_token,
+                )
+                for r in rows
+            ]
+            result.sent += len(ops)
+            receipts: list[Receipt] = []
+            try:
+                for receipt in self.sink.push(ops):
+                    receipts.append(receipt)
+                    if self._progress is not None:
+                        self._progress(f"{self.spec.sink}: delivering", 1)
+            except HourbridgeError as exc:
+                result.note_error(redact(exc.message))
+                log.error("delivery.push_failed", sink=self.spec.sink, error=redact(exc.message))
+            answered = set()
+            with self.engine.begin() as conn:
+                for receipt in receipts:
+                    row = by_key.get(receipt.idempotency_key)
+                    if row is None or receipt.idempotency_key in answered:
+                        continue
+                    answered.add(receipt.idempotency_key)
+                    self._record(conn, row, receipt)
+                    if receipt.status == "ok":
+                        result.ok += 1
+                    elif receipt.status == "failed":
+                        result.failed += 1
+                        result.note_error(redact(receipt.error or "refused"))
+                    else:
+                        result.unknown += 1
+                missing = [r.id for key, r in by_key.items() if key not in answered]
+                if missing:
+                    # No receipt: whether these landed is unknown until they are looked up.
+                    conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id.in_(missing))
+                        .values(state="unknown", error="no receipt came back")
+                    )
+                    result.unknown += len(missing)
+            if len(missing) == len(rows) and not receipts:
+                return  # the sink is not answering at all: leave the rest for the next run
+
+    def _record(self, conn: Connection, row: Any, receipt: Receipt) -> None:
+        now = self._clock()
+        if receipt.status != "ok":
+            state = "failed" if receipt.status == "failed" else "unknown"
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(state=state, done_at=now, error=redact(receipt.error or ""))
+            )
+            return
+        remote_id = receipt.remote_id or row.target_remote_id
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(state="ok", done_at=now, remote_id=remote_id, sync_token=receipt.sync_token, error=None)
+        )
+        values = {
+            "version": row.version,
+            "content_hash": row.content_hash,
+            "line": row.line,
+            "period": row.period,
+            "seconds": int(row.line["seconds"]),
+            "remote_id": remote_id,
+            "sync_token": receipt.sync_token,
+            "deleted": row.kind == "delete",
+            "delivered_at": now,
+        }
+        changed = conn.execute(
+            update(delivered_lines)
+            .where(delivered_lines.c.sink == row.sink, delivered_lines.c.line_key == row.line_key)
+            .values(values)
+        ).rowcount
+        if not changed:
+            conn.execute(insert(delivered_lines).values(sink=row.sink, line_key=row.line_key, **values))
+
+
+def outbox_summary(conn: Connection) -> dict[str, Any]:
+    """Per sink: ops by state, lines held, and the latest failures (what `status` shows)."""
+    from sqlalchemy import func
+
+    summary: dict[str, Any] = {}
+    for sink, state, count in conn.execute(
+        select(outbox.c.sink, outbox.c.state, func.count()).group_by(outbox.c.sink, outbox.c.state)
+    ):
+        summary.setdefault(sink, {"ops": {}, "lines": 0, "failures": []})["ops"][state] = int(count)
+    for sink, count in conn.execute(
+        select(delivered_lines.c.sink, func.count())
+        .where(delivered_lines.c.deleted.is_(False))
+        .group_by(delivered_lines.c.sink)
+    ):
+        summary.setdefault(sink, {"ops": {}, "lines": 0, "failures": []})["lines"] = int(count)
+    for row in conn.execute(
+        select(outbox.c.sink, outbox.c.line_key, outbox.c.kind, outbox.c.error)
+        .where(outbox.c.state == "failed")
+        .order_by(outbox.c.id.desc())
+        .limit(20)
+    ):
+        failures = summary[row.sink]["failures"]
+        if len(failures) < _ERRORS_KEPT:
+            failures.append({"line": row.line_key, "op": row.kind, "error": row.error})
+    return summary

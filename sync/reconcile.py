@@ -1,0 +1,350 @@
+"""Reconcile one month: minutes per code and person in the PM tools = in the ledger = in each sink."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from connectors._http import redact
+from connectors.base import Source
+from connectors.delivery import Holding, Sink, billable_minutes
+from connectors.errors import HourbridgeError
+from connectors.model import Window
+from sync import periods
+from sync.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
+from sync.settings import DeliverySettings
+from sync.store import ledger
+from sync.store.tables import delivered_lines, outbox
+
+UNMAPPED = "(unmapped)"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One line that does not agree, and where."""
+
+    where: str  # "ledger" (PM tool vs ledger) or a sink name
+    code: str
+    person: str
+    item: str  # the entry or line it is about
+    expected_minutes: str
+    actual_minutes: str
+    note: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "where": self.where,
+            "code": self.code,
+            "person": self.person,
+            "item": self.item,
+            "expected_minutes": self.expected_minutes,
+            "actual_minutes": self.actual_minutes,
+            "note": self.note,
+        }
+
+
+@dataclass(slots=True)
+class Row:
+    """Totals of one code and person."""
+
+    code: str
+    person: str
+    source_seconds: int | None = None
+    ledger_seconds: int = 0
+    held_seconds: int = 0
+    sink_expected: dict[str, int] = field(default_factory=dict)  # minutes the sink should hold
+    sink_holds: dict[str, int] = field(default_factory=dict)  # minutes it does hold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "person": self.person,
+            "source_seconds": self.source_seconds,
+            "ledger_seconds": self.ledger_seconds,
+            "held_seconds": self.held_seconds,
+            "sinks": {
+                name: {"expected_minutes": self.sink_expected.get(name, 0), "minutes": self.sink_holds.get(name, 0)}
+                for name in sorted(set(self.sink_expected) | set(self.sink_holds))
+            },
+        }
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    period: str
+    closed: bool
+    rows: dict[tuple[str, str], Row] = field(default_factory=dict)
+    differences: list[Difference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # explained gaps: held time, adjustments elsewhere
+    sinks: list[str] = field(default_factory=list)
+    sources_checked: bool = False
+
+    def row(self, code: str | None, person: str) -> Row:
+        key = (code or UNMAPPED, person)
+        found = self.rows.get(key)
+        if found is None:
+            found = self.rows[key] = Row(key[0], person)
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "closed": self.closed,
+            "ok": self.ok,
+            "sources_checked": self.sources_checked,
+            "sinks": self.sinks,
+            "rows": [self.rows[k].as_dict() for k in sorted(self.rows)],
+            "differences": [d.as_dict() for d in self.differences],
+            "notes": self.notes,
+        }
+
+
+def _minutes(seconds: int) -> str:
+    from sync.report import format_minutes
+
+    return format_minutes(seconds)
+
+
+def reconcile(
+    engine: Engine,
+    label: str,
+    *,
+    sources: Mapping[str, Source],
+    sinks: Mapping[str, Sink],
+    specs: Mapping[str, SinkSpec],
+    catalogs: Catalogs,
+    gates: DeliverySettings,
+    as_of: datetime,
+) -> Reconciliation:
+    """Compare the month ``label`` across the PM tools, the ledger and every sink, line by line."""
+    label = periods.parse_month(label)
+    start, end = periods.month_bounds(label)
+    with engine.connect() as conn:
+        closed = periods.closed(conn)
+        ledger_rows = list(ledger.live_entries_between(conn, start, end))
+    result = Reconciliation(label, closed.is_closed(label), sinks=sorted(sinks))
+    by_entry: dict[tuple[str, str, str], Any] = {}
+    for row in ledger_rows:
+        by_entry[(row.source, row.account, row.external_id)] = row
+        person = row.contractor or row.person_name
+        result.row(row.code, person).ledger_seconds += row.duration_seconds
+    _compare_sources(result, sources, by_entry, Window(start, end))
+    for name, sink in sinks.items():
+        spec = specs.get(name) or SinkSpec(name, "day")
+        _compare_sink(engine, result, name, sink, spec, catalogs, gates, as_of)
+    return result
+
+
+def _compare_sources(
+    result: Reconciliation,
+    sources: Mapping[str, Source],
+    by_entry: Mapping[tuple[str, str, str], Any],
+    window: Window,
+) -> None:
+    if not sources:
+        result.notes.append("PM tools not read (no source configured or --no-sources)")
+        return
+    seen: set[tuple[str, str, str]] = set()
+    checked: set[str] = set()
+    for name, source in sources.items():
+        try:
+            source.check()
+            for scope in source.scopes():
+                for entry in source.fetch(scope, window):
+                    key = (entry.source, entry.account, entry.external_id)
+                    seen.add(key)
+                    stored = by_entry.get(key)
+                    if stored is None:
+                        person = entry.person.name or entry.person.id
+                        result.row(None, person).source_seconds = (
+                            result.row(None, person).source_seconds or 0
+                        ) + entry.duration_seconds
+                        result.differences.append(
+                            Difference(
+                                "ledger",
+                                UNMAPPED,
+                                person,
+                                f"{entry.source}:{entry.external_id}",
+                                _minutes(entry.duration_seconds),
+                                "0.00",
+                                "in the PM tool, not in the ledger: run `hourbridge sync`",
+                            )
+                        )
+                        continue
+                    row = result.row(stored.code, stored.contractor or stored.person_name)
+                    row.source_seconds = (row.source_seconds or 0) + entry.duration_seconds
+                    if entry.duration_seconds != stored.duration_seconds:
+                        result.differences.append(
+                            Difference(
+                                "ledger",
+                                stored.code or UNMAPPED,
+                                stored.contractor or stored.person_name,
+                                f"{entry.source}:{entry.external_id}",
+                                _minutes(entry.duration_seconds),
+                                _minutes(stored.duration_seconds),
+                                "edited in the PM tool since the last sync: run `hourbridge sync`",
+                            )
+                        )
+            checked.add(name)
+        except HourbridgeError as exc:
+            result.differences.append(
+                Difference(name, "", "", "", "", "", f"could not read the PM tool: {redact(exc.message)}")
+            )
+    result.sources_checked = bool(checked)
+    for key, stored in by_entry.items():
+        if key[0] in checked and key not in seen:
+            row = result.row(stored.code, stored.contractor or stored.person_name)
+            row.source_seconds = row.source_seconds or 0
+            result.differences.append(
+                Difference(
+                    "ledger",
+                    stored.code or UNMAPPED,
+                    stored.contractor or stored.person_name,
+                    f"{key[0]}:{key[2]}",
+                    "0.00",
+                    _minutes(stored.duration_seconds),
+                    "gone from the PM tool: the next `hourbridge sync` removes it",
+                )
+            )
+    for row in result.rows.values():
+        if checked and row.source_seconds is None:
+            row.source_seconds = 0
+
+
+def _compare_sink(
+    engine: Engine,
+    result: Reconciliation,
+    name: str,
+    sink: Sink,
+    spec: SinkSpec,
+    catalogs: Catalogs,
+    gates: DeliverySettings,
+    as_of: datetime,
+) -> None:
+    label = result.period
+    start, end = periods.month_bounds(label)
+    with engine.connect() as conn:
+        desired = desired_lines(conn, spec, label, catalogs, gates, as_of)
+        delivered = {
+            r.line_key: r
+            for r in conn.execute(
+                select(delivered_lines).where(
+                    delivered_lines.c.sink == name,
+                    delivered_lines.c.period == label,
+                    delivered_lines.c.deleted.is_(False),
+                )
+            )
+        }
+        owners = {
+            r.idempotency_key: r
+            for r in conn.execute(
+                select(outbox.c.idempotency_key, outbox.c.line_key, outbox.c.version).where(
+                    outbox.c.sink == name, outbox.c.period == label
+                )
+            )
+        }
+        latest_adjustments = {
+            r.line["adjusts"]: r
+            for r in conn.execute(
+                select(delivered_lines).where(
+                    delivered_lines.c.sink == name,
+                    delivered_lines.c.line_key.startswith(ADJUSTMENT_PREFIX),
+                    delivered_lines.c.deleted.is_(False),
+                )
+            )
+            if r.line.get("adjusts_period") == label
+        }
+    for reason, held in sorted(desired.held.items()):
+        if held.entries:
+            result.notes.append(f"{name}: {held.entries} entries ({_minutes(held.seconds)} min) held: {reason}")
+    for line in desired.lines.values():
+        result.row(line.code, line.person).sink_expected[name] = result.row(line.code, line.person).sink_expected.get(
+            name, 0
+        ) + billable_minutes(line.seconds)
+    try:
+        holdings = list(sink.holdings(start, end, [line_from_json(r.line) for r in delivered.values()]))
+    except HourbridgeError as exc:
+        result.differences.append(Difference(name, "", "", "", "", "", f"could not read: {redact(exc.message)}"))
+        return
+    held_by_line: dict[str, Holding] = {}
+    for holding in holdings:
+        owner = owners.get(holding.idempotency_key)
+        current = delivered.get(owner.line_key) if owner is not None else None
+        if owner is None or current is None or current.version != owner.version:
+            result.differences.append(
+                Difference(
+                    name,
+                    "",
+                    "",
+                    f"record {holding.remote_id} ({holding.work_date})",
+                    "0",
+                    str(holding.minutes),
+                    "in the sink but not a line it should hold (a duplicate or an outdated write)",
+                )
+            )
+            continue
+        if owner.line_key in held_by_line:
+            result.differences.append(
+                Difference(name, "", "", f"record {holding.remote_id}", "0", str(holding.minutes), "duplicate record")
+            )
+            continue
+        held_by_line[owner.line_key] = holding
+    for key, stored in delivered.items():
+        line = line_from_json(stored.line)
+        found = held_by_line.get(key)
+        got = found.minutes if found is not None else 0
+        target = result.row(line.code, line.person)
+        target.sink_holds[name] = target.sink_holds.get(name, 0) + got
+        if key.startswith(ADJUSTMENT_PREFIX):
+            target.sink_expected[name] = target.sink_expected.get(name, 0) + line.minutes
+            result.notes.append(f"{name}: adjustment {line.description or key} ({line.minutes} min)")
+        if found is None:
+            result.differences.append(
+                Difference(name, line.code, line.person, _item(line), str(line.minutes), "0", "missing in the sink")
+            )
+        elif found.minutes != line.minutes:
+            result.differences.append(
+                Difference(
+                    name, line.code, line.person, _item(line), str(line.minutes), str(got), "changed in the sink"
+                )
+            )
+    # What the ledger says the sink should hold, against what was delivered.
+    for key, line in desired.lines.items():
+        record = delivered.get(key)
+        have = int(record.seconds) if record is not None else 0
+        if have == line.seconds:
+            continue
+        if result.closed:
+            adjustment = latest_adjustments.get(key)
+            if adjustment is not None:
+                result.notes.append(
+                    f"{name}: {line.code} {line.person} {_item(line)} changed after closing; "
+                    f"adjusted in {adjustment.period}"
+                )
+                continue
+            note = "changed after the month closed; the adjustment follows in the next open month's delivery"
+        else:
+            note = "not delivered yet (see `hourbridge status`; the next run sends it)"
+        result.differences.append(
+            Difference(name, line.code, line.person, _item(line), str(line.minutes), str(billable_minutes(have)), note)
+        )
+    for key, stored in delivered.items():
+        if key.startswith(ADJUSTMENT_PREFIX) or key in desired.lines:
+            continue
+        line = line_from_json(stored.line)
+        note = "credit needed: time went down after the month closed" if result.closed else "not removed yet"
+        result.differences.append(Difference(name, line.code, line.person, _item(line), "0", str(line.minutes), note))
+
+
+def _item(line: Any) -> str:
+    if line.line_key.startswith("entry:"):
+        return f"{line.work_date} entry {line.line_key.rsplit(':', 1)[-1]}"
+    return f"{line.work_date} {line.line_key.split(':', 1)[0]} line"

@@ -205,3 +205,20 @@ def test_killed_between_send_and_receipt_the_next_run_creates_no_duplicate(env: 
     mapped, _ = mapped_live(env)
     held = line_keys_held(qbo, env)
     assert len(held) == len(set(held)) == mapped  # every line once: nothing lost, nothing doubled
+
+
+def test_deliver_dry_run_sends_nothing_then_deliver_sends_the_plan(env: Path, qbo: PausingQuickBooks) -> None:
+    code, output = run_cli("sync", "--as-of", AS_OF, "--no-deliver")
+    assert code == 0, output
+    assert qbo.time_activities() == [] and writes(qbo) == 0
+    code, output = run_cli("deliver", "--dry-run", "--month", "2026-11")
+    assert code == 0, output
+    assert "ops planned (dry run, nothing sent)" in output
+    assert writes(qbo) == 0
+    code, output = run_cli("deliver", "--month", "2026-11")
+    assert code == 0, output
+    november = [a for a in qbo.time_activities() if a["TxnDate"].startswith("2026-11")]
+    assert november and len(november) == len(qbo.time_activities())
+    code, output = run_cli("status", "--json")
+    assert code == 0
+    assert f'"lines": {len(november)}' in output

@@ -7,25 +7,24 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.errors import ConfigError, HourbridgeError
+from connectors.errors import ConfigError
 from sync.cli_connect import register as register_connect_commands
 from sync.cli_delivery import print_deliveries, print_reconciliation
 from sync.cli_delivery import register as register_delivery_commands
 from sync.cli_mappings import register as register_mapping_commands
 from sync.cli_ops import register as register_ops_commands
+from sync.cli_shared import admin_errors, command_settings, err, out
 from sync.cli_statements import register as register_statement_commands
 from sync.logging import configure_logging
 from sync.report import Period
-from sync.settings import Settings, describe_settings, load_settings
+from sync.settings import describe_settings, load_settings
 
 app = typer.Typer(
     name="hourbridge",
@@ -39,32 +38,7 @@ db_app = typer.Typer(help="Manage the state store.", no_args_is_help=True)
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def admin_errors(fn: F) -> F:
-    """Print hourbridge errors as one readable line (exit 2 for settings an admin must fix, 1 otherwise)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except HourbridgeError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings(**overrides: Any) -> Settings:
-    settings = load_settings(**overrides)
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+_settings = command_settings
 
 
 def _parse_as_of(value: str | None) -> datetime | None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import queue
 import threading
 import webbrowser
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -26,9 +24,9 @@ from connectors.oauth import (
     oauth_app,
     provider_facts,
 )
+from sync.cli_shared import admin_errors as _admin_errors
+from sync.cli_shared import say as _say
 from sync.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 UNSET_ID = "(not set)"
 """Stands in for the realm or tenant id while connecting: connect is how an admin learns it."""
@@ -44,31 +42,13 @@ def open_browser(url: str) -> bool:
         return False
 
 
-def _admin_errors(fn: F) -> F:
-    """sync.cli's error printing, looked up at call time (sync.cli imports this module)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sync.cli import admin_errors
-
-        return admin_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _say(message: str) -> None:
-    from sync.cli import out
-
-    out.print(message, highlight=False, soft_wrap=True)
-
-
 def _id_field(facts: ProviderFacts) -> str:
     return facts.account_setting.removeprefix(facts.env_prefix).lower()
 
 
 def _load(provider: str | None) -> tuple[Settings, str | None]:
     """Settings, and the configured realm/tenant id (None when unset: connect is how an admin learns it)."""
-    from sync.cli import _settings
+    from sync.cli_shared import command_settings as _settings
 
     try:
         settings = _settings()

@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from sync.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
+from sync.cli_shared import admin_errors as _admin_errors
+from sync.cli_shared import command_settings as _settings
+from sync.cli_shared import out
 
 periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is_help=True)
-
-
-def _admin_errors(fn: F) -> F:
-    """sync.cli's error printing, looked up at call time (sync.cli imports this module)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sync.cli import admin_errors
-
-        return admin_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    from sync.cli import _settings as load
-
-    return load()
-
-
-def _out() -> Any:
-    from sync.cli import out
-
-    return out
 
 
 def _who(by: str | None) -> str:
@@ -81,7 +55,7 @@ def deliver(
                 first, last = conn.execute(select(func.min(entries.c.work_date), func.max(entries.c.work_date))).one()
             months = set(touched_months(first, last)) if first is not None else {month_label(runner.as_of.date())}
         if not runner.sinks():
-            _out().print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
+            out.print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
             return
         if dry_run:
             from sync.deliver import Deliverer
@@ -105,7 +79,7 @@ def deliver(
                     table.add_row(
                         op.kind, line.line_key, str(line.work_date), line.person, line.code, str(line.minutes)
                     )
-                _out().print(table)
+                out.print(table)
             return
         results = runner.deliver(months)
     finally:
@@ -133,12 +107,12 @@ def print_deliveries(results: dict[str, Any]) -> None:
             str(len(r.credits)),
             r.skipped or "",
         )
-    _out().print(table)
+    out.print(table)
     for name, r in results.items():
         for error in r.errors:
-            _out().print(f"[red]{name}[/] {error}", highlight=False, soft_wrap=True)
+            out.print(f"[red]{name}[/] {error}", highlight=False, soft_wrap=True)
         for credit in r.credits:
-            _out().print(
+            out.print(
                 f"[yellow]credit needed[/] {name} {credit.period}: {credit.person} {credit.code} "
                 f"{_minutes(-credit.seconds)} min less than the closed month holds; book a credit or reopen it",
                 highlight=False,
@@ -171,7 +145,6 @@ def reconcile(
 
 
 def print_reconciliation(result: Any) -> None:
-    out = _out()
     status = "closed" if result.closed else "open"
     table = Table(title=f"Reconciliation {result.period} ({status}) — minutes")
     table.add_column("code")
@@ -221,9 +194,9 @@ def periods_close(
     engine = make_engine(settings.database_url)
     require_current(engine)
     if periods.close(engine, month, by=_who(by), reason=reason, now=datetime.now(UTC)):
-        _out().print(f"{month} closed; later changes to it become adjustments in the first open month")
+        out.print(f"{month} closed; later changes to it become adjustments in the first open month")
     else:
-        _out().print(f"{month} was already closed")
+        out.print(f"{month} was already closed")
 
 
 @periods_app.command("reopen")
@@ -241,7 +214,7 @@ def periods_reopen(
     engine = make_engine(settings.database_url)
     require_current(engine)
     periods.reopen(engine, month, by=_who(by), reason=reason, now=datetime.now(UTC))
-    _out().print(f"{month} reopened ({reason.strip()})")
+    out.print(f"{month} reopened ({reason.strip()})")
 
 
 @periods_app.command("list")
@@ -267,13 +240,13 @@ def periods_list(json_output: Annotated[bool, typer.Option("--json", help="Machi
         }
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    _out().print("closed: " + (", ".join(closed) or "none"))
+    out.print("closed: " + (", ".join(closed) or "none"))
     table = Table(title="History")
     for column in ("month", "action", "at", "by", "reason"):
         table.add_column(column)
     for e in events:
         table.add_row(e.label, e.action, f"{e.at:%Y-%m-%d %H:%M}", e.by, e.reason)
-    _out().print(table)
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:

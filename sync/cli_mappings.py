@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from sync import mapping_admin
+from sync.cli_shared import admin_errors as _admin_errors
+from sync.cli_shared import out
 from sync.report import Period, format_hours
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 PeriodOption = Annotated[
     str | None, typer.Option(help="Month, YYYY-MM (default: every live entry, since every period is open).")
@@ -54,25 +51,9 @@ def register(app: typer.Typer, mappings_app: typer.Typer) -> None:
 # sync.cli imports this module, so its helpers are looked up when a command runs, not at import.
 
 
-def _admin_errors(fn: F) -> F:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sync.cli import admin_errors
-
-        return admin_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _out() -> Console:
-    from sync.cli import out
-
-    return out
-
-
 def _engine() -> Engine:
     """The store, for commands that only read it: it must exist and be migrated."""
-    from sync.cli import _settings
+    from sync.cli_shared import command_settings as _settings
     from sync.store.db import make_engine, require_current
 
     engine = make_engine(_settings().database_url)
@@ -94,7 +75,7 @@ def _json(payload: Any) -> None:
 
 def _say(text: str, style: str | None = None) -> None:
     # Markup off: rule ids, task names and YAML may contain square brackets.
-    _out().print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+    out.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def _when(value: datetime) -> str:
@@ -111,7 +92,7 @@ def mappings_apply(
     author: Annotated[str | None, typer.Option(help="Who applies it (default: $USER, else the OS user).")] = None,
 ) -> None:
     """Validate FILE and store it as a new revision when its content changed; runs map with it from then on."""
-    from sync.cli import _settings
+    from sync.cli_shared import command_settings as _settings
     from sync.store.db import make_engine, upgrade
 
     settings = _settings()
@@ -179,7 +160,7 @@ def mappings_history(
     for position, r in enumerate(found):
         current = " (current)" if position == 0 else ""
         table.add_row(f"{r.id}{current}", _when(r.created_at), r.author, r.comment, r.content_hash[:12])
-    _out().print(table)
+    out.print(table)
 
 
 @_admin_errors
@@ -216,7 +197,7 @@ def _print_changes(result: mapping_admin.DocumentDiff) -> None:
         table.add_column(column)
     for change in result.changes:
         table.add_row(change.part, change.key, change.change, ", ".join(change.fields))
-    _out().print(table)
+    out.print(table)
 
 
 @_admin_errors
@@ -248,7 +229,7 @@ def mappings_preview(
     for move in result.moves:
         before, after = move.before or "(unmapped)", move.after or "(unmapped)"
         table.add_row(move.kind, before, after, str(move.entries), format_hours(move.seconds))
-    _out().print(table)
+    out.print(table)
 
 
 @_admin_errors
@@ -266,7 +247,7 @@ def mappings_explain(
     for label, value in result.fields():
         table.add_row(label, value)
     table.add_row("stored result", result.stored())
-    _out().print(table)
+    out.print(table)
     _say(f"against {result.against}: {result.explanation.describe().splitlines()[0]}", "bold")
     if result.against_revision is not None and result.stored_revision not in (None, result.against_revision):
         _say(f"(stored by revision {result.stored_revision}; the next run re-maps it with {result.against})")
@@ -279,7 +260,7 @@ def mappings_explain(
         near.add_column(column)
     for miss in misses:
         near.add_row(miss.rule_id, str(miss.line or ""), str(miss.priority), miss.key, miss.reason)
-    _out().print(near)
+    out.print(near)
 
 
 @_admin_errors
@@ -345,7 +326,7 @@ def unmapped(
             group.reason,
             group.missing,
         )
-    _out().print(table)
+    out.print(table)
     for number, group in enumerate(groups, 1):
         _say(f"\n#{number} {group.hint}", "bold")
         _say(f"   e.g. {', '.join(group.examples)}")

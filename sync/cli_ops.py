@@ -5,39 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from sync.cli_shared import admin_errors as _admin_errors
+from sync.cli_shared import command_settings as _settings
+from sync.cli_shared import say as _echo
 from sync.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _admin_errors(fn: F) -> F:
-    """sync.cli's error printing, looked up at call time (sync.cli imports this module)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sync.cli import admin_errors
-
-        return admin_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    from sync.cli import _settings as load
-
-    return load()
-
-
-def _echo(message: str) -> None:
-    from sync.cli import out
-
-    out.print(message, highlight=False, soft_wrap=True)
 
 
 def _metrics(settings: Settings) -> Any:

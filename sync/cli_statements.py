@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from connectors.errors import HourbridgeError
-from sync.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _admin_errors(fn: F) -> F:
-    """sync.cli's error printing, looked up at call time (sync.cli imports this module)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sync.cli import admin_errors
-
-        return admin_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    from sync.cli import _settings as load
-
-    return load()
+from sync.cli_shared import admin_errors as _admin_errors
+from sync.cli_shared import command_settings as _settings
 
 
 @_admin_errors
@@ -48,7 +27,8 @@ def statement(
     ] = None,
 ) -> None:
     """Write each contractor's statement of one period: their own hours by code and day, nothing else."""
-    from sync.cli import _period, out
+    from sync.cli import _period
+    from sync.cli_shared import out
     from sync.report import format_hours
     from sync.runner import Runner
     from sync.statements import build_statements, write_statement_files

@@ -1,0 +1,47 @@
+"""What every CLI command module shares: the consoles, admin-readable error printing, and settings loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from connectors.errors import ConfigError, HourbridgeError
+from sync.logging import configure_logging
+from sync.settings import Settings, load_settings
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def admin_errors(fn: F) -> F:
+    """Print hourbridge errors as one readable line (exit 2 for settings an admin must fix, 1 otherwise)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except HourbridgeError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command_settings(**overrides: Any) -> Settings:
+    """The settings of a command, with logging configured from them."""
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def say(message: str) -> None:
+    """One line of plain output (no markup guessing, long lines kept whole)."""
+    out.print(message, highlight=False, soft_wrap=True)

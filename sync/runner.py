@@ -373,14 +373,27 @@ class Runner:
         return Catalogs(self.document, self.adopt_mapping(), load)
 
     def deliver(
-        self, touched: Collection[str], run_id: int | None = None, errors: list[dict[str, Any]] | None = None
+        self,
+        touched: Collection[str],
+        run_id: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        only: Collection[str] | None = None,
     ) -> dict[str, DeliveryResult]:
-        """Bring every configured sink to the desired state of the ``touched`` months (and what they imply)."""
-        sinks = self.sinks()
+        """Bring every configured sink (or those in ``only``) to the desired state of the ``touched``
+        months and what they imply (adjustment targets, months with open outcomes)."""
+        try:
+            sinks = self.sinks()
+        except HourbridgeError as exc:
+            if errors is None:
+                raise
+            errors.append({"sink": None, "error": redact(exc.message), "action": exc.action.value})
+            return {}
         specs = sink_specs(self.settings)
         results: dict[str, DeliveryResult] = {}
         catalogs = self.catalogs()
         for name, sink in sinks.items():
+            if only is not None and name not in only:
+                continue
             spec = specs.get(name) or SinkSpec(name, "day", drop_descriptions=self.settings.drop_descriptions)
             deliverer = Deliverer(
                 self.engine,
@@ -498,15 +511,19 @@ class Runner:
         return write_report(report, folder or self.settings.output_dir, self.settings.report_formats)
 
     def write_open_reports(self, scopes: Sequence[ScopeResult]) -> list[FileDelivery]:
-        """Reports and contractor statements for every open month a window of this run touched.
-
-        Files are rewritten only when their content changed; a closed month's files stay as they
-        were when it closed (later changes show as adjustments in the first open month)."""
+        """Reports and contractor statements for every open month a window of this run touched."""
         windows = [s.window for s in scopes if s.window is not None]
         if not windows:
             return []
         start = min(w.start for w in windows)
         end = max(w.end for w in windows)
+        return self.write_periods(months_between(start, end))
+
+    def write_periods(self, months: Sequence[Period]) -> list[FileDelivery]:
+        """The files of each open month in ``months``, rewritten only where their content changed.
+
+        A closed month's files stay as they were when it closed; later changes to it show as
+        adjustments in the first open month."""
         with self.engine.connect() as conn:
             closed = periods.closed(conn)
         files = FileSink.from_settings(self.settings)
@@ -514,7 +531,7 @@ class Runner:
             files.write_period(
                 p, self.report_lines(p), formats=self.settings.report_formats, statements=self.settings.statements
             )
-            for p in months_between(start, end)
+            for p in months
             if not closed.is_closed(p.label)
         ]
 

@@ -7,15 +7,15 @@ Jobs, all on the ``hourbridge`` queue:
   the queue and at most one runs, whichever worker holds it, so an account is never synced twice at
   once (the runner's per-window transactions and the ledger's unique key do the rest).
 - ``hourbridge.map_and_report()``: deferred by every pull when it ends (at most one waiting), so
-  the last pull of a round is always followed by mapping and the reports of the open months.
+  the last pull of a round is always followed by mapping and the reports of the open months; it
+  then defers one delivery per configured sink.
+- ``hourbridge.deliver(sink)``: brings one accounting sink to the ledger's desired state (lock and
+  queueing lock ``deliver:<sink>``: one delivery per sink runs at a time, one more may wait).
 - ``hourbridge.schedule_pulls`` (periodic, ``HOURBRIDGE_SCHEDULE``): discovers the scopes through
   the sources and defers one pull per scope. procrastinate records each firing once, so any number
   of workers defer one round, not one round each.
 - ``hourbridge.retry_stalled_jobs`` (periodic, and once at worker start): jobs left "doing" by a
   worker whose heartbeat stopped (killed, node lost) go back to the queue.
-
-Delivery to accounting sinks is not built yet; it will be one job per sink, deferred by
-``map_and_report`` with the lock ``deliver:<sink>``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import procrastinate.exceptions
 import procrastinate.jobs
@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from connectors.base import Source
 from connectors.errors import Action, ConfigError, HourbridgeError
 from sync.metrics import RunMetrics
+from sync.report import Period
 from sync.settings import Settings
 
 log = structlog.get_logger("hourbridge.worker")
@@ -48,6 +49,7 @@ log = structlog.get_logger("hourbridge.worker")
 QUEUE = "hourbridge"
 PULL_TASK = "hourbridge.pull_scope"
 REPORT_TASK = "hourbridge.map_and_report"
+DELIVER_TASK = "hourbridge.deliver"
 SCHEDULE_TASK = "hourbridge.schedule_pulls"
 STALLED_TASK = "hourbridge.retry_stalled_jobs"
 CLEANUP_TASK = "hourbridge.delete_old_jobs"
@@ -62,8 +64,18 @@ def pull_lock(source: str, account: str) -> str:
     return f"pull:{source}:{account}"
 
 
+def deliver_lock(sink: str) -> str:
+    return f"deliver:{sink}"
+
+
 class PullIncomplete(HourbridgeError):
     """A pull job's run recorded errors worth retrying (rate limits, 5xx, network, shutdown)."""
+
+    action = Action.TRANSIENT
+
+
+class DeliveryIncomplete(HourbridgeError):
+    """A delivery left writes whose outcome is unknown, or could not reach the sink: worth retrying."""
 
     action = Action.TRANSIENT
 
@@ -147,7 +159,7 @@ class WorkerApp:
             linear_wait=settings.worker_retry_seconds,
             # Config errors need an admin, not a retry; everything transient (vendor, database, a
             # shutdown in the middle of a scope) is tried again from the committed cursor.
-            retry_exceptions={PullIncomplete, JobAborted, DBAPIError},
+            retry_exceptions={PullIncomplete, DeliveryIncomplete, JobAborted, DBAPIError},
         )
         app = self.app
 
@@ -158,6 +170,10 @@ class WorkerApp:
         @app.task(name=REPORT_TASK, queue=QUEUE, retry=retry)
         def map_and_report() -> None:
             self.map_and_report()
+
+        @app.task(name=DELIVER_TASK, queue=QUEUE, retry=retry)
+        def deliver(sink: str) -> None:
+            self.deliver(sink)
 
         async def schedule_pulls(timestamp: int) -> None:
             deferred = await self.enqueue_pulls()
@@ -192,7 +208,8 @@ class WorkerApp:
         # The window in progress finishes and commits; no new one starts once the job must stop.
         runner.should_stop = should_stop
         try:
-            result = runner.sync(only=[(source, account)], write_reports=False, command="worker")
+            # Delivery is a job of its own per sink, after mapping (map_and_report defers it).
+            result = runner.sync(only=[(source, account)], write_reports=False, deliver=False, command="worker")
         finally:
             runner.close()
         with self.engine.connect() as conn:
@@ -215,18 +232,48 @@ class WorkerApp:
         with contextlib.suppress(AlreadyEnqueued):
             self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
 
-    def map_and_report(self) -> None:
-        """Map what is not mapped with the current document and rewrite the open months' reports."""
-        from sync.runner import Runner, months_between
+    def _open_months(self, today: date) -> list[Period]:
+        from sync.runner import months_between
 
-        runner = Runner(self.settings, sources={}, engine=self.engine)
-        mapped = runner.apply_mappings()
-        today = runner.as_of.date()
         start = today - timedelta(days=self.settings.lookback_days)
         if self.settings.start_date is not None:
             start = min(max(start, self.settings.start_date), today)
-        written = [runner.report(period) for period in months_between(start, today)]
+        return months_between(start, today)
+
+    def map_and_report(self) -> None:
+        """Map what is not mapped with the current document, rewrite the open months' files, defer deliveries."""
+        from sync.runner import Runner
+
+        runner = Runner(self.settings, sources={}, engine=self.engine)
+        mapped = runner.apply_mappings()
+        written = runner.write_periods(self._open_months(runner.as_of.date()))
         log.info("worker.reported", mapped=mapped, periods=[w.period.label for w in written])
+        for sink in self.settings.enabled_sinks():
+            # AlreadyEnqueued: a waiting delivery of this sink will see these changes too.
+            with contextlib.suppress(AlreadyEnqueued):
+                lock = deliver_lock(sink)
+                self.app.configure_task(DELIVER_TASK, lock=lock, queueing_lock=lock, queue=QUEUE).defer(sink=sink)
+
+    def deliver(self, sink: str) -> None:
+        """Deliver the open months (and what they imply) to one sink; retried while outcomes stay open."""
+        from sync.runner import Runner
+
+        runner = Runner(self.settings, sources={}, engine=self.engine)
+        try:
+            months = [p.label for p in self._open_months(runner.as_of.date())]
+            errors: list[dict[str, object]] = []
+            results = runner.deliver(months, errors=errors, only=[sink])
+        finally:
+            runner.close()
+        result = results.get(sink)
+        if result is None:  # the sink could not even be built or reached
+            summary = "; ".join(str(e.get("error")) for e in errors) or "not configured"
+            if any(e.get("action") == Action.CONFIG.value for e in errors):
+                raise ConfigError(f"{sink}: {summary}")
+            raise DeliveryIncomplete(f"{sink}: {summary}")
+        log.info("worker.delivered", sink=sink, **{k: v for k, v in result.as_dict().items() if k != "held"})
+        if result.unknown or result.skipped:
+            raise DeliveryIncomplete(f"{sink}: {result.unknown} writes without an answer yet; retrying resolves them")
 
     # ------------------------------------------------------------------ queue operations
 

@@ -44,11 +44,12 @@ from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 from connectors.sandbox.monday import MondaySandbox
 from sync.cli import app
-from sync.demo import EXAMPLE_MAPPINGS
-from sync.settings import Settings
+from sync.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
+from sync.mapping_admin import read_document
+from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
-from sync.store.tables import cursors, entries, entry_versions, runs
-from sync.worker import PULL_TASK, REPORT_TASK, WorkerApp
+from sync.store.tables import cursors, delivered_lines, entries, entry_versions, outbox, runs
+from sync.worker import DELIVER_TASK, PULL_TASK, REPORT_TASK, WorkerApp
 
 POSTGRES_URL = os.environ.get("HOURBRIDGE_TEST_POSTGRES_URL")
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,8 +173,9 @@ def instances(dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         yield found
 
 
-def settings_for(url: str, dataset: Dataset, tmp_path: Path) -> Settings:
+def settings_for(url: str, dataset: Dataset, tmp_path: Path, **more: Any) -> Settings:
     return Settings(
+        **more,
         database_url=url,
         mappings_file=EXAMPLE_MAPPINGS,
         output_dir=tmp_path / "out",
@@ -207,6 +209,20 @@ def worker_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
             "HOURBRIDGE_SCHEDULE": "0 0 29 2 *",
         }
     )
+    if settings.quickbooks is not None:
+        qbo = settings.quickbooks
+        env.update(
+            {
+                "HOURBRIDGE_QUICKBOOKS__REALM_ID": qbo.realm_id,
+                "HOURBRIDGE_QUICKBOOKS__BASE_URL": qbo.base_url,
+                "HOURBRIDGE_QUICKBOOKS__ACCESS_TOKEN": qbo.access_token.get_secret_value() if qbo.access_token else "",
+                "HOURBRIDGE_QUICKBOOKS__RATE_LIMIT_PER_MINUTE": str(qbo.rate_limit_per_minute),
+                "HOURBRIDGE_QUICKBOOKS__MAX_BATCHES_PER_MINUTE": str(qbo.max_batches_per_minute),
+                "HOURBRIDGE_DELIVERY__ASANA_GATE": settings.delivery.asana_gate,
+                "HOURBRIDGE_DELIVERY__CLICKUP_GATE": settings.delivery.clickup_gate,
+                "HOURBRIDGE_DELIVERY__MONDAY_GATE": settings.delivery.monday_gate,
+            }
+        )
     return env
 
 
@@ -380,34 +396,55 @@ def test_three_workers_ten_scopes_faults_and_a_killed_worker_ingest_every_entry_
     # The killed worker's run can never be finished by anyone; it stays "running", nothing else does.
     assert statuses.count("running") <= 1
     assert "failed" in statuses or "partial" in statuses  # the long burst was recorded, then healed
-    # Delivery to accounting (lines, outbox) is not built yet, so there are no lines to count here.
     assert list((tmp_path / "out").glob("hours-*.csv"))
 
 
 @pytest.mark.postgres
 @pytest.mark.e2e
-def test_worker_once_drains_the_queue_and_exits(
+def test_worker_once_drains_the_queue_delivers_and_exits(
     pg_url: str, dataset: Dataset, instances: list[Instance], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = settings_for(pg_url, dataset, tmp_path)
-    worker_app = prepare_store(settings, request)
-    assert len(enqueue(worker_app)) == 10
-    done = subprocess.run(
-        [sys.executable, "-m", "sync.cli", "worker", "--once"],
-        cwd=ROOT,
-        env=worker_env(settings, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    current = jobs(worker_app.engine)
-    assert {j["status"] for j in current} == {"succeeded"}
-    assert sum(j["task_name"] == PULL_TASK for j in current) == 10
-    with worker_app.engine.connect() as conn:
-        seconds = conn.execute(select(func.coalesce(func.sum(entries.c.duration_seconds), 0))).scalar_one()
-    assert seconds == sum(inst.minutes for inst in instances) * 60
+    document = read_document(EXAMPLE_MAPPINGS).document
+    with quickbooks_sandbox(dataset, document, rate_limit_per_minute=None, batches_per_minute=None) as qbo:
+        settings = settings_for(
+            pg_url,
+            dataset,
+            tmp_path,
+            quickbooks=QuickBooksSettings(
+                realm_id=qbo.realm_id,
+                base_url=qbo.server.root_url,
+                access_token=SecretStr(qbo.token),
+                rate_limit_per_minute=1_000_000,
+                max_batches_per_minute=1_000_000,
+            ),
+            delivery=DeliverySettings(asana_gate="none", clickup_gate="none", monday_gate="none"),
+        )
+        worker_app = prepare_store(settings, request)
+        assert len(enqueue(worker_app)) == 10
+        done = subprocess.run(
+            [sys.executable, "-m", "sync.cli", "worker", "--once"],
+            cwd=ROOT,
+            env=worker_env(settings, tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        current = jobs(worker_app.engine)
+        assert {j["status"] for j in current} == {"succeeded"}
+        assert sum(j["task_name"] == PULL_TASK for j in current) == 10
+        assert sum(j["task_name"] == DELIVER_TASK for j in current) >= 1
+        with worker_app.engine.connect() as conn:
+            seconds = conn.execute(select(func.coalesce(func.sum(entries.c.duration_seconds), 0))).scalar_one()
+            lines = conn.execute(
+                select(func.count()).select_from(delivered_lines).where(delivered_lines.c.deleted.is_(False))
+            ).scalar_one()
+            states = set(conn.execute(select(outbox.c.state).distinct()).scalars())
+        assert seconds == sum(inst.minutes for inst in instances) * 60
+        # Every line the ledger implies is in QuickBooks once, and every op has its receipt.
+        assert lines > 0 and len(qbo.time_activities()) == lines
+        assert states == {"ok"}
 
 
 def test_worker_refuses_sqlite_and_names_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

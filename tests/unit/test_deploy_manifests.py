@@ -104,7 +104,10 @@ def test_every_workload_runs_non_root_with_limits_and_secrets_by_reference() -> 
             if "secret" in volume:
                 assert "secretName" in volume["secret"], name
             for source in volume.get("projected", {}).get("sources", []):
-                assert set(source) == {"secret"} and source["secret"]["name"] == "hourbridge", name
+                assert set(source) == {"secret"} and source["secret"]["name"] in {
+                    "hourbridge",
+                    "hourbridge-accounting",
+                }, name
     assert not any(doc["kind"] == "Secret" for doc in manifests().values()), "Secrets are created, never committed"
 
 

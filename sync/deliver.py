@@ -156,6 +156,7 @@ class Deliverer:
         run_id: int | None = None,
         chunk: int = CHUNK,
         progress: Callable[[str, int], None] | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.sink = sink
@@ -166,6 +167,7 @@ class Deliverer:
         self.run_id = run_id
         self.chunk = chunk
         self._progress = progress
+        self._heartbeat = heartbeat
 
     def plan(self, touched: Iterable[str], as_of: datetime) -> Plan:
         with self.engine.connect() as conn:
@@ -342,6 +344,8 @@ class Deliverer:
                         .values(state="unknown", error="no receipt came back")
                     )
                     result.unknown += len(missing)
+            if self._heartbeat is not None:
+                self._heartbeat()
             if len(missing) == len(rows) and not receipts:
                 return  # the sink is not answering at all: leave the rest for the next run
 

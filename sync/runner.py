@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, func, update
 
 from connectors._http import redact
 from connectors.base import Source
@@ -30,6 +30,7 @@ from sync.report import Period, ReportLine, WrittenReport, build_report, write_r
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.db import make_engine, upgrade
+from sync.store.tables import runs
 
 log = structlog.get_logger("hourbridge.run")
 
@@ -40,6 +41,9 @@ Progress = Callable[[str, int], None]
 # set of ids seen and the tombstone check are per chunk); a source that cannot filter by date says
 # so with ``max_window_days`` and gets the whole window at once instead of re-reading it per chunk.
 CHUNK_DAYS = 14
+# A "running" run whose heartbeat (one per committed window or delivery chunk) is older than this
+# was killed; the next run records it as abandoned so status and health stop showing it as live.
+ABANDONED_AFTER = timedelta(hours=2)
 
 
 def chunk_days(source: object) -> int:
@@ -101,6 +105,16 @@ def build_sources(settings: Settings) -> dict[str, Source]:
             source.close()
         raise
     return sources
+
+
+def abandon_stale_runs(conn: Connection, now: datetime) -> int:
+    """Mark runs left "running" by a killed process (no heartbeat for ABANDONED_AFTER) as abandoned."""
+    last_sign = func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
+    return conn.execute(
+        update(runs)
+        .where(runs.c.status == "running", last_sign < now - ABANDONED_AFTER)
+        .values(status="abandoned", finished_at=now)
+    ).rowcount
 
 
 def sink_specs(settings: Settings) -> dict[str, SinkSpec]:
@@ -189,6 +203,7 @@ class Runner:
         self._adopted: int | None = None
         self._sources = sources
         self._sinks = sinks
+        self._run_id: int | None = None
         # Months whose entries were (re)mapped by this run: their lines are planned again.
         self._remapped: set[str] = set()
         # Checked between windows: a worker asked to stop finishes the window it is in, then returns.
@@ -224,7 +239,9 @@ class Runner:
         errors: list[dict[str, Any]] = []
         scope_results: list[ScopeResult] = []
         with self.engine.begin() as conn:
+            abandon_stale_runs(conn, self._clock())
             run_id = ledger.start_run(conn, command=command, as_of=self.as_of, now=self._clock())
+        self._run_id = run_id
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
             # Entries are mapped as they are written, with the revision adopted before any pull.
@@ -329,6 +346,7 @@ class Runner:
                 result.error = message
                 break  # later chunks wait: the cursor must only cover contiguous, complete scans
             result.counts.add(counts)
+            self.heartbeat()
             log.info(
                 "window.ingested",
                 source=scope.source,
@@ -347,6 +365,13 @@ class Runner:
         for entry in entries:
             yield entry
             self._progress(label, 1)
+
+    def heartbeat(self) -> None:
+        """Record that the current run is alive (after each committed window or delivery chunk)."""
+        if self._run_id is None:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == self._run_id).values(heartbeat_at=self._clock()))
 
     # ------------------------------------------------------------------ delivery
 
@@ -404,6 +429,7 @@ class Runner:
                 clock=self._clock,
                 run_id=run_id,
                 progress=self._progress,
+                heartbeat=self.heartbeat,
             )
             try:
                 result = results[name] = deliverer.deliver(touched, self.as_of)

@@ -191,6 +191,10 @@ oauth_tokens = Table(
     Column("refreshing_until", DateTime(timezone=True)),
 )
 
+# A run touches this as it commits each window and each delivery chunk; a "running" run whose
+# heartbeat stopped long ago was killed, and the next run records it as abandoned.
+runs.append_column(Column("heartbeat_at", DateTime(timezone=True)))
+
 # --------------------------------------------------------------------------- accounting delivery
 
 # Months whose books are closed. No row = open. A change that lands in a closed month after it

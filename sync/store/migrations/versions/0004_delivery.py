@@ -1,4 +1,4 @@
-"""delivery: periods and their history, delivered lines and the outbox"""
+"""delivery: periods and their history, delivered lines and the outbox; run heartbeats"""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def _id() -> sa.types.TypeEngine[int]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "periods",
         sa.Column("label", sa.String(length=7), nullable=False),
@@ -89,3 +91,5 @@ def downgrade() -> None:
     op.drop_index("ix_period_events_label", table_name="period_events")
     op.drop_table("period_events")
     op.drop_table("periods")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("heartbeat_at")

@@ -59,6 +59,11 @@ SETTING_BOARDS = f"{ENV_PREFIX}BOARD_IDS"
 REQUESTS_PER_MINUTE = 5000
 BOARDS_PER_PAGE = 100
 USERS_PER_CALL = 200
+# Sessions held back, at most, while the people they name wait to be looked up together (about
+# 1 kB each as parsed models, so about 100 MB): beyond this the people seen so far are looked up at
+# once, even fewer than a full call. People tend to work on some boards only, so a smaller hold
+# would let a person first met on a later board cost one more call.
+HOLD_SESSIONS = 100_000
 MAX_PAGES = 100_000
 MAX_CURSOR_RESTARTS = 3
 # monday: the daily call cap resets at midnight UTC; the job is rescheduled, never held that long.
@@ -129,7 +134,20 @@ class _BoardPaging:
 class _Page:
     paging: _BoardPaging
     items: list[MondayItem]
-    users: dict[str, MondayUser | None]
+    people: frozenset[str]  # the user ids its sessions name
+    sessions: int
+
+
+@dataclass(slots=True)
+class _Held:
+    """Pages in arrival order, held while people they name are not looked up yet."""
+
+    pages: deque[_Page] = field(default_factory=deque)
+    sessions: int = 0
+
+    def add(self, page: _Page) -> None:
+        self.pages.append(page)
+        self.sessions += page.sessions
 
 
 def _norm(text: str) -> str:
@@ -238,9 +256,12 @@ class MondaySource:
     and go, and the planner would have to track a cursor for each. Boards are paged in parallel
     inside ``fetch`` instead, under the shared limiter and complexity budget.
 
-    Cost: one boards listing per 100 boards, one users call per page that meets new people, and
-    ceil(items / page_size) calls per board (at least one), whatever the window: monday cannot
-    filter sessions by date, so every item's history is read and the window is applied here.
+    Cost: one boards listing per 100 boards, ceil(items / page_size) calls per board (at least
+    one), whatever the window (monday cannot filter sessions by date, so every item's history is
+    read and the window is applied here), and ceil(people / 200) users calls: pages that name
+    people not looked up yet are held back until 200 such people are pending or paging ends. Only
+    when more than ``HOLD_SESSIONS`` sessions wait are the people seen so far looked up early, which
+    costs one more call for each later batch of people first met after that.
     """
 
     # monday cannot filter sessions by date, so every window re-reads every board: the runner is
@@ -381,6 +402,10 @@ class MondaySource:
         boards = self._boards()
         pending = deque(_BoardPaging(board) for board in boards)
         yielded: set[str] = set()
+        # Pages are released in arrival order, so a session that turns up twice is still taken from
+        # the page that came first.
+        held = _Held()
+        unknown: set[str] = set()
         with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="monday") as pool:
             running: dict[Future[_Page], _BoardPaging] = {}
             try:
@@ -394,19 +419,42 @@ class MondaySource:
                         page = future.result()
                         if not page.paging.done:
                             pending.appendleft(page.paging)
-                        yield from self._entries(page, scope, window, yielded)
+                        held.add(page)
+                        with self._users_lock:
+                            unknown |= page.people - self._users.keys()
+                    if len(unknown) >= USERS_PER_CALL:
+                        # Full calls only; the rest waits for more people or the end of paging.
+                        full = sorted(unknown)[: len(unknown) - len(unknown) % USERS_PER_CALL]
+                        self._look_up_people(full)
+                        unknown.difference_update(full)
+                    if held.sessions >= HOLD_SESSIONS:
+                        self._look_up_people(sorted(unknown))
+                        unknown.clear()
+                    yield from self._release(held, scope, window, yielded)
             finally:
                 for future in running:
                     future.cancel()
+        self._look_up_people(sorted(unknown))
+        yield from self._release(held, scope, window, yielded)
 
     # ----------------------------------------------------------------- paging
+
+    def _release(self, held: _Held, scope: Scope, window: Window, yielded: set[str]) -> Iterator[TimeEntry]:
+        """The entries of the held pages, from the first, as far as their people are known."""
+        while held.pages:
+            with self._users_lock:
+                if not held.pages[0].people <= self._users.keys():
+                    return
+            page = held.pages.popleft()
+            held.sessions -= page.sessions
+            yield from self._entries(page, scope, window, yielded)
 
     def _entries(self, page: _Page, scope: Scope, window: Window, yielded: set[str]) -> Iterator[TimeEntry]:
         for item in page.items:
             for column in item.time_tracking:
                 for session in column.history:
                     entry = normalize_session(
-                        session, item=item, board=page.paging.board, scope=scope, zone=self._zone, users=page.users
+                        session, item=item, board=page.paging.board, scope=scope, zone=self._zone, users=self._users
                     )
                     if entry is None:
                         if session.ended_at is not None:
@@ -443,8 +491,9 @@ class MondaySource:
         else:
             paging.cursors.add(page.cursor)
         paging.cursor = page.cursor
-        ids = {s.started_user_id for i in page.items for c in i.time_tracking for s in c.history if s.started_user_id}
-        return _Page(paging, page.items, self._users_for(ids))
+        sessions = [s for i in page.items for c in i.time_tracking for s in c.history]
+        people = frozenset(s.started_user_id for s in sessions if s.started_user_id)
+        return _Page(paging, page.items, people, len(sessions))
 
     def _request_page(self, paging: _BoardPaging) -> MondayItemsPage:
         limit = self.config.page_size
@@ -503,17 +552,15 @@ class MondaySource:
         # Only boards with a time tracking column can hold sessions; the rest are not worth a call.
         return [board for board in found.values() if board.columns]
 
-    def _users_for(self, ids: set[str]) -> dict[str, MondayUser | None]:
-        """Names and emails of session owners, cached for the source's life (one call per new batch)."""
-        with self._users_lock:
-            missing = sorted(ids - self._users.keys())
-            for start in range(0, len(missing), USERS_PER_CALL):
-                chunk = missing[start : start + USERS_PER_CALL]
-                raw = self._post("users", USERS_QUERY, {"ids": chunk, "limit": len(chunk)}).get("users") or []
-                for item in raw:
-                    user: MondayUser = self._model(MondayUser, item, "user")
+    def _look_up_people(self, ids: list[str]) -> None:
+        """Names and emails of session owners, cached for the source's life (up to 200 per call)."""
+        for start in range(0, len(ids), USERS_PER_CALL):
+            chunk = ids[start : start + USERS_PER_CALL]
+            raw = self._post("users", USERS_QUERY, {"ids": chunk, "limit": len(chunk)}).get("users") or []
+            found: list[MondayUser] = [self._model(MondayUser, item, "user") for item in raw]
+            with self._users_lock:
+                for user in found:
                     self._users[user.id] = user
                 for user_id in chunk:
                     # Deleted or deactivated users may not come back; their sessions keep the bare id.
                     self._users.setdefault(user_id, None)
-            return {user_id: self._users.get(user_id) for user_id in ids}

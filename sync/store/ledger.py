@@ -8,8 +8,27 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    ClauseElement,
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from connectors.model import TimeEntry, Window
 from sync.store.tables import RawJSON, cursors, entries, entry_versions, runs
@@ -135,6 +154,251 @@ def all_cursors(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(select(cursors).order_by(cursors.c.source, cursors.c.account)).mappings()]
 
 
+# --------------------------------------------------------------------------- driver-level batch writes
+
+# The ingest writes every entry and its first version; SQLAlchemy Core's per-row parameter handling
+# (building, type-processing and re-ordering each parameter set) cost about 40 % of that. The batch
+# statements are therefore compiled once per dialect by SQLAlchemy (same SQL, same casts) and run
+# through ``exec_driver_sql`` (same connection, same transaction) with rows of values that already
+# have the form the dialect's own bind processors give them (see ``_Adapters``).
+
+# Column order of the rows the ingest builds: the tables' own order, in which SQLAlchemy compiles
+# the statements (checked when they are compiled).
+_MAPPED_ORDER = ("mapping_hash", *MAPPING_COLUMNS, "mapping_revision")
+_ENTRY_INSERT = (
+    "source",
+    "account",
+    "external_id",
+    "version",
+    "content_hash",
+    "work_date",
+    "duration_seconds",
+    "person_id",
+    "person_name",
+    "payload",
+    "first_seen_at",
+    "updated_at",
+    *_MAPPED_ORDER,
+)
+_ENTRY_UPDATE = (*_VERSIONED_COLUMNS, *_MAPPED_ORDER, "id")
+_VERSION_INSERT = (
+    "entry_id",
+    "version",
+    "change",
+    "content_hash",
+    "work_date",
+    "duration_seconds",
+    "payload",
+    "run_id",
+    "recorded_at",
+)
+# Columns whose values go through a dialect bind processor in ``_Adapters``; every other column
+# written must have none (checked when the statements are built).
+_ADAPTED = frozenset({"work_date", "billable", "payload", "updated_at", "first_seen_at", "recorded_at"})
+# Most keys in one IN list (SQLite allows 32,766 parameters per statement).
+_LOOKUP_MAX = 512
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverSQL:
+    """One statement compiled by SQLAlchemy for one dialect, executed with rows of driver values."""
+
+    sql: str
+    # Named paramstyles (psycopg): the bind names in row order, to make each row a mapping.
+    # Positional ones (SQLite's qmark): None, the rows go as they are.
+    names: tuple[str, ...] | None
+
+    @classmethod
+    def compile(cls, statement: ClauseElement, dialect: Dialect, binds: Sequence[str]) -> _DriverSQL:
+        # for_executemany: no implicit RETURNING of the primary key on PostgreSQL.
+        compiled = statement.compile(dialect=dialect, for_executemany=True)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"not a SQL statement: {statement!r}")
+        if compiled.positiontup is None:
+            return cls(compiled.string, tuple(binds))
+        if list(compiled.positiontup) != list(binds):
+            raise RuntimeError(f"compiled binds {compiled.positiontup} do not match the row layout {list(binds)}")
+        return cls(compiled.string, None)
+
+    def execute(self, conn: Connection, rows: Sequence[Row]) -> CursorResult[*Row]:
+        """Run the statement once per row (one driver ``executemany`` for several rows)."""
+        if self.names is None:
+            return conn.exec_driver_sql(self.sql, rows)
+        return conn.exec_driver_sql(self.sql, [dict(zip(self.names, row, strict=True)) for row in rows])
+
+
+def _processor(column: ColumnElement[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The bind processor SQLAlchemy applies to ``column`` on ``dialect`` (None: values go as they are)."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _memoized(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """``process`` applied once per distinct value (for columns with few values: dates, flags)."""
+    if process is None:
+        return lambda value: value
+    cache: dict[Any, Any] = {}
+
+    def adapt(value: Any) -> Any:
+        try:
+            return cache[value]
+        except KeyError:
+            cache[value] = adapted = process(value)
+            return adapted
+
+    return adapt
+
+
+class _Adapters:
+    """Values of the typed columns exactly as SQLAlchemy's bind processors give them on one dialect.
+
+    SQLite, for one, stores dates and timestamps as text in SQLAlchemy's own layout and reads them
+    back through it: applying the dialect's own processors keeps what is stored, and read, identical.
+    Dates and flags take few values, so each distinct value is processed once.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.entry_day = _memoized(_processor(entries.c.work_date, dialect))
+        self.version_day = _memoized(_processor(entry_versions.c.work_date, dialect))
+        self.flag = _memoized(_processor(entries.c.billable, dialect))
+        self.updated_at = _memoized(_processor(entries.c.updated_at, dialect))
+        self.first_seen_at = _memoized(_processor(entries.c.first_seen_at, dialect))
+        self.recorded_at = _memoized(_processor(entry_versions.c.recorded_at, dialect))
+        for table, names in ((entries, _ENTRY_INSERT), (entries, _ENTRY_UPDATE), (entry_versions, _VERSION_INSERT)):
+            for name in set(names) - _ADAPTED:
+                if _processor(table.c[name], dialect) is not None:
+                    raise RuntimeError(f"{dialect.name} adapts {table.name}.{name}; the ledger's batch writes do not")
+        # One processed payload serves the entry and its version (encoding it is PostgreSQL's cost).
+        if type(entries.c.payload.type) is not type(entry_versions.c.payload.type):
+            raise RuntimeError("entries.payload and entry_versions.payload must have the same type")
+        process = _processor(entries.c.payload, dialect)
+        self._payload: Callable[[Any], Any] = process if process is not None else (lambda value: value)
+        # SQLite stores the canonical JSON the hash was taken over as is; other drivers encode the
+        # payload object themselves (see PayloadJSON).
+        self._raw_payload = dialect.name == "sqlite"
+
+    def payload(self, entry: TimeEntry) -> Any:
+        return self._payload(RawJSON(entry.payload_json()) if self._raw_payload else entry.to_payload())
+
+
+class _LedgerSQL:
+    """The ingest's statements and value adapters for one dialect (built once per dialect)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.adapt = _Adapters(dialect)
+        self.insert_entries = _BatchInsert.build(entries, _ENTRY_INSERT, dialect)
+        self.insert_versions = _BatchInsert.build(entry_versions, _VERSION_INSERT, dialect)
+        self.update_entries = _DriverSQL.compile(
+            update(entries)
+            .where(entries.c.id == bindparam("p_id"))
+            .values({name: bindparam(f"p_{name}") for name in _ENTRY_UPDATE if name != "id"} | {"deleted_at": null()}),
+            dialect,
+            [f"p_{name}" for name in _ENTRY_UPDATE],
+        )
+        # PostgreSQL takes the keys as one array parameter: one statement for any batch, and psycopg
+        # caches only short query texts. Elsewhere the IN list is padded to a power of two
+        # (repeating the last key), so a handful of statements serve every batch size.
+        self._lookup_array = self._compile_lookup(None) if dialect.name == "postgresql" else None
+        self._lookups: dict[int, _DriverSQL] = {}
+        # (id, external_id) of the live entries of one scope in a range of work dates.
+        self.live = _DriverSQL.compile(
+            select(entries.c.id, entries.c.external_id).where(
+                entries.c.source == bindparam("p_source"),
+                entries.c.account == bindparam("p_account"),
+                entries.c.work_date >= bindparam("p_start"),
+                entries.c.work_date <= bindparam("p_end"),
+                entries.c.deleted_at.is_(None),
+            ),
+            dialect,
+            ["p_source", "p_account", "p_start", "p_end"],
+        )
+
+    def lookup(self, conn: Connection, source: str, account: str, external_ids: Sequence[str]) -> dict[str, Row]:
+        """external_id → (external_id, id, version, content_hash, deleted) for the keys that exist."""
+        if self._lookup_array is not None:
+            rows = self._lookup_array.execute(conn, [(source, account, list(external_ids))]).fetchall()
+            return {row[0]: row for row in rows}
+        found: dict[str, Row] = {}
+        for start in range(0, len(external_ids), _LOOKUP_MAX):
+            keys = list(external_ids[start : start + _LOOKUP_MAX])
+            size = 1 << (len(keys) - 1).bit_length()
+            keys += keys[-1:] * (size - len(keys))
+            statement = self._lookups.get(size)
+            if statement is None:
+                statement = self._lookups[size] = self._compile_lookup(size)
+            for row in statement.execute(conn, [(source, account, *keys)]).fetchall():
+                found[row[0]] = row
+        return found
+
+    def _compile_lookup(self, size: int | None) -> _DriverSQL:
+        """The key lookup with ``size`` key parameters, or (None) one array parameter."""
+        keys = ["p_keys"] if size is None else [f"p_k{i}" for i in range(size)]
+        match = (
+            entries.c.external_id == any_(bindparam("p_keys", type_=ARRAY(entries.c.external_id.type)))
+            if size is None
+            else entries.c.external_id.in_([bindparam(name) for name in keys])
+        )
+        statement = select(
+            entries.c.external_id,
+            entries.c.id,
+            entries.c.version,
+            entries.c.content_hash,
+            entries.c.deleted_at.is_not(None),
+        ).where(entries.c.source == bindparam("p_source"), entries.c.account == bindparam("p_account"), match)
+        return _DriverSQL.compile(statement, self.dialect, ["p_source", "p_account", *keys])
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchInsert:
+    """Rows into one table: ``COPY FROM STDIN`` on psycopg, one driver ``executemany`` elsewhere."""
+
+    statement: _DriverSQL
+    copy: str | None
+
+    @classmethod
+    def build(cls, table: Table, names: Sequence[str], dialect: Dialect) -> _BatchInsert:
+        binds = [f"p_{name}" for name in names]
+        values: dict[str, Any] = {name: bindparam(bind) for name, bind in zip(names, binds, strict=True)}
+        statement = _DriverSQL.compile(insert(table).values(values), dialect, binds)
+        if dialect.driver != "psycopg":
+            return cls(statement, None)
+        quote = dialect.identifier_preparer
+        columns = ", ".join(quote.quote(name) for name in names)
+        return cls(statement, f"COPY {quote.format_table(table)} ({columns}) FROM STDIN")
+
+    def write(self, conn: Connection, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        if self.copy is None:
+            self.statement.execute(conn, rows)
+            return
+        # PostgreSQL: per-statement work (parsing, planning, a pipeline slot) dominates an
+        # executemany of small rows; COPY streams them in the same transaction. psycopg adapts the
+        # values with the same dumpers it uses for bound parameters.
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(self.copy) as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # Raised like every other statement's error (the worker retries DBAPIError).
+            raise DBAPIError.instance(
+                self.copy, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+
+
+_statements: WeakKeyDictionary[Dialect, _LedgerSQL] = WeakKeyDictionary()
+
+
+def _ledger_sql(dialect: Dialect) -> _LedgerSQL:
+    built = _statements.get(dialect)
+    if built is None:
+        built = _statements[dialect] = _LedgerSQL(dialect)
+    return built
+
+
 # --------------------------------------------------------------------------- entries
 
 
@@ -155,6 +419,18 @@ class WindowIngest:
     counts: IngestCounts = field(default_factory=IngestCounts)
     _seen: set[str] = field(default_factory=set)
     _analyze_at: int = 2000
+    _sql: _LedgerSQL = field(init=False)
+    # ``now`` as the driver takes it, per column (the same instant for every row of the window).
+    _updated_at: Any = field(init=False)
+    _first_seen_at: Any = field(init=False)
+    _recorded_at: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._sql = _ledger_sql(self.conn.dialect)
+        adapt = self._sql.adapt
+        self._updated_at = adapt.updated_at(self.now)
+        self._first_seen_at = adapt.first_seen_at(self.now)
+        self._recorded_at = adapt.recorded_at(self.now)
 
     def add(self, batch: Sequence[TimeEntry]) -> None:
         latest: dict[str, TimeEntry] = {}
@@ -171,87 +447,104 @@ class WindowIngest:
             return
         self.counts.seen += sum(1 for key in latest if key not in self._seen)
         self._seen.update(latest)
-        existing = {
-            row.external_id: row
-            for row in self.conn.execute(
-                select(
-                    entries.c.id,
-                    entries.c.external_id,
-                    entries.c.version,
-                    entries.c.content_hash,
-                    entries.c.deleted_at,
-                ).where(
-                    entries.c.source == self.source,
-                    entries.c.account == self.account,
-                    entries.c.external_id.in_(list(latest)),
-                )
-            )
-        }
-        # SQLite stores the canonical JSON the hash was taken over as is; other drivers adapt objects.
-        raw = self.conn.dialect.name == "sqlite"
-        payloads: dict[str, Any] = {
-            external_id: RawJSON(entry.payload_json()) if raw else entry.to_payload()
-            for external_id, entry in latest.items()
-        }
-        new_rows: list[dict[str, Any]] = []
-        changed: list[tuple[Any, TimeEntry, str]] = []
+        sql = self._sql
+        adapt = sql.adapt
+        existing = sql.lookup(self.conn, self.source, self.account, list(latest))
+        new: list[TimeEntry] = []
+        changed: list[tuple[int, int, TimeEntry, str]] = []  # (entry id, new version, entry, change)
         for external_id, entry in latest.items():
             row = existing.get(external_id)
             if row is None:
-                new_rows.append(
-                    self._entry_row(entry, payloads[external_id], version=1)
-                    | {"first_seen_at": self.now}
-                    | self._mapping_row(entry)
-                )
-            elif row.deleted_at is not None:
-                changed.append((row, entry, "restored"))
-            elif row.content_hash != entry.content_hash:
-                changed.append((row, entry, "updated"))
+                new.append(entry)
+            elif row[4]:
+                changed.append((row[1], row[2] + 1, entry, "restored"))
+            elif row[3] != entry.content_hash:
+                changed.append((row[1], row[2] + 1, entry, "updated"))
             else:
                 self.counts.unchanged += 1
-        versions: list[dict[str, Any]] = []
-        if new_rows:
-            # A plain executemany (one statement for the batch), then one select for the new ids:
-            # INSERT .. RETURNING with ordered rows runs row by row on SQLite.
-            self.conn.execute(insert(entries), new_rows)
-            new_ids = self.conn.execute(
-                select(entries.c.external_id, entries.c.id).where(
-                    entries.c.source == self.source,
-                    entries.c.account == self.account,
-                    entries.c.external_id.in_([row["external_id"] for row in new_rows]),
-                )
-            ).all()
-            for external_id, entry_id in new_ids:
-                versions.append(self._version_row(entry_id, 1, "created", latest[external_id], payloads[external_id]))
-            self.counts.created += len(new_rows)
-            self._refresh_statistics()
-        if changed:
-            self.conn.execute(
-                update(entries)
-                .where(entries.c.id == bindparam("b_id"))
-                .values(
-                    {name: bindparam(f"b_{name}") for name in (*_VERSIONED_COLUMNS, *_MAPPED_COLUMNS)}
-                    | {"deleted_at": None}
-                ),
+        if not new and not changed:
+            return
+        payloads = {entry.external_id: adapt.payload(entry) for entry in (*new, *(change[2] for change in changed))}
+        versions: list[Row] = []
+        if new:
+            # One executemany for the batch, then one lookup for the new ids: INSERT .. RETURNING
+            # with ordered rows runs row by row on SQLite.
+            sql.insert_entries.write(
+                self.conn,
                 [
-                    {"b_id": row.id}
-                    | {
-                        f"b_{k}": v
-                        for k, v in self._entry_row(entry, payloads[entry.external_id], version=row.version + 1).items()
-                        if k in _VERSIONED_COLUMNS
-                    }
-                    | {f"b_{k}": v for k, v in self._mapping_row(entry).items()}
-                    for row, entry, _ in changed
+                    (
+                        self.source,
+                        self.account,
+                        entry.external_id,
+                        1,
+                        entry.content_hash,
+                        adapt.entry_day(entry.work_date),
+                        entry.duration_seconds,
+                        entry.person.id,
+                        entry.person.name,
+                        payloads[entry.external_id],
+                        self._first_seen_at,
+                        self._updated_at,
+                        *self._mapped(entry),
+                    )
+                    for entry in new
                 ],
             )
-            for row, entry, change in changed:
-                versions.append(self._version_row(row.id, row.version + 1, change, entry, payloads[entry.external_id]))
+            ids = sql.lookup(self.conn, self.source, self.account, [entry.external_id for entry in new])
+            versions.extend(
+                (
+                    ids[entry.external_id][1],
+                    1,
+                    "created",
+                    entry.content_hash,
+                    adapt.version_day(entry.work_date),
+                    entry.duration_seconds,
+                    payloads[entry.external_id],
+                    self.run_id,
+                    self._recorded_at,
+                )
+                for entry in new
+            )
+            self.counts.created += len(new)
+            self._refresh_statistics()
+        if changed:
+            sql.update_entries.execute(
+                self.conn,
+                [
+                    (
+                        version,
+                        entry.content_hash,
+                        adapt.entry_day(entry.work_date),
+                        entry.duration_seconds,
+                        entry.person.id,
+                        entry.person.name,
+                        payloads[entry.external_id],
+                        self._updated_at,
+                        *self._mapped(entry),
+                        entry_id,
+                    )
+                    for entry_id, version, entry, _ in changed
+                ],
+            )
+            for entry_id, version, entry, change in changed:
+                versions.append(
+                    (
+                        entry_id,
+                        version,
+                        change,
+                        entry.content_hash,
+                        adapt.version_day(entry.work_date),
+                        entry.duration_seconds,
+                        payloads[entry.external_id],
+                        self.run_id,
+                        self._recorded_at,
+                    )
+                )
                 if change == "restored":
                     self.counts.restored += 1
                 else:
                     self.counts.updated += 1
-        if versions:
-            self.conn.execute(insert(entry_versions), versions)
+        sql.insert_versions.write(self.conn, versions)
 
     def _refresh_statistics(self) -> None:
         """PostgreSQL: re-ANALYZE while a large first load grows the table (at 2k, 4k, 8k… new rows).
@@ -262,21 +555,19 @@ class WindowIngest:
         """
         if self.conn.dialect.name != "postgresql" or self.counts.created < self._analyze_at:
             return
-        self.conn.exec_driver_sql("ANALYZE entries")
+        # Only the columns the ledger's indexes and lookups use: the payload's statistics cost most.
+        self.conn.exec_driver_sql(
+            "ANALYZE entries (source, account, external_id, work_date, deleted_at, mapping_hash, mapping_revision)"
+        )
         self._analyze_at = self.counts.created * 2
 
     def close(self) -> IngestCounts:
         """Tombstone live entries of the window that the complete scan did not return; advance the cursor."""
-        live = self.conn.execute(
-            select(entries.c.id, entries.c.external_id).where(
-                entries.c.source == self.source,
-                entries.c.account == self.account,
-                entries.c.work_date >= self.window.start,
-                entries.c.work_date <= self.window.end,
-                entries.c.deleted_at.is_(None),
-            )
-        ).all()
-        gone_ids = [row.id for row in live if row.external_id not in self._seen]
+        day = self._sql.adapt.entry_day
+        live = self._sql.live.execute(
+            self.conn, [(self.source, self.account, day(self.window.start), day(self.window.end))]
+        ).fetchall()
+        gone_ids = [row[0] for row in live if row[1] not in self._seen]
         for chunk in batched(gone_ids, BATCH):
             gone = self.conn.execute(
                 select(
@@ -315,39 +606,26 @@ class WindowIngest:
         advance_cursor(self.conn, self.source, self.account, self.window.end, run_id=self.run_id, now=self.now)
         return self.counts
 
-    def _mapping_row(self, entry: TimeEntry) -> dict[str, Any]:
-        """The mapping columns for ``entry``: the mapper's result, or empty (mapped by a later pass)."""
+    def _mapped(self, entry: TimeEntry) -> Row:
+        """The mapping columns for ``entry`` in ``_MAPPED_ORDER``: the mapper's result, or empty."""
         if self.mapper is None:
-            return dict.fromkeys(_MAPPED_COLUMNS)
-        return self.mapper(entry)
+            return _UNMAPPED
+        columns = self.mapper(entry)
+        return (
+            columns["mapping_hash"],
+            columns["code"],
+            columns["rule_id"],
+            columns["contractor"],
+            columns["client"],
+            columns["cost_center"],
+            self._sql.adapt.flag(columns["billable"]),
+            columns["unmapped_reason"],
+            columns["unmapped_detail"],
+            columns["mapping_revision"],
+        )
 
-    def _entry_row(self, entry: TimeEntry, payload: Any, *, version: int) -> dict[str, Any]:
-        return {
-            "source": entry.source,
-            "account": entry.account,
-            "external_id": entry.external_id,
-            "version": version,
-            "content_hash": entry.content_hash,
-            "work_date": entry.work_date,
-            "duration_seconds": entry.duration_seconds,
-            "person_id": entry.person.id,
-            "person_name": entry.person.name,
-            "payload": payload,
-            "updated_at": self.now,
-        }
 
-    def _version_row(self, entry_id: int, version: int, change: str, entry: TimeEntry, payload: Any) -> dict[str, Any]:
-        return {
-            "entry_id": entry_id,
-            "version": version,
-            "change": change,
-            "content_hash": entry.content_hash,
-            "work_date": entry.work_date,
-            "duration_seconds": entry.duration_seconds,
-            "payload": payload,
-            "run_id": self.run_id,
-            "recorded_at": self.now,
-        }
+_UNMAPPED: Row = (None,) * len(_MAPPED_ORDER)
 
 
 def live_entries_between(conn: Connection, start: date, end: date) -> Iterator[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
 import uuid
@@ -71,18 +72,23 @@ def measure_pipeline(
         run_id = ledger.start_run(conn, command="bench", as_of=as_of, now=as_of)
     counts = ledger.IngestCounts()
     runner.adopt_mapping()  # as Runner.sync does before any pull
-    started = time.perf_counter()
-    for chunk, part in chunks:
-        # One transaction per chunk, like Runner._pull_scope.
-        with engine.begin() as conn:
-            ingest = ledger.WindowIngest(conn, source, account, chunk, run_id, as_of, mapper=runner.mapping_columns)
-            for batch in ledger.batched(part, ledger.BATCH):
-                ingest.add(batch)
-            counts.add(ingest.close())
-    ingest_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    mapped = runner.apply_mappings()
-    map_seconds = time.perf_counter() - started
+    collecting = _CollectorClock()
+    gc.callbacks.append(collecting)
+    try:
+        started = time.perf_counter()
+        for chunk, part in chunks:
+            # One transaction per chunk, like Runner._pull_scope.
+            with engine.begin() as conn:
+                ingest = ledger.WindowIngest(conn, source, account, chunk, run_id, as_of, mapper=runner.mapping_columns)
+                for batch in ledger.batched(part, ledger.BATCH):
+                    ingest.add(batch)
+                counts.add(ingest.close())
+        ingest_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        mapped = runner.apply_mappings()
+        map_seconds = time.perf_counter() - started
+    finally:
+        gc.callbacks.remove(collecting)
     total = ingest_seconds + map_seconds
     return {
         "entries": len(entries),
@@ -91,4 +97,19 @@ def measure_pipeline(
         "ingest_seconds": round(ingest_seconds, 2),
         "map_seconds": round(map_seconds, 2),
         "entries_per_second": round(len(entries) / total) if total else None,
+        "gc_seconds": round(collecting.seconds, 2),
     }
+
+
+class _CollectorClock:
+    """Seconds spent in the garbage collector (a ``gc.callbacks`` entry)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started

@@ -6,11 +6,25 @@ import dataclasses
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
 
 from connectors.model import Person, TimeEntry, Window
 from sync.store import ledger
-from sync.store.tables import cursors, entries, entry_versions
+from sync.store.tables import RawJSON, cursors, entries, entry_versions
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 WINDOW = Window(date(2026, 11, 1), date(2026, 11, 20))
@@ -138,3 +152,177 @@ def test_entry_of_another_scope_is_refused(engine: Engine) -> None:
         run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "other", WINDOW, run_id, NOW)
         writer.add([make_entry("a")])
+
+
+# --------------------------------------------------------------------------- driver-level batch writes
+
+REFERENCE = "reference"
+
+
+def mapper(entry: TimeEntry) -> dict[str, object]:
+    """Mapping columns that vary with the entry, so the flag and NULL handling are both exercised."""
+    mapped = entry.duration_seconds >= 1800
+    return {
+        "code": "P-1" if mapped else None,
+        "rule_id": "r1" if mapped else None,
+        "contractor": entry.person.name,
+        "client": "Acme" if mapped else None,
+        "cost_center": None,
+        "billable": True if mapped else None,
+        "unmapped_reason": None if mapped else "no_rule",
+        "unmapped_detail": None if mapped else "nothing matched",
+        "mapping_hash": "h" * 64,
+        "mapping_revision": None,
+    }
+
+
+def sqlalchemy_row(entry: TimeEntry, *, version: int, dialect: str) -> dict[str, object]:
+    """The entry's columns as SQLAlchemy Core binds them (the reference for the driver-level writes)."""
+    return {
+        "source": REFERENCE,
+        "account": entry.account,
+        "external_id": entry.external_id,
+        "version": version,
+        "content_hash": entry.content_hash,
+        "work_date": entry.work_date,
+        "duration_seconds": entry.duration_seconds,
+        "person_id": entry.person.id,
+        "person_name": entry.person.name,
+        "payload": RawJSON(entry.payload_json()) if dialect == "sqlite" else entry.to_payload(),
+        "updated_at": NOW,
+    } | mapper(entry)
+
+
+def stored(conn: Connection, table: Table, condition: ColumnElement[bool]) -> list[tuple[object, ...]]:
+    """Every column but the keys as the database holds it: its text and, on SQLite, its storage class."""
+    columns = [c for c in table.c if c.name not in ("id", "entry_id", "source")]
+    shown: list[ColumnElement[object]] = [cast(c, Text) for c in columns]
+    if conn.dialect.name == "sqlite":
+        shown += [func.typeof(c) for c in columns]
+    return [tuple(row) for row in conn.execute(select(*shown).where(condition).order_by(*table.primary_key))]
+
+
+def test_batch_writes_store_what_sqlalchemy_core_stores(engine: Engine) -> None:
+    first = [make_entry("a", 30), make_entry("b", 10, day=7), make_entry("c", 45, day=9)]
+    edited = [make_entry("a", 50), make_entry("b", 10, day=7)]  # a edited, b unchanged, c vanished
+    restored = [make_entry("a", 50), make_entry("b", 10, day=7), make_entry("c", 20, day=9)]
+    dialect = engine.dialect.name
+    reference_ids: dict[str, int] = {}
+    for step, batch in enumerate((first, edited, restored), start=1):
+        with engine.begin() as conn:
+            run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+            writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW, mapper=mapper)
+            writer.add(batch)
+            counts = writer.close()
+            # The same changes written the way SQLAlchemy Core binds them, under another source.
+            for entry in batch:
+                if step == 1:
+                    row = sqlalchemy_row(entry, version=1, dialect=dialect) | {"first_seen_at": NOW}
+                    reference_ids[entry.external_id] = conn.execute(
+                        insert(entries).values(row).returning(entries.c.id)
+                    ).scalar_one()
+                    change, version = "created", 1
+                elif (step, entry.external_id) in ((2, "a"), (3, "c")):
+                    version = 2 if step == 2 else 3
+                    row = sqlalchemy_row(entry, version=version, dialect=dialect) | {"deleted_at": None}
+                    row.pop("source")
+                    conn.execute(update(entries).where(entries.c.id == reference_ids[entry.external_id]).values(row))
+                    change = "updated" if step == 2 else "restored"
+                else:
+                    continue
+                conn.execute(
+                    insert(entry_versions).values(
+                        entry_id=reference_ids[entry.external_id],
+                        version=version,
+                        change=change,
+                        content_hash=entry.content_hash,
+                        work_date=entry.work_date,
+                        duration_seconds=entry.duration_seconds,
+                        payload=RawJSON(entry.payload_json()) if dialect == "sqlite" else entry.to_payload(),
+                        run_id=run_id,
+                        recorded_at=NOW,
+                    )
+                )
+            if step == 2:  # the tombstone of c, which close() writes through SQLAlchemy Core
+                gone = conn.execute(select(entries).where(entries.c.id == reference_ids["c"])).one()
+                conn.execute(
+                    update(entries)
+                    .where(entries.c.id == gone.id)
+                    .values(version=gone.version + 1, deleted_at=NOW, updated_at=NOW)
+                )
+                conn.execute(
+                    insert(entry_versions).values(
+                        entry_id=gone.id,
+                        version=gone.version + 1,
+                        change="deleted",
+                        content_hash=gone.content_hash,
+                        work_date=gone.work_date,
+                        duration_seconds=gone.duration_seconds,
+                        payload=gone.payload,
+                        run_id=run_id,
+                        recorded_at=NOW,
+                    )
+                )
+        assert counts.versions_written == (3, 2, 1)[step - 1]
+    with engine.connect() as conn:
+        ours = stored(conn, entries, entries.c.source == "asana")
+        theirs = stored(conn, entries, entries.c.source == REFERENCE)
+        assert len(ours) == 3
+        assert ours == theirs
+        our_ids = select(entries.c.id).where(entries.c.source == "asana").scalar_subquery()
+        their_ids = select(entries.c.id).where(entries.c.source == REFERENCE).scalar_subquery()
+        assert stored(conn, entry_versions, entry_versions.c.entry_id.in_(our_ids)) == stored(
+            conn, entry_versions, entry_versions.c.entry_id.in_(their_ids)
+        )
+        # Read back through SQLAlchemy, dates, timestamps, flags and payloads come out alike.
+        read = {
+            (row.source, row.external_id): {k: v for k, v in row._mapping.items() if k not in ("id", "source")}
+            for row in conn.execute(select(entries))
+        }
+    for external_id in "abc":
+        assert read[("asana", external_id)] == read[(REFERENCE, external_id)]
+    a = read[("asana", "a")]
+    assert a["work_date"] == date(2026, 11, 5)
+    assert a["updated_at"].replace(tzinfo=UTC) == NOW
+    assert a["first_seen_at"].replace(tzinfo=UTC) == NOW
+    assert (a["version"], a["duration_seconds"], a["billable"], a["code"]) == (2, 3000, True, "P-1")
+    assert a["payload"] == make_entry("a", 50).to_payload()
+    assert read[("asana", "b")]["billable"] is None
+    assert read[("asana", "c")]["deleted_at"] is None
+
+
+def test_batches_larger_than_one_lookup_keep_every_version_on_its_entry(engine: Engine) -> None:
+    batch = [make_entry(f"e{i:04d}", minutes=1 + i % 90, day=1 + i % 20) for i in range(1100)]
+    counts = ingest(engine, batch)
+    assert (counts.created, counts.seen) == (1100, 1100)
+    with engine.connect() as conn:
+        pairs = conn.execute(
+            select(entries.c.external_id, entry_versions.c.duration_seconds, entry_versions.c.work_date).join(
+                entry_versions, entry_versions.c.entry_id == entries.c.id
+            )
+        ).all()
+    assert sorted(pairs) == sorted((e.external_id, e.duration_seconds, e.work_date) for e in batch)
+    again = ingest(engine, [*batch[:700], dataclasses.replace(batch[700], duration_seconds=1, content_hash="")])
+    assert (again.unchanged, again.updated, again.deleted) == (700, 1, 399)
+
+
+def test_batch_insert_errors_are_sqlalchemy_errors(engine: Engine) -> None:
+    entry = make_entry("a")
+    with engine.begin() as conn:
+        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW).add([entry])
+    # The same key once more, past the ingest's own lookup: the database refuses it.
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW)
+        row = next(iter(conn.exec_driver_sql("SELECT * FROM entries")))
+        values = {name: row._mapping[name] for name in ledger._ENTRY_INSERT}
+        values["payload"] = writer._sql.adapt.payload(entry)
+        writer._sql.insert_entries.write(conn, [tuple(values.values())])
+
+
+def test_compiled_batch_statements_refuse_a_row_layout_they_do_not_take() -> None:
+    statement = insert(entries).values(source=bindparam("p_source"), account=bindparam("p_account"))
+    dialect = sqlite_dialect.dialect()
+    assert ledger._DriverSQL.compile(statement, dialect, ["p_source", "p_account"]).names is None
+    with pytest.raises(RuntimeError, match="row layout"):
+        ledger._DriverSQL.compile(statement, dialect, ["p_account", "p_source"])

@@ -17,6 +17,7 @@ from connectors._http import RateLimiter
 from connectors.errors import ConfigError
 from connectors.model import Scope, TimeEntry, Window
 from connectors.monday import DailyLimitError, MondayConfig, MondaySource
+from connectors.monday import connector as monday_connector
 
 URL = "https://api.monday.com/v2"
 TOKEN = "monday-unit-token-123"
@@ -109,7 +110,7 @@ def test_items_page_then_next_items_page_until_the_cursor_is_null(mock: respx.Mo
     entries = fetch(make_source())
     assert [e.external_id for e in entries] == ["11:s1", "12:s2"]
     assert [e.duration_seconds for e in entries] == [5400, 900]
-    assert order == ["boards(", "items_page", "users(", "next_items_page"]
+    assert order == ["boards(", "items_page", "next_items_page", "users("]
     entry = entries[0]
     assert entry.person.email == "zoe@example.com" and entry.person.name == "Zoë Müller"
     assert entry.container("board") is not None and entry.container("board").name == "Bøard 1"  # type: ignore[union-attr]
@@ -191,7 +192,7 @@ def test_an_expired_cursor_restarts_the_board_without_duplicates(mock: respx.Moc
     )
     entries = fetch(make_source())
     assert [e.external_id for e in entries] == ["11:s1", "12:s2"]
-    assert order == ["boards(", "items_page", "users(", "next_items_page", "items_page", "next_items_page"]
+    assert order == ["boards(", "items_page", "next_items_page", "items_page", "next_items_page", "users("]
 
 
 def test_a_refused_token_names_the_variable_and_never_the_token(mock: respx.MockRouter) -> None:
@@ -235,3 +236,96 @@ def test_the_daily_limit_stops_without_retrying(mock: respx.MockRouter) -> None:
         fetch(make_source())
     assert 0 < info.value.retry_after <= 24 * 3600
     assert mock.calls.call_count == 1
+
+
+class People:
+    """A users handler that answers the ids it knows (the others were deactivated) and records each call."""
+
+    def __init__(self, known: dict[str, str]) -> None:
+        self.known = known
+        self.asked: list[list[str]] = []
+
+    def __call__(self, body: dict[str, Any]) -> httpx.Response:
+        ids = body["variables"]["ids"]
+        assert body["variables"]["limit"] == len(ids) <= 200
+        self.asked.append(list(ids))
+        return data({"users": [{"id": i, "name": self.known[i], "email": None} for i in ids if i in self.known]})
+
+
+def first_page(board: str, cursor: str | None, *items: dict[str, Any]) -> httpx.Response:
+    return data({"boards": [{"id": board, "items_page": {"cursor": cursor, "items": list(items)}}]})
+
+
+def test_people_of_every_board_are_looked_up_together_after_paging(mock: respx.MockRouter) -> None:
+    one = item("11", "A", [session("s1", "2026-11-03T09:00:00Z", "2026-11-03T10:00:00Z", user="7")])
+    two = item("12", "B", [session("s2", "2026-11-04T09:00:00Z", "2026-11-04T10:00:00Z", user="8")])
+    three = item("21", "C", [session("s3", "2026-11-05T09:00:00Z", "2026-11-05T10:00:00Z", user="9")])
+    people = People({"7": "Zoë", "8": "Ana"})  # 9 was deactivated: monday leaves it out
+    order = graphql_router(
+        mock,
+        {
+            "boards(": boards("1", "2"),
+            "items_page": [
+                first_page("1", "c1", one),
+                first_page("2", None, three),
+            ],
+            "next_items_page": [data({"next_items_page": {"cursor": None, "items": [two]}})],
+            "users(": people,
+        },
+    )
+    entries = fetch(make_source(concurrency=1))
+    assert order == ["boards(", "items_page", "next_items_page", "items_page", "users("]
+    assert people.asked == [["7", "8", "9"]]
+    assert [(e.external_id, e.person.id, e.person.name) for e in entries] == [
+        ("11:s1", "7", "Zoë"),
+        ("12:s2", "8", "Ana"),
+        ("21:s3", "9", ""),
+    ]
+
+
+def test_two_hundred_new_people_are_looked_up_while_paging_goes_on(mock: respx.MockRouter) -> None:
+    crowd = [session(f"s{i}", "2026-11-03T09:00:00Z", "2026-11-03T10:00:00Z", user=str(1000 + i)) for i in range(250)]
+    late = item("12", "B", [session("x", "2026-11-04T09:00:00Z", "2026-11-04T10:00:00Z", user="7")])
+    people = People({str(1000 + i): f"P{i}" for i in range(250)} | {"7": "Zoë"})
+    order = graphql_router(
+        mock,
+        {
+            "boards(": boards("1"),
+            "items_page": [
+                data({"boards": [{"id": "1", "items_page": {"cursor": "c1", "items": [item("11", "A", crowd)]}}]})
+            ],
+            "next_items_page": [data({"next_items_page": {"cursor": None, "items": [late]}})],
+            "users(": people,
+        },
+    )
+    entries = fetch(make_source())
+    assert order == ["boards(", "items_page", "users(", "next_items_page", "users("]
+    asked = people.asked
+    assert [len(chunk) for chunk in asked] == [200, 51]
+    assert sorted(i for chunk in asked for i in chunk) == sorted([*(str(1000 + i) for i in range(250)), "7"])
+    assert len(entries) == 251 and all(e.person.name for e in entries)
+
+
+def test_held_sessions_are_released_once_too_many_wait(mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(monday_connector, "HOLD_SESSIONS", 2)
+    pair = [session(f"s{i}", "2026-11-03T09:00:00Z", "2026-11-03T10:00:00Z") for i in range(2)]
+    later = item("12", "B", [session("s9", "2026-11-04T09:00:00Z", "2026-11-04T10:00:00Z", user="8")])
+    order = graphql_router(
+        mock,
+        {
+            "boards(": boards("1"),
+            "items_page": [
+                data({"boards": [{"id": "1", "items_page": {"cursor": "c1", "items": [item("11", "A", pair)]}}]})
+            ],
+            "next_items_page": [data({"next_items_page": {"cursor": None, "items": [later]}})],
+            "users(": People({"7": "Zoë", "8": "Ana"}),
+        },
+    )
+    with make_source() as source:
+        entries = source.fetch(SCOPE, NOVEMBER)
+        first = next(entries)
+        # The first page's people were looked up as soon as two sessions waited on them.
+        assert order[:3] == ["boards(", "items_page", "users("]
+        rest = list(entries)
+    assert (first.person.name, [e.person.name for e in rest]) == ("Zoë", ["Zoë", "Ana"])
+    assert order == ["boards(", "items_page", "users(", "next_items_page", "users("]

@@ -57,7 +57,7 @@ TARGETS = {
     "peak_rss_mb_at_1m": 300,
     "rerun_rows_written": 0,
 }
-DELIVERY_NOTE = "not measured: the benchmark syncs configure no accounting sink (the end-to-end tests check a re-run sends 0)"
+DELIVERY_NOTE = "not measured: the benchmark syncs configure no accounting sink (e2e tests check a re-run sends 0)"
 
 # Wide enough for every column when the output goes to a file or a pipe (Rich would assume 80).
 console = Console(width=None if sys.stdout.isatty() else 170)

@@ -37,6 +37,11 @@ def next_month(label: str) -> str:
     return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
 
 
+def previous_month(label: str) -> str:
+    year, month = int(label[:4]), int(label[5:7])
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+
+
 @dataclass(frozen=True, slots=True)
 class PeriodEvent:
     label: str

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, func, select
 from connectors import delivery as d
 from connectors.delivery import Line, OpKind
 from mappings.schema import Code, MappingDocument, PersonMapping, normalize_name
-from sync.periods import ClosedPeriods, month_bounds, month_label, next_month
+from sync.periods import ClosedPeriods, month_bounds, month_label, next_month, previous_month
 from sync.settings import DeliverySettings, Granularity
 from sync.store.tables import delivered_lines, entries, outbox
 
@@ -438,16 +438,11 @@ def months_to_plan(conn: Connection, sink: str, touched: Iterable[str], closed: 
                 months.add(closed.first_open_after(label))
         for label in list(months):
             if not closed.is_closed(label):
-                earlier = _previous_month(label)
+                earlier = previous_month(label)
                 while closed.is_closed(earlier):
                     months.add(earlier)
-                    earlier = _previous_month(earlier)
+                    earlier = previous_month(earlier)
     return sorted(months)
-
-
-def _previous_month(label: str) -> str:
-    year, month = int(label[:4]), int(label[5:7])
-    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
 
 
 def _prior_adjustments(conn: Connection, sink: str, closed: ClosedPeriods) -> dict[str, int]:

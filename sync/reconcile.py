@@ -16,6 +16,7 @@ from connectors.errors import HourbridgeError
 from connectors.model import Window
 from sync import periods
 from sync.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
+from sync.report import format_minutes
 from sync.settings import DeliverySettings
 from sync.store import ledger
 from sync.store.tables import delivered_lines, outbox
@@ -107,12 +108,6 @@ class Reconciliation:
         }
 
 
-def _minutes(seconds: int) -> str:
-    from sync.report import format_minutes
-
-    return format_minutes(seconds)
-
-
 def reconcile(
     engine: Engine,
     label: str,
@@ -173,7 +168,7 @@ def _compare_sources(
                                 UNMAPPED,
                                 person,
                                 f"{entry.source}:{entry.external_id}",
-                                _minutes(entry.duration_seconds),
+                                format_minutes(entry.duration_seconds),
                                 "0.00",
                                 "in the PM tool, not in the ledger: run `hourbridge sync`",
                             )
@@ -188,8 +183,8 @@ def _compare_sources(
                                 stored.code or UNMAPPED,
                                 stored.contractor or stored.person_name,
                                 f"{entry.source}:{entry.external_id}",
-                                _minutes(entry.duration_seconds),
-                                _minutes(stored.duration_seconds),
+                                format_minutes(entry.duration_seconds),
+                                format_minutes(stored.duration_seconds),
                                 "edited in the PM tool since the last sync: run `hourbridge sync`",
                             )
                         )
@@ -210,7 +205,7 @@ def _compare_sources(
                     stored.contractor or stored.person_name,
                     f"{key[0]}:{key[2]}",
                     "0.00",
-                    _minutes(stored.duration_seconds),
+                    format_minutes(stored.duration_seconds),
                     "gone from the PM tool: the next `hourbridge sync` removes it",
                 )
             )
@@ -264,7 +259,7 @@ def _compare_sink(
         }
     for reason, held in sorted(desired.held.items()):
         if held.entries:
-            result.notes.append(f"{name}: {held.entries} entries ({_minutes(held.seconds)} min) held: {reason}")
+            result.notes.append(f"{name}: {held.entries} entries ({format_minutes(held.seconds)} min) held: {reason}")
     for line in desired.lines.values():
         result.row(line.code, line.person).sink_expected[name] = result.row(line.code, line.person).sink_expected.get(
             name, 0

@@ -1,6 +1,6 @@
 """OAuth 2.0 for the accounting sinks: authorization URL, callback, code exchange, refresh, Xero connections.
 
-Provider-neutral and stateless: storing, encrypting and serialising refreshes is ``sync.oauth``'s job.
+Provider-neutral and stateless: storing, encrypting and serialising refreshes is ``sync.admin.oauth``'s job.
 Authlib builds and parses the protocol messages; the requests go through ``connectors._http`` so they
 share the retry policy and the secret redaction of every other call.
 """

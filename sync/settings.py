@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     monday: MondayConfig | None = Field(
         default=None, description="monday.com source; enabled when any HOURBRIDGE_MONDAY__ setting is present."
     )
-    # --- accounting delivery (sync/plan.py, sync/deliver.py, sync/periods.py) ---
+    # --- accounting delivery (sync/delivery/plan.py, sync/delivery/outbox.py, sync/delivery/periods.py) ---
     quickbooks: QuickBooksSettings | None = Field(
         default=None, description="QuickBooks Online sink; enabled when any HOURBRIDGE_QUICKBOOKS__ setting is present."
     )
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key that encrypts stored OAuth tokens (`hourbridge connect` prints a new one when unset).",
     )
-    # --- running on a schedule and at scale (sync/schedule.py, sync/worker.py, sync/health.py) ---
+    # --- running on a schedule and at scale (sync/ops/schedule.py, sync/ops/worker.py, sync/ops/health.py) ---
     schedule: str = Field(
         default="*/30 * * * *",
         description="Cron expression (UTC) of `hourbridge schedule` and of the worker's periodic pulls.",

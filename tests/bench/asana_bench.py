@@ -18,7 +18,7 @@ from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
-from sync.runner import CHUNK_DAYS
+from sync.run.runner import CHUNK_DAYS
 
 PAGE = 100  # Asana's largest page, for every list endpoint used here
 

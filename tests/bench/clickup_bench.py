@@ -19,7 +19,7 @@ from connectors.clickup.schema import ClickUpTask
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window, normalize_custom_fields
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset
-from sync.runner import CHUNK_DAYS
+from sync.run.runner import CHUNK_DAYS
 
 PLAN = "business_plus"
 # How the sandbox reports a data-set approval status; a draft week has no approval object.

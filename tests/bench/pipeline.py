@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 
 from connectors.model import TimeEntry, Window
-from sync.runner import CHUNK_DAYS, Runner
+from sync.run.runner import CHUNK_DAYS, Runner
 from sync.settings import Settings
 from sync.store import ledger
 from sync.store.db import make_engine, upgrade

@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from connectors.model import TimeEntry, Window
 from connectors.sandbox.dataset import Dataset, generate_dataset
-from sync.demo import EXAMPLE_MAPPINGS
+from sync.ops.demo import EXAMPLE_MAPPINGS
 from sync.store import ledger
 from sync.store.db import make_engine
 from sync.store.tables import entries as entries_table

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
-from sync.cli import app
+from sync.cli.app import app
 
 
 @pytest.fixture(scope="module")

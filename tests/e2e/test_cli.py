@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
-from sync.demo import EXAMPLE_MAPPINGS
+from sync.ops.demo import EXAMPLE_MAPPINGS
 from sync.store import ledger
 from sync.store.db import make_engine
 from sync.store.tables import entry_versions

@@ -16,8 +16,8 @@ from connectors.quickbooks import QuickBooksSink
 from connectors.sandbox.oauth import TOKEN, OAuthSandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
-from sync import cli_connect
-from sync.oauth import TokenCipher, access_token_source
+from sync.admin.oauth import TokenCipher, access_token_source
+from sync.cli import connect as cli_connect
 from sync.settings import load_settings
 from sync.store.db import make_engine
 from sync.store.tables import oauth_tokens

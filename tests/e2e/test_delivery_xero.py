@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from connectors.sandbox.xero import WRITES, XeroSandbox
-from sync import periods
-from sync.runner import Runner
+from sync.delivery import periods
+from sync.run.runner import Runner
 from sync.settings import DeliverySettings, Settings, XeroSettings
 from sync.store.db import make_engine, upgrade
 from tests.unit.test_delivery import ListSource

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from sync.demo import EXAMPLE_MAPPINGS
+from sync.ops.demo import EXAMPLE_MAPPINGS
 from sync.store.db import make_engine
 from sync.store.tables import entries, mapping_revisions
 

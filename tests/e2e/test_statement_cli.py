@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.demo import EXAMPLE_MAPPINGS
+from sync.ops.demo import EXAMPLE_MAPPINGS
 
 from .conftest import run_cli
 

@@ -43,13 +43,13 @@ from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 from connectors.sandbox.monday import MondaySandbox
-from sync.cli import app
-from sync.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
-from sync.mapping_admin import read_document
+from sync.admin.mappings import read_document
+from sync.cli.app import app
+from sync.ops.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
+from sync.ops.worker import DELIVER_TASK, PULL_TASK, REPORT_TASK, WorkerApp
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
 from sync.store.tables import cursors, delivered_lines, entries, entry_versions, outbox, runs
-from sync.worker import DELIVER_TASK, PULL_TASK, REPORT_TASK, WorkerApp
 
 POSTGRES_URL = os.environ.get("HOURBRIDGE_TEST_POSTGRES_URL")
 ROOT = Path(__file__).resolve().parents[2]

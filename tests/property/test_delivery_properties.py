@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync import periods
-from sync.plan import ADJUSTMENT_PREFIX
-from sync.runner import Runner
+from sync.delivery import periods
+from sync.delivery.plan import ADJUSTMENT_PREFIX
+from sync.run.runner import Runner
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
 from tests.fakes import MemorySink

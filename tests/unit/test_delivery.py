@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from connectors.model import Container, Person, Scope, TaskRef, TimeEntry, Window
-from sync import periods
-from sync.plan import ADJUSTMENT_PREFIX
-from sync.runner import Runner
+from sync.delivery import periods
+from sync.delivery.plan import ADJUSTMENT_PREFIX
+from sync.run.runner import Runner
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.tables import delivered_lines, outbox
 from tests.fakes import Crash, MemorySink
@@ -295,7 +295,7 @@ def test_period_granularity_sums_a_month_per_person_and_code(world: dict[str, An
 
 
 def test_a_second_deliverer_steps_aside_while_one_holds_the_sink(world: dict[str, Any]) -> None:
-    from sync.deliver import sink_lock
+    from sync.delivery.outbox import sink_lock
 
     world["source"].put("e1", 30, date(2026, 11, 3))
     with sink_lock(world["engine"], "quickbooks") as mine:

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from sync.cli import app
-from sync.health import check_health, schedule_interval
+from sync.cli.app import app
+from sync.ops.health import check_health, schedule_interval
 from sync.settings import Settings
 from sync.store import ledger
 from sync.store.db import make_engine, upgrade

@@ -15,9 +15,9 @@ from sqlalchemy import Engine, func, select
 from connectors.errors import ConfigError
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from mappings.loader import MappingDocumentError, load_document
-from sync import mapping_admin
-from sync.report import Period
-from sync.runner import Runner
+from sync.admin import mappings as mapping_admin
+from sync.reporting.report import Period
+from sync.run.runner import Runner
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.tables import entries, mapping_revisions

@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from sync.metrics import RunMetrics
+from sync.ops.metrics import RunMetrics
 from sync.store.ledger import IngestCounts
 
 

@@ -25,7 +25,7 @@ from connectors.oauth import PROVIDERS, OAuthApp, OAuthClient, Provider, TokenSe
 from connectors.quickbooks import QuickBooksConfig, QuickBooksSink
 from connectors.sandbox.oauth import TOKEN, OAuthSandbox
 from connectors.sandbox.quickbooks import COMPANY_INFO, QuickBooksSandbox
-from sync.oauth import (
+from sync.admin.oauth import (
     AccessTokenSource,
     ConnectionLocks,
     TokenCipher,

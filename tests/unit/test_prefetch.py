@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync.prefetch import prefetched_batches
+from sync.run.prefetch import prefetched_batches
 
 
 def test_batches_arrive_in_order_and_complete() -> None:

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import report as report_module
-from sync.report import (
+from sync.reporting import report as report_module
+from sync.reporting.report import (
     Period,
     Report,
     ReportLine,

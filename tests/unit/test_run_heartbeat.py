@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
-from sync.runner import ABANDONED_AFTER, Runner
+from sync.run.runner import ABANDONED_AFTER, Runner
 from sync.settings import Settings
 from sync.store.tables import runs
 from tests.unit.test_delivery import DOCUMENT, ListSource

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.errors import ConfigError, TransientError
-from sync.schedule import StopFlag, next_fire, run_schedule
+from sync.ops.schedule import StopFlag, next_fire, run_schedule
 
 START = datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
 

@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.errors import ConfigError
-from sync.files import FileSink
-from sync.report import Period, ReportLine, build_report
-from sync.statements import (
+from sync.reporting.files import FileSink
+from sync.reporting.report import Period, ReportLine, build_report
+from sync.reporting.statements import (
     Statement,
     build_statements,
     contractor_slug,

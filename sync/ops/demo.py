@@ -22,11 +22,11 @@ from connectors.sandbox.monday import MondaySandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
 from mappings.schema import MappingDocument, normalize_name
-from sync.deliver import DeliveryResult
-from sync.mapping_admin import read_document
-from sync.reconcile import Reconciliation
-from sync.report import format_hours
-from sync.runner import Runner
+from sync.admin.mappings import read_document
+from sync.delivery.outbox import DeliveryResult
+from sync.delivery.reconcile import Reconciliation
+from sync.reporting.report import format_hours
+from sync.run.runner import Runner
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from connectors.errors import ConfigError
-from sync.report import Period, ReportLine, ReportTotals, build_report, write_report
+from sync.reporting.report import Period, ReportLine, ReportTotals, build_report, write_report
+from sync.reporting.statements import build_statements, write_statement_files
 from sync.settings import Settings
-from sync.statements import build_statements, write_statement_files
 
 __all__ = ["FileDelivery", "FileSink"]
 

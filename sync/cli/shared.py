@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from connectors.errors import ConfigError, HourbridgeError
 from sync.logging import configure_logging
+from sync.reporting.report import Period
 from sync.settings import Settings, load_settings
 
 out = Console()
@@ -45,3 +47,22 @@ def command_settings(**overrides: Any) -> Settings:
 def say(message: str) -> None:
     """One line of plain output (no markup guessing, long lines kept whole)."""
     out.print(message, highlight=False, soft_wrap=True)
+
+
+def parse_period(period: str | None, from_: str | None, to: str | None) -> Period:
+    if period and (from_ or to):
+        raise ConfigError("use either --period or --from/--to, not both")
+    if from_ or to:
+        if not (from_ and to):
+            raise ConfigError("--from and --to go together")
+        try:
+            return Period.between(date.fromisoformat(from_), date.fromisoformat(to))
+        except ValueError as exc:
+            raise ConfigError(f"--from/--to: {exc}") from None
+    if period is None:
+        today = datetime.now(UTC).date()
+        period = f"{today.year:04d}-{today.month:02d}"
+    try:
+        return Period.month(period)
+    except ValueError as exc:
+        raise ConfigError(f"--period: {exc}") from None

@@ -9,21 +9,21 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sync.cli_shared import admin_errors as _admin_errors
-from sync.cli_shared import command_settings as _settings
-from sync.cli_shared import out
+from sync.cli.shared import admin_errors as _admin_errors
+from sync.cli.shared import command_settings as _settings
+from sync.cli.shared import out
 
 periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is_help=True)
 
 
 def _who(by: str | None) -> str:
-    from sync.mapping_admin import default_author
+    from sync.admin.mappings import default_author
 
     return by or default_author()
 
 
 def _minutes(seconds: int) -> str:
-    from sync.report import format_minutes
+    from sync.reporting.report import format_minutes
 
     return format_minutes(seconds)
 
@@ -38,9 +38,9 @@ def deliver(
     """Bring every configured sink to the desired state of the ledger, without pulling the PM tools."""
     from sqlalchemy import func, select
 
-    from sync.periods import month_label, parse_month
-    from sync.plan import touched_months
-    from sync.runner import Runner, sink_specs
+    from sync.delivery.periods import month_label, parse_month
+    from sync.delivery.plan import touched_months
+    from sync.run.runner import Runner, sink_specs
     from sync.store.db import require_current
     from sync.store.tables import entries
 
@@ -58,7 +58,7 @@ def deliver(
             out.print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
             return
         if dry_run:
-            from sync.deliver import Deliverer
+            from sync.delivery.outbox import Deliverer
 
             specs = sink_specs(settings)
             for name, sink in runner.sinks().items():
@@ -126,7 +126,7 @@ def reconcile(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Minutes per code and person: PM tools = ledger = each sink; every difference listed line by line."""
-    from sync.runner import Runner
+    from sync.run.runner import Runner
     from sync.store.db import require_current
 
     settings = _settings()
@@ -187,7 +187,7 @@ def periods_close(
     reason: Annotated[str, typer.Option(help="Optional note kept in the history.")] = "",
 ) -> None:
     """Lock a month: later changes to it are delivered as adjustments in the first open month."""
-    from sync import periods
+    from sync.delivery import periods
     from sync.store.db import make_engine, require_current
 
     settings = _settings()
@@ -207,7 +207,7 @@ def periods_reopen(
     by: Annotated[str | None, typer.Option(help="Who reopens it (default: the current user).")] = None,
 ) -> None:
     """Reopen a closed month (needs --reason); its lines are then updated in place again."""
-    from sync import periods
+    from sync.delivery import periods
     from sync.store.db import make_engine, require_current
 
     settings = _settings()
@@ -221,7 +221,7 @@ def periods_reopen(
 @_admin_errors
 def periods_list(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Closed months and the history of closing and reopening."""
-    from sync import periods
+    from sync.delivery import periods
     from sync.store.db import make_engine, require_current
 
     settings = _settings()

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sync.report import (
+from sync.reporting.report import (
     FORMATS,
     Cell,
     Period,

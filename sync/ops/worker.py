@@ -40,8 +40,8 @@ from sqlalchemy.exc import DBAPIError
 
 from connectors.base import Source
 from connectors.errors import Action, ConfigError, HourbridgeError
-from sync.metrics import RunMetrics
-from sync.report import Period
+from sync.ops.metrics import RunMetrics
+from sync.reporting.report import Period
 from sync.settings import Settings
 
 log = structlog.get_logger("hourbridge.worker")
@@ -111,7 +111,7 @@ def make_sources(settings: Settings) -> dict[str, Source]:
     """The configured tools, or what ``HOURBRIDGE_SOURCE_FACTORY`` returns."""
     if settings.source_factory:
         return load_source_factory(settings.source_factory)(settings)
-    from sync.runner import build_sources
+    from sync.run.runner import build_sources
 
     return build_sources(settings)
 
@@ -200,7 +200,7 @@ class WorkerApp:
 
     def pull_scope(self, source: str, account: str, *, should_stop: Callable[[], bool] = lambda: False) -> None:
         """One restricted run; raises so procrastinate retries when the scope was not fully pulled."""
-        from sync.runner import Runner
+        from sync.run.runner import Runner
         from sync.store import ledger
 
         started = time.monotonic()
@@ -233,7 +233,7 @@ class WorkerApp:
             self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
 
     def _open_months(self, today: date) -> list[Period]:
-        from sync.runner import months_between
+        from sync.run.runner import months_between
 
         start = today - timedelta(days=self.settings.lookback_days)
         if self.settings.start_date is not None:
@@ -242,7 +242,7 @@ class WorkerApp:
 
     def map_and_report(self) -> None:
         """Map what is not mapped with the current document, rewrite the open months' files, defer deliveries."""
-        from sync.runner import Runner
+        from sync.run.runner import Runner
 
         runner = Runner(self.settings, sources={}, engine=self.engine)
         mapped = runner.apply_mappings()
@@ -256,7 +256,7 @@ class WorkerApp:
 
     def deliver(self, sink: str) -> None:
         """Deliver the open months (and what they imply) to one sink; retried while outcomes stay open."""
-        from sync.runner import Runner
+        from sync.run.runner import Runner
 
         runner = Runner(self.settings, sources={}, engine=self.engine)
         try:

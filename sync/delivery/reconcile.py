@@ -14,9 +14,9 @@ from connectors.base import Source
 from connectors.delivery import Holding, Sink, billable_minutes
 from connectors.errors import HourbridgeError
 from connectors.model import Window
-from sync import periods
-from sync.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
-from sync.report import format_minutes
+from sync.delivery import periods
+from sync.delivery.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
+from sync.reporting.report import format_minutes
 from sync.settings import DeliverySettings
 from sync.store import ledger
 from sync.store.tables import delivered_lines, outbox

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from sync.cli_shared import admin_errors as _admin_errors
-from sync.cli_shared import command_settings as _settings
-from sync.cli_shared import say as _echo
+from sync.cli.shared import admin_errors as _admin_errors
+from sync.cli.shared import command_settings as _settings
+from sync.cli.shared import say as _echo
 from sync.settings import Settings
 
 
 def _metrics(settings: Settings) -> Any:
-    from sync.metrics import RunMetrics
+    from sync.ops.metrics import RunMetrics
 
     metrics = RunMetrics()
     if settings.metrics_port is not None:
@@ -35,8 +35,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Jobs run at once in this process.")] = 1,
 ) -> None:
     """Run procrastinate workers on PostgreSQL: pulls per (source, account), mapping, reports, schedule."""
+    from sync.ops.worker import WorkerApp, queue_conninfo, queue_schema_present
     from sync.store.db import make_engine, require_current
-    from sync.worker import WorkerApp, queue_conninfo, queue_schema_present
 
     settings = _settings()
     queue_conninfo(settings.database_url)  # a ConfigError naming the setting before anything connects
@@ -54,7 +54,7 @@ def worker(
 @_admin_errors
 def enqueue() -> None:
     """Defer one pull job per (source, account) now, as the worker's schedule does; then exit."""
-    from sync.worker import WorkerApp
+    from sync.ops.worker import WorkerApp
 
     settings = _settings()
     worker_app = WorkerApp(settings, periodic=False)
@@ -74,7 +74,7 @@ def schedule(
     run_at_start: Annotated[bool, typer.Option(help="Run once at start, then on the schedule.")] = True,
 ) -> None:
     """Sync on HOURBRIDGE_SCHEDULE (cron, UTC) in the foreground: one machine, SQLite or PostgreSQL."""
-    from sync.schedule import StopFlag, run_schedule, stop_on_signals, sync_once
+    from sync.ops.schedule import StopFlag, run_schedule, stop_on_signals, sync_once
 
     settings = _settings()
     metrics = _metrics(settings)
@@ -101,7 +101,7 @@ def health(
     queue: Annotated[bool, typer.Option("--queue", help="Also require the worker's job queue tables.")] = False,
 ) -> None:
     """Exit 0 when the store is reachable and migrated and every source succeeded recently; 1 with the reason."""
-    from sync.health import check_health
+    from sync.ops.health import check_health
     from sync.settings import load_settings
     from sync.store.db import make_engine
 
@@ -125,7 +125,7 @@ def health(
 @_admin_errors
 def db_queue_upgrade() -> None:
     """Create procrastinate's job-queue tables on PostgreSQL (idempotent; run after `db upgrade`)."""
-    from sync.worker import WorkerApp
+    from sync.ops.worker import WorkerApp
 
     settings = _settings()
     worker_app = WorkerApp(settings, periodic=False)

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 from connectors._http import redact
 from connectors.delivery import Op, Receipt, Sink, idempotency_key
 from connectors.errors import HourbridgeError
-from sync import periods
-from sync.plan import (
+from sync.delivery import periods
+from sync.delivery.plan import (
     Catalogs,
     CreditNeeded,
     Held,

@@ -24,8 +24,8 @@ from connectors.oauth import (
     oauth_app,
     provider_facts,
 )
-from sync.cli_shared import admin_errors as _admin_errors
-from sync.cli_shared import say as _say
+from sync.cli.shared import admin_errors as _admin_errors
+from sync.cli.shared import say as _say
 from sync.settings import Settings
 
 UNSET_ID = "(not set)"
@@ -48,7 +48,7 @@ def _id_field(facts: ProviderFacts) -> str:
 
 def _load(provider: str | None) -> tuple[Settings, str | None]:
     """Settings, and the configured realm/tenant id (None when unset: connect is how an admin learns it)."""
-    from sync.cli_shared import command_settings as _settings
+    from sync.cli.shared import command_settings as _settings
 
     try:
         settings = _settings()
@@ -182,7 +182,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _status(settings: Settings) -> None:
-    from sync.oauth import stored_connections
+    from sync.admin.oauth import stored_connections
     from sync.store.db import make_engine, require_current
 
     engine = make_engine(settings.database_url)
@@ -201,7 +201,7 @@ def _status(settings: Settings) -> None:
 
 
 def _print_new_key(facts: ProviderFacts) -> None:
-    from sync.oauth import KEY_SETTING, new_token_key
+    from sync.admin.oauth import KEY_SETTING, new_token_key
 
     _say(
         f"{KEY_SETTING} is not set, so nothing can be stored. A new key (keep it secret, and keep it: the stored "
@@ -284,8 +284,8 @@ def connect(
         _print_new_key(facts)
         raise typer.Exit(2)
 
-    from sync.mapping_admin import default_author
-    from sync.oauth import TokenStore, token_cipher
+    from sync.admin.mappings import default_author
+    from sync.admin.oauth import TokenStore, token_cipher
     from sync.store.db import make_engine, upgrade
 
     cipher = token_cipher(settings)  # a bad key fails here, before the browser round trip

@@ -63,7 +63,7 @@ class RunMetrics:
         finished: datetime,
         totals: dict[str, int] | None = None,
     ) -> None:
-        """Count one finished ``RunResult`` (typed loosely: sync.runner imports heavy modules)."""
+        """Count one finished ``RunResult`` (typed loosely: sync.run.runner imports heavy modules)."""
         self.runs.labels(command, result.status).inc()
         self.run_duration.labels(command).observe(seconds)
         failed = {str(e.get("source")) for e in result.errors if e.get("source")}

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConfigError, HourbridgeError
-from sync.metrics import RunMetrics
+from sync.ops.metrics import RunMetrics
 from sync.settings import Settings
 
 log = structlog.get_logger("hourbridge.schedule")
@@ -128,7 +128,7 @@ def run_schedule(
 
 def sync_once(settings: Settings, metrics: RunMetrics | None = None) -> str:
     """One full run, as `hourbridge sync` does it (reports included), counted in the metrics."""
-    from sync.runner import Runner
+    from sync.run.runner import Runner
     from sync.store import ledger
 
     started = time.monotonic()

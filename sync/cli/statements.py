@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from connectors.errors import HourbridgeError
-from sync.cli_shared import admin_errors as _admin_errors
-from sync.cli_shared import command_settings as _settings
+from sync.cli.shared import admin_errors as _admin_errors
+from sync.cli.shared import command_settings as _settings
+from sync.cli.shared import parse_period
 
 
 @_admin_errors
@@ -27,15 +28,14 @@ def statement(
     ] = None,
 ) -> None:
     """Write each contractor's statement of one period: their own hours by code and day, nothing else."""
-    from sync.cli import _period
-    from sync.cli_shared import out
-    from sync.report import format_hours
-    from sync.runner import Runner
-    from sync.statements import build_statements, write_statement_files
+    from sync.cli.shared import out
+    from sync.reporting.report import format_hours
+    from sync.reporting.statements import build_statements, write_statement_files
+    from sync.run.runner import Runner
     from sync.store.db import require_current
 
     settings = _settings()
-    chosen = _period(period, from_, to)
+    chosen = parse_period(period, from_, to)
     runner = Runner(settings)
     try:
         require_current(runner.engine)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, func, select
 from connectors import delivery as d
 from connectors.delivery import Line, OpKind
 from mappings.schema import Code, MappingDocument, PersonMapping, normalize_name
-from sync.periods import ClosedPeriods, month_bounds, month_label, next_month, previous_month
+from sync.delivery.periods import ClosedPeriods, month_bounds, month_label, next_month, previous_month
 from sync.settings import DeliverySettings, Granularity
 from sync.store.tables import delivered_lines, entries, outbox
 

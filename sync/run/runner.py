@@ -19,14 +19,14 @@ from connectors.delivery import Sink
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped
-from sync import periods
-from sync.deliver import Deliverer, DeliveryResult
-from sync.files import FileDelivery, FileSink
-from sync.mapping_admin import ActiveMapping, adopt, choose_mapping, revision_document
-from sync.plan import Catalogs, SinkSpec, touched_months
-from sync.prefetch import prefetched_batches
-from sync.reconcile import Reconciliation, reconcile
-from sync.report import Period, ReportLine, WrittenReport, build_report, write_report
+from sync.admin.mappings import ActiveMapping, adopt, choose_mapping, revision_document
+from sync.delivery import periods
+from sync.delivery.outbox import Deliverer, DeliveryResult
+from sync.delivery.plan import Catalogs, SinkSpec, touched_months
+from sync.delivery.reconcile import Reconciliation, reconcile
+from sync.reporting.files import FileDelivery, FileSink
+from sync.reporting.report import Period, ReportLine, WrittenReport, build_report, write_report
+from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.db import make_engine, upgrade
@@ -138,7 +138,7 @@ def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
     """Construct every configured accounting sink (OAuth tokens from the store when connected)."""
     from connectors.quickbooks import QuickBooksSink
     from connectors.xero import XeroSink
-    from sync.oauth import access_token_source
+    from sync.admin.oauth import access_token_source
 
     sinks: dict[str, Sink] = {}
     try:
@@ -452,7 +452,7 @@ class Runner:
         return results
 
     def reconcile(self, label: str, *, read_sources: bool = True) -> Reconciliation:
-        """The month ``label`` across the PM tools, the ledger and every sink (see sync/reconcile.py)."""
+        """The month ``label`` across the PM tools, the ledger and every sink (see sync/delivery/reconcile.py)."""
         sources: dict[str, Source] = {}
         if read_sources:
             if self._sources is None:

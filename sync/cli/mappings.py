@@ -12,10 +12,10 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from sync import mapping_admin
-from sync.cli_shared import admin_errors as _admin_errors
-from sync.cli_shared import out
-from sync.report import Period, format_hours
+from sync.admin import mappings as mapping_admin
+from sync.cli.shared import admin_errors as _admin_errors
+from sync.cli.shared import out, parse_period
+from sync.reporting.report import Period, format_hours
 
 PeriodOption = Annotated[
     str | None, typer.Option(help="Month, YYYY-MM (default: every live entry, since every period is open).")
@@ -48,12 +48,12 @@ def register(app: typer.Typer, mappings_app: typer.Typer) -> None:
     app.command("unmapped")(unmapped)
 
 
-# sync.cli imports this module, so its helpers are looked up when a command runs, not at import.
+# sync.cli.app imports this module, so its helpers are looked up when a command runs, not at import.
 
 
 def _engine() -> Engine:
     """The store, for commands that only read it: it must exist and be migrated."""
-    from sync.cli_shared import command_settings as _settings
+    from sync.cli.shared import command_settings as _settings
     from sync.store.db import make_engine, require_current
 
     engine = make_engine(_settings().database_url)
@@ -64,9 +64,7 @@ def _engine() -> Engine:
 def _period(period: str | None, from_: str | None, to: str | None) -> Period | None:
     if period is None and from_ is None and to is None:
         return None
-    from sync.cli import _period as parse
-
-    return parse(period, from_, to)
+    return parse_period(period, from_, to)
 
 
 def _json(payload: Any) -> None:
@@ -92,7 +90,7 @@ def mappings_apply(
     author: Annotated[str | None, typer.Option(help="Who applies it (default: $USER, else the OS user).")] = None,
 ) -> None:
     """Validate FILE and store it as a new revision when its content changed; runs map with it from then on."""
-    from sync.cli_shared import command_settings as _settings
+    from sync.cli.shared import command_settings as _settings
     from sync.store.db import make_engine, upgrade
 
     settings = _settings()

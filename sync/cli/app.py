@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +15,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from connectors.errors import ConfigError
-from sync.cli_connect import register as register_connect_commands
-from sync.cli_delivery import print_deliveries, print_reconciliation
-from sync.cli_delivery import register as register_delivery_commands
-from sync.cli_mappings import register as register_mapping_commands
-from sync.cli_ops import register as register_ops_commands
-from sync.cli_shared import admin_errors, command_settings, err, out
-from sync.cli_statements import register as register_statement_commands
+from sync.cli.connect import register as register_connect_commands
+from sync.cli.delivery import print_deliveries, print_reconciliation
+from sync.cli.delivery import register as register_delivery_commands
+from sync.cli.mappings import register as register_mapping_commands
+from sync.cli.ops import register as register_ops_commands
+from sync.cli.shared import admin_errors, command_settings, err, out, parse_period
+from sync.cli.statements import register as register_statement_commands
 from sync.logging import configure_logging
-from sync.report import Period
 from sync.settings import describe_settings, load_settings
 
 app = typer.Typer(
@@ -87,7 +86,7 @@ def sync(
     deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
 ) -> None:
     """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports."""
-    from sync.runner import Runner
+    from sync.run.runner import Runner
 
     settings = _settings()
     with _progress(True) as progress:
@@ -110,11 +109,11 @@ def report(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the files (default: output_dir).")] = None,
 ) -> None:
     """Write the CSV / XLSX / JSON report of one period from the ledger."""
-    from sync.runner import Runner
+    from sync.run.runner import Runner
     from sync.store.db import require_current
 
     settings = _settings()
-    chosen = _period(period, from_, to)
+    chosen = parse_period(period, from_, to)
     runner = Runner(settings)
     require_current(runner.engine)
     written = runner.report(chosen, out_dir)
@@ -125,25 +124,6 @@ def report(
     )
     for path in written.files:
         out.print(f"  {path}")
-
-
-def _period(period: str | None, from_: str | None, to: str | None) -> Period:
-    if period and (from_ or to):
-        raise ConfigError("use either --period or --from/--to, not both")
-    if from_ or to:
-        if not (from_ and to):
-            raise ConfigError("--from and --to go together")
-        try:
-            return Period.between(date.fromisoformat(from_), date.fromisoformat(to))
-        except ValueError as exc:
-            raise ConfigError(f"--from/--to: {exc}") from None
-    if period is None:
-        today = datetime.now(UTC).date()
-        period = f"{today.year:04d}-{today.month:02d}"
-    try:
-        return Period.month(period)
-    except ValueError as exc:
-        raise ConfigError(f"--period: {exc}") from None
 
 
 @mappings_app.command("check")
@@ -192,8 +172,8 @@ def db_upgrade() -> None:
 @admin_errors
 def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Last runs, cursors, entries and unmapped hours, deliveries and closed months."""
-    from sync import periods
-    from sync.deliver import outbox_summary
+    from sync.delivery import periods
+    from sync.delivery.outbox import outbox_summary
     from sync.store import ledger
     from sync.store.db import make_engine, require_current
 
@@ -258,7 +238,7 @@ def demo(
     entries: Annotated[int | None, typer.Option(help="Number of sandbox entries (default: the seed's own).")] = None,
 ) -> None:
     """Run the whole job end to end against local sandbox APIs: sync, map, deliver, report, reconcile."""
-    from sync.demo import run_demo
+    from sync.ops.demo import run_demo
 
     configure_logging("console" if err.is_terminal else "json", "WARNING")
     with _progress(True) as progress:
@@ -291,7 +271,7 @@ def demo(
 
 
 def _hours(seconds: int) -> str:
-    from sync.report import format_hours
+    from sync.reporting.report import format_hours
 
     return format_hours(seconds)
 

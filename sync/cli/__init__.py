@@ -1,0 +1,1 @@
+"""The `hourbridge` command: one module per command group, wired together in ``app``."""

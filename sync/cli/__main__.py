@@ -1,0 +1,5 @@
+"""`python -m sync.cli`: the hourbridge command."""
+
+from sync.cli.app import main
+
+main()

@@ -40,7 +40,8 @@ def deliver(
 
     from sync.delivery.periods import month_label, parse_month
     from sync.delivery.plan import touched_months
-    from sync.run.runner import Runner, sink_specs
+    from sync.run.factory import sink_specs
+    from sync.run.runner import Runner
     from sync.store.db import require_current
     from sync.store.tables import entries
 

@@ -111,7 +111,7 @@ def make_sources(settings: Settings) -> dict[str, Source]:
     """The configured tools, or what ``HOURBRIDGE_SOURCE_FACTORY`` returns."""
     if settings.source_factory:
         return load_source_factory(settings.source_factory)(settings)
-    from sync.run.runner import build_sources
+    from sync.run.factory import build_sources
 
     return build_sources(settings)
 

@@ -26,6 +26,7 @@ from sync.delivery.plan import Catalogs, SinkSpec, touched_months
 from sync.delivery.reconcile import Reconciliation, reconcile
 from sync.reporting.files import FileDelivery, FileSink
 from sync.reporting.report import Period, ReportLine, WrittenReport, build_report, write_report
+from sync.run.factory import build_sinks, build_sources, sink_specs
 from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings
 from sync.store import ledger, revisions
@@ -86,27 +87,6 @@ def load_mapping(settings: Settings, engine: Engine) -> ActiveMapping:
     return choose_mapping(settings, engine)
 
 
-def build_sources(settings: Settings) -> dict[str, Source]:
-    """Construct every enabled source; a misconfigured one raises ConfigError naming its setting."""
-    from connectors.asana import AsanaSource
-    from connectors.clickup import ClickUpSource
-    from connectors.monday import MondaySource
-
-    sources: dict[str, Source] = {}
-    try:
-        if settings.asana is not None:
-            sources["asana"] = AsanaSource(settings.asana)
-        if settings.clickup is not None:
-            sources["clickup"] = ClickUpSource(settings.clickup)
-        if settings.monday is not None:
-            sources["monday"] = MondaySource(settings.monday)
-    except BaseException:
-        for source in sources.values():
-            source.close()
-        raise
-    return sources
-
-
 def abandon_stale_runs(conn: Connection, now: datetime) -> int:
     """Mark runs left "running" by a killed process (no heartbeat for ABANDONED_AFTER) as abandoned."""
     last_sign = func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
@@ -115,44 +95,6 @@ def abandon_stale_runs(conn: Connection, now: datetime) -> int:
         .where(runs.c.status == "running", last_sign < now - ABANDONED_AFTER)
         .values(status="abandoned", finished_at=now)
     ).rowcount
-
-
-def sink_specs(settings: Settings) -> dict[str, SinkSpec]:
-    """How the planner builds each configured sink's lines."""
-    specs: dict[str, SinkSpec] = {}
-    if settings.quickbooks is not None:
-        specs["quickbooks"] = SinkSpec(
-            "quickbooks", settings.quickbooks.granularity, drop_descriptions=settings.drop_descriptions
-        )
-    if settings.xero is not None:
-        specs["xero"] = SinkSpec(
-            "xero",
-            settings.xero.line_granularity,
-            tuple(settings.xero.tracking_categories),
-            drop_descriptions=settings.drop_descriptions,
-        )
-    return specs
-
-
-def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
-    """Construct every configured accounting sink (OAuth tokens from the store when connected)."""
-    from connectors.quickbooks import QuickBooksSink
-    from connectors.xero import XeroSink
-    from sync.admin.oauth import access_token_source
-
-    sinks: dict[str, Sink] = {}
-    try:
-        if settings.quickbooks is not None:
-            token = access_token_source(settings, engine, "quickbooks")
-            sinks["quickbooks"] = QuickBooksSink(settings.quickbooks, token=token)
-        if settings.xero is not None:
-            token = access_token_source(settings, engine, "xero")
-            sinks["xero"] = XeroSink(settings.xero, token=token)
-    except BaseException:
-        for sink in sinks.values():
-            sink.close()
-        raise
-    return sinks
 
 
 def plan_window(scanned_through: date | None, today: date, settings: Settings) -> Window:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
@@ -26,9 +26,16 @@ from sync.admin.mappings import read_document
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.reconcile import Reconciliation
 from sync.reporting.report import format_hours
-from sync.run.runner import Runner
+from sync.run.context import RunContext
+from sync.run.factory import build_sinks, build_sources
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.pipeline import sync
+from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
+from sync.store.db import make_engine
+
+_Clients = TypeVar("_Clients", bound=Mapping[str, Any])
 
 EXAMPLE_MAPPINGS = Path(mappings.__file__).parent / "examples" / "demo.yaml"
 
@@ -135,12 +142,16 @@ def run_demo(
             # Asana time waits for its timesheet's approval; the other tools' time for two days.
             delivery=DeliverySettings(asana_gate="approved", clickup_gate="settled", monday_gate="settled"),
         )
-        runner = Runner(settings, as_of=as_of, progress=progress)
-        try:
-            result = runner.sync()
-            reconciliations = tuple(runner.reconcile(p.label) for p in runner_months(result))
-        finally:
-            runner.close()
+        engine = make_engine(settings.database_url)
+        # Built here, not by the pipeline: the reconciliation after the run reads the same tools and sinks.
+        sources = stack.enter_context(closing_all(build_sources(settings)))
+        sinks = stack.enter_context(closing_all(build_sinks(settings, engine)))
+        result = sync(settings, sources=sources, sinks=sinks, engine=engine, as_of=as_of, progress=progress)
+        context = RunContext.create(settings, engine, as_of=as_of)
+        mapping = adopt_mapping(context, load_mapping(settings, engine))
+        reconciliations = tuple(
+            reconcile_month(context, p.label, mapping, sources=sources, sinks=sinks) for p in runner_months(result)
+        )
         sandbox_minutes = {
             "Asana": asana.total_minutes(),
             "ClickUp": clickup.total_minutes(),
@@ -150,9 +161,9 @@ def run_demo(
             "quickbooks": len(qbo.time_activities()),
             "xero": sum(len(b.get("LineItems", [])) for b in xero.invoices()),
         }
-    with runner.engine.connect() as conn:
+    with engine.connect() as conn:
         totals = ledger.ledger_totals(conn)
-    runner.engine.dispose()
+    engine.dispose()
     report_seconds = sum(r.totals.seconds for r in result.reports)
     return DemoSummary(
         window=f"{dataset.start} .. {dataset.anchor}",
@@ -172,6 +183,16 @@ def run_demo(
 
 
 COST_CENTER = "Cost center"
+
+
+@contextmanager
+def closing_all(clients: _Clients) -> Iterator[_Clients]:
+    """Close every source or sink of ``clients`` on the way out."""
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 def runner_months(result: Any) -> list[Any]:

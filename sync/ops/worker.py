@@ -2,10 +2,10 @@
 
 Jobs, all on the ``hourbridge`` queue:
 
-- ``hourbridge.pull_scope(source, account)``: one restricted run of the runner for one scope.
+- ``hourbridge.pull_scope(source, account)``: the ingest stage for one scope, under a run record.
   ``lock`` and ``queueing_lock`` are both ``pull:<source>:<account>``: at most one such job waits in
   the queue and at most one runs, whichever worker holds it, so an account is never synced twice at
-  once (the runner's per-window transactions and the ledger's unique key do the rest).
+  once (the ingest's per-window transactions and the ledger's unique key do the rest).
 - ``hourbridge.map_and_report()``: deferred by every pull when it ends (at most one waiting), so
   the last pull of a round is always followed by mapping and the reports of the open months; it
   then defers one delivery per configured sink.
@@ -27,7 +27,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import procrastinate.exceptions
 import procrastinate.jobs
@@ -199,19 +199,28 @@ class WorkerApp:
         )
 
     def pull_scope(self, source: str, account: str, *, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """One restricted run; raises so procrastinate retries when the scope was not fully pulled."""
-        from sync.run.runner import Runner
+        """The ingest stage for one scope under a run record; raises so procrastinate retries when the
+        scope was not fully pulled."""
+        from sync.run.pipeline import ingest_only
         from sync.store import ledger
 
         started = time.monotonic()
-        runner = Runner(self.settings, sources=make_sources(self.settings), engine=self.engine)
         # The window in progress finishes and commits; no new one starts once the job must stop.
-        runner.should_stop = should_stop
+        # Mapping what other revisions mapped, reports and delivery are jobs of their own
+        # (map_and_report defers them).
+        sources = make_sources(self.settings)
         try:
-            # Delivery is a job of its own per sink, after mapping (map_and_report defers it).
-            result = runner.sync(only=[(source, account)], write_reports=False, deliver=False, command="worker")
+            result = ingest_only(
+                self.settings,
+                sources,
+                engine=self.engine,
+                only=[(source, account)],
+                should_stop=should_stop,
+                command="worker",
+            )
         finally:
-            runner.close()
+            for each in sources.values():
+                each.close()
         with self.engine.connect() as conn:
             totals = ledger.ledger_totals(conn)
         self.metrics.record_run(
@@ -222,8 +231,8 @@ class WorkerApp:
         if should_stop():
             raise JobAborted(f"worker stopping; {source}:{account} resumes from its cursor")
         if result.errors:
-            summary = "; ".join(str(e.get("error")) for e in result.errors)
-            if any(e.get("action") == Action.CONFIG.value for e in result.errors):
+            summary = "; ".join(error.message for error in result.errors)
+            if any(error.action is Action.CONFIG for error in result.errors):
                 raise ConfigError(f"{source}:{account}: {summary}")
             raise PullIncomplete(f"{source}:{account}: {summary}")
 
@@ -233,20 +242,25 @@ class WorkerApp:
             self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
 
     def _open_months(self, today: date) -> list[Period]:
-        from sync.run.runner import months_between
+        from sync.run.context import open_months
 
-        start = today - timedelta(days=self.settings.lookback_days)
-        if self.settings.start_date is not None:
-            start = min(max(start, self.settings.start_date), today)
-        return months_between(start, today)
+        return open_months(self.settings, today)
 
     def map_and_report(self) -> None:
-        """Map what is not mapped with the current document, rewrite the open months' files, defer deliveries."""
-        from sync.run.runner import Runner
+        """Remap what another revision mapped, rewrite the open months' files, defer deliveries.
 
-        runner = Runner(self.settings, sources={}, engine=self.engine)
-        mapped = runner.apply_mappings()
-        written = runner.write_periods(self._open_months(runner.as_of.date()))
+        The mapping is adopted once, then the remap stage and the report stage run on it (the
+        reports show what the remap wrote, so the two stay one job).
+        """
+        from sync.run.context import RunContext
+        from sync.run.mapping import adopt_mapping, load_mapping
+        from sync.run.remap import remap
+        from sync.run.report import report
+
+        active = load_mapping(self.settings, self.engine)
+        context = RunContext.create(self.settings, self.engine)
+        mapped = remap(context, adopt_mapping(context, active).bound).mapped
+        written = report(context, self._open_months(context.as_of.date())).files
         log.info("worker.reported", mapped=mapped, periods=[w.period.label for w in written])
         for sink in self.settings.enabled_sinks():
             # AlreadyEnqueued: a waiting delivery of this sink will see these changes too.
@@ -255,20 +269,33 @@ class WorkerApp:
                 self.app.configure_task(DELIVER_TASK, lock=lock, queueing_lock=lock, queue=QUEUE).defer(sink=sink)
 
     def deliver(self, sink: str) -> None:
-        """Deliver the open months (and what they imply) to one sink; retried while outcomes stay open."""
-        from sync.run.runner import Runner
+        """The deliver stage for one sink over the open months; retried while outcomes stay open."""
+        from sync.run.context import RunContext, RunError
+        from sync.run.deliver import deliver
+        from sync.run.factory import build_sinks
+        from sync.run.mapping import adopt_mapping, load_mapping
 
-        runner = Runner(self.settings, sources={}, engine=self.engine)
+        active = load_mapping(self.settings, self.engine)
+        context = RunContext.create(self.settings, self.engine)
+        months = [p.label for p in self._open_months(context.as_of.date())]
+        errors: tuple[RunError, ...] = ()
+        result = None
         try:
-            months = [p.label for p in self._open_months(runner.as_of.date())]
-            errors: list[dict[str, object]] = []
-            results = runner.deliver(months, errors=errors, only=[sink])
+            built = build_sinks(self.settings, self.engine)
+        except HourbridgeError as exc:
+            errors = (RunError.of("sink", None, exc),)
+            built = {}
+        try:
+            if sink in built:
+                catalogs = adopt_mapping(context, active).catalogs(self.engine)
+                delivered = deliver(context, sink, built[sink], months, catalogs)
+                result, errors = delivered.result, delivered.errors
         finally:
-            runner.close()
-        result = results.get(sink)
+            for each in built.values():
+                each.close()
         if result is None:  # the sink could not even be built or reached
-            summary = "; ".join(str(e.get("error")) for e in errors) or "not configured"
-            if any(e.get("action") == Action.CONFIG.value for e in errors):
+            summary = "; ".join(error.message for error in errors) or "not configured"
+            if any(error.action is Action.CONFIG for error in errors):
                 raise ConfigError(f"{sink}: {summary}")
             raise DeliveryIncomplete(f"{sink}: {summary}")
         log.info("worker.delivered", sink=sink, **{k: v for k, v in result.as_dict().items() if k != "held"})

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from connectors.model import TimeEntry, Window
+from sync.store.mapped import BoundMatcher, mapping_columns
 from sync.store.tables import RawJSON, cursors, entries, entry_versions, runs
 
 T = TypeVar("T")
@@ -78,9 +79,6 @@ class IngestCounts:
         return dataclasses.asdict(self)
 
 
-EntryMapper = Callable[[TimeEntry], dict[str, Any]]
-"""Maps one entry to the ledger's mapping columns (``_MAPPED_COLUMNS``) under one revision."""
-
 MAPPING_COLUMNS = (
     "code",
     "rule_id",
@@ -91,8 +89,6 @@ MAPPING_COLUMNS = (
     "unmapped_reason",
     "unmapped_detail",
 )
-# Everything a mapper writes: the result, and which document hash and revision produced it.
-_MAPPED_COLUMNS = (*MAPPING_COLUMNS, "mapping_hash", "mapping_revision")
 
 
 # --------------------------------------------------------------------------- runs
@@ -413,9 +409,10 @@ class WindowIngest:
     run_id: int
     now: datetime
     drop_descriptions: bool = False
-    # Maps each new or changed entry in the same statement that writes it (see ``EntryMapper``), so
-    # a run does not read every entry back to map it; None leaves mapping to a later pass.
-    mapper: EntryMapper | None = None
+    # Maps each new or changed entry in the same statement that writes it (with ``mapping_columns``,
+    # as remap does), so a run does not read every entry back to map it; None leaves mapping to a
+    # later pass.
+    matcher: BoundMatcher | None = None
     counts: IngestCounts = field(default_factory=IngestCounts)
     _seen: set[str] = field(default_factory=set)
     _analyze_at: int = 2000
@@ -607,10 +604,10 @@ class WindowIngest:
         return self.counts
 
     def _mapped(self, entry: TimeEntry) -> Row:
-        """The mapping columns for ``entry`` in ``_MAPPED_ORDER``: the mapper's result, or empty."""
-        if self.mapper is None:
+        """The mapping columns for ``entry`` in ``_MAPPED_ORDER``: the bound matcher's result, or empty."""
+        if self.matcher is None:
             return _UNMAPPED
-        columns = self.mapper(entry)
+        columns = mapping_columns(self.matcher, entry)
         return (
             columns["mapping_hash"],
             columns["code"],

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
-from sync.run.runner import ABANDONED_AFTER, Runner
+from sync.run.context import ABANDONED_AFTER
+from sync.run.pipeline import sync
 from sync.settings import Settings
 from sync.store.tables import runs
 from tests.unit.test_delivery import DOCUMENT, ListSource
@@ -31,9 +32,7 @@ def test_stale_running_runs_become_abandoned_and_heartbeats_keep_live_ones(tmp_p
     source = ListSource()
     source.put("e1", 30, date(2026, 11, 3))
     settings = Settings(database_url="sqlite://", mappings_file=tmp_path / "rules.yaml", start_date=date(2026, 11, 1))
-    result = Runner(settings, sources={"asana": source}, engine=engine, as_of=NOW, clock=lambda: NOW).sync(
-        write_reports=False
-    )
+    result = sync(settings, sources={"asana": source}, engine=engine, as_of=NOW, clock=lambda: NOW, write_reports=False)
     with engine.connect() as conn:
         rows = conn.execute(select(runs.c.id, runs.c.status, runs.c.heartbeat_at).order_by(runs.c.id)).all()
     assert [r.status for r in rows] == ["abandoned", "abandoned", "running", "ok"]

@@ -117,30 +117,8 @@ def run_demo(
         monday = stack.enter_context(MondaySandbox(dataset, projects=monday_projects))
         qbo = stack.enter_context(quickbooks_sandbox(dataset, document))
         xero = stack.enter_context(xero_sandbox(dataset, document))
-        settings = Settings(
-            database_url=f"sqlite:///{database}",
-            mappings_file=EXAMPLE_MAPPINGS,
-            output_dir=out_dir,
-            start_date=dataset.start - timedelta(days=1),
-            asana=AsanaConfig(token=SecretStr(asana.token), base_url=asana.base_url),
-            clickup=ClickUpConfig(token=SecretStr(clickup.token), base_url=clickup.base_url, plan="enterprise"),
-            monday=MondayConfig(token=SecretStr(monday.token), base_url=monday.base_url),
-            quickbooks=QuickBooksSettings(
-                realm_id=qbo.realm_id,
-                base_url=qbo.server.root_url,
-                access_token=SecretStr(qbo.token),
-                granularity="day",
-            ),
-            xero=XeroSettings(
-                tenant_id=xero.tenant_id,
-                mode="bills",
-                projects_base_url=xero.projects_url,
-                accounting_base_url=xero.accounting_url,
-                access_token=SecretStr(xero.token),
-                tracking_categories=[COST_CENTER],
-            ),
-            # Asana time waits for its timesheet's approval; the other tools' time for two days.
-            delivery=DeliverySettings(asana_gate="approved", clickup_gate="settled", monday_gate="settled"),
+        settings = demo_settings(
+            dataset, database, out_dir, asana=asana, clickup=clickup, monday=monday, qbo=qbo, xero=xero
         )
         engine = make_engine(settings.database_url)
         # Built here, not by the pipeline: the reconciliation after the run reads the same tools and sinks.
@@ -179,6 +157,45 @@ def run_demo(
         deliveries=result.deliveries,
         reconciliations=reconciliations,
         sink_records=sink_records,
+    )
+
+
+def demo_settings(
+    dataset: Dataset,
+    database: Path,
+    out_dir: Path,
+    *,
+    asana: AsanaSandbox,
+    clickup: ClickUpSandbox,
+    monday: MondaySandbox,
+    qbo: QuickBooksSandbox,
+    xero: XeroSandbox,
+) -> Settings:
+    """The settings of the demo's run: every tool and sink pointed at its sandbox on 127.0.0.1."""
+    return Settings(
+        database_url=f"sqlite:///{database}",
+        mappings_file=EXAMPLE_MAPPINGS,
+        output_dir=out_dir,
+        start_date=dataset.start - timedelta(days=1),
+        asana=AsanaConfig(token=SecretStr(asana.token), base_url=asana.base_url),
+        clickup=ClickUpConfig(token=SecretStr(clickup.token), base_url=clickup.base_url, plan="enterprise"),
+        monday=MondayConfig(token=SecretStr(monday.token), base_url=monday.base_url),
+        quickbooks=QuickBooksSettings(
+            realm_id=qbo.realm_id,
+            base_url=qbo.server.root_url,
+            access_token=SecretStr(qbo.token),
+            granularity="day",
+        ),
+        xero=XeroSettings(
+            tenant_id=xero.tenant_id,
+            mode="bills",
+            projects_base_url=xero.projects_url,
+            accounting_base_url=xero.accounting_url,
+            access_token=SecretStr(xero.token),
+            tracking_categories=[COST_CENTER],
+        ),
+        # Asana time waits for its timesheet's approval; the other tools' time for two days.
+        delivery=DeliverySettings(asana_gate="approved", clickup_gate="settled", monday_gate="settled"),
     )
 
 

@@ -86,7 +86,7 @@ def sync(
     deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
 ) -> None:
     """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports."""
-    from sync.run.pipeline import sync as run_sync
+    from sync.run.pipeline import run_sync
 
     settings = _settings()
     with _progress(True) as progress:

@@ -29,7 +29,7 @@ from sync.reporting.report import format_hours
 from sync.run.context import RunContext
 from sync.run.factory import build_sinks, build_sources
 from sync.run.mapping import adopt_mapping, load_mapping
-from sync.run.pipeline import sync
+from sync.run.pipeline import run_sync
 from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
@@ -124,7 +124,7 @@ def run_demo(
         # Built here, not by the pipeline: the reconciliation after the run reads the same tools and sinks.
         sources = stack.enter_context(closing_all(build_sources(settings)))
         sinks = stack.enter_context(closing_all(build_sinks(settings, engine)))
-        result = sync(settings, sources=sources, sinks=sinks, engine=engine, as_of=as_of, progress=progress)
+        result = run_sync(settings, sources=sources, sinks=sinks, engine=engine, as_of=as_of, progress=progress)
         context = RunContext.create(settings, engine, as_of=as_of)
         mapping = adopt_mapping(context, load_mapping(settings, engine))
         reconciliations = tuple(

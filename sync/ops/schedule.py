@@ -128,14 +128,14 @@ def run_schedule(
 
 def sync_once(settings: Settings, metrics: RunMetrics | None = None) -> str:
     """One full run, as `hourbridge sync` does it (reports included), counted in the metrics."""
-    from sync.run.pipeline import sync
+    from sync.run.pipeline import run_sync
     from sync.store import ledger
     from sync.store.db import make_engine
 
     started = time.monotonic()
     engine = make_engine(settings.database_url)
     try:
-        result = sync(settings, engine=engine, command="schedule")
+        result = run_sync(settings, engine=engine, command="schedule")
         if metrics is not None:
             with engine.connect() as conn:
                 totals = ledger.ledger_totals(conn)

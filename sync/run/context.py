@@ -31,11 +31,13 @@ CHUNK_DAYS = 14
 ABANDONED_AFTER = timedelta(hours=2)
 
 
-def _never() -> bool:
+def never() -> bool:
+    """The default stop hook: a run that is never asked to stop."""
     return False
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
+    """The default clock."""
     return datetime.now(UTC)
 
 
@@ -51,10 +53,10 @@ class RunContext:
     engine: Engine
     as_of: datetime
     run_id: int | None = None
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     progress: Progress | None = None
     # Checked between windows: a worker asked to stop finishes the window it is in, then returns.
-    should_stop: Callable[[], bool] = _never
+    should_stop: Callable[[], bool] = never
 
     @classmethod
     def create(
@@ -63,9 +65,9 @@ class RunContext:
         engine: Engine,
         *,
         as_of: datetime | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
-        should_stop: Callable[[], bool] = _never,
+        should_stop: Callable[[], bool] = never,
     ) -> RunContext:
         """A context whose ``as_of`` is frozen now (or at ``as_of``), in UTC."""
         frozen = (as_of or clock()).astimezone(UTC)

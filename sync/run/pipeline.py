@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -17,7 +16,17 @@ from sync.admin.mappings import ActiveMapping
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.plan import touched_months
 from sync.reporting.files import FileDelivery
-from sync.run.context import Progress, RunContext, RunError, finish_run, months_between, recorded_run, run_status
+from sync.run.context import (
+    Progress,
+    RunContext,
+    RunError,
+    finish_run,
+    months_between,
+    never,
+    recorded_run,
+    run_status,
+    utc_now,
+)
 from sync.run.deliver import deliver
 from sync.run.factory import build_sinks, build_sources
 from sync.run.ingest import ScopeResult, ingest, list_scopes
@@ -81,16 +90,16 @@ def ingest_sources(
     return results
 
 
-def sync(
+def run_sync(
     settings: Settings,
     *,
     sources: Mapping[str, Source] | None = None,
     sinks: Mapping[str, Sink] | None = None,
     engine: Engine | None = None,
     as_of: datetime | None = None,
-    clock: Callable[[], datetime] | None = None,
+    clock: Callable[[], datetime] = utc_now,
     progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] = never,
     only: Only | None = None,
     write_reports: bool = True,
     deliver_to_sinks: bool = True,
@@ -102,12 +111,7 @@ def sync(
     setting an admin must fix stops the run before it starts.
     """
     engine = engine or make_engine(settings.database_url)
-    hooks: dict[str, Any] = {"progress": progress}
-    if clock is not None:
-        hooks["clock"] = clock
-    if should_stop is not None:
-        hooks["should_stop"] = should_stop
-    context = RunContext.create(settings, engine, as_of=as_of, **hooks)
+    context = RunContext.create(settings, engine, as_of=as_of, clock=clock, progress=progress, should_stop=should_stop)
     active = load_mapping(settings, engine)
     owned_sources = sources is None
     sources = build_sources(settings) if sources is None else sources
@@ -130,14 +134,14 @@ def ingest_only(
     *,
     engine: Engine,
     only: Only | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] = never,
     command: str = "worker",
 ) -> RunResult:
     """A recorded run of the ingest stage alone (a worker's pull job); the caller closes ``sources``.
 
     Remapping, reports and delivery are the worker's other jobs.
     """
-    context = RunContext.create(settings, engine, should_stop=should_stop or (lambda: False))
+    context = RunContext.create(settings, engine, should_stop=should_stop)
     active = load_mapping(settings, engine)
     if not sources:
         raise no_source_configured()

@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from adapters import BaselineFigures, CallBound
-from sync.run.context import CHUNK_DAYS
 
 from connectors._http import CallStats, RateLimiter, RetryPolicy, make_client, send
 from connectors.asana.config import PLAN_RATE_LIMITS, AsanaConfig
@@ -19,6 +18,7 @@ from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
+from sync.run.context import CHUNK_DAYS
 
 PAGE = 100  # Asana's largest page, for every list endpoint used here
 

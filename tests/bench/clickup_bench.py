@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from adapters import BaselineFigures, CallBound
-from sync.run.context import CHUNK_DAYS
 
 from connectors._http import CallStats, RateLimiter, RetryPolicy, make_client, send
 from connectors.clickup.config import PLAN_RATE_LIMITS, ClickUpConfig
@@ -20,6 +19,7 @@ from connectors.clickup.schema import ClickUpTask
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window, normalize_custom_fields
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset
+from sync.run.context import CHUNK_DAYS
 
 PLAN = "business_plus"
 # How the sandbox reports a data-set approval status; a draft week has no approval object.

@@ -17,7 +17,7 @@ from sync.delivery import periods
 from sync.run.context import RunContext
 from sync.run.factory import build_sinks
 from sync.run.mapping import adopt_mapping, load_mapping
-from sync.run.pipeline import sync
+from sync.run.pipeline import run_sync
 from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, Settings, XeroSettings
 from sync.store.db import make_engine, upgrade
@@ -87,7 +87,7 @@ def run(tmp: Path, engine: Engine, source: ListSource, xero: XeroSandbox, mode: 
     sinks = build_sinks(settings, engine)
     try:
         sources = {"asana": source}
-        result = sync(
+        result = run_sync(
             settings, sources=sources, sinks=sinks, engine=engine, as_of=AS_OF, clock=lambda: AS_OF, write_reports=False
         )
         context = RunContext.create(settings, engine, as_of=AS_OF, clock=lambda: AS_OF)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sync.delivery import periods
 from sync.delivery.plan import ADJUSTMENT_PREFIX
-from sync.run.pipeline import sync
+from sync.run.pipeline import run_sync
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
 from tests.fakes import MemorySink
@@ -59,7 +59,7 @@ def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
     )
 
     def run() -> Any:
-        result = sync(
+        result = run_sync(
             config,
             sources={"asana": source},
             sinks={"quickbooks": sink},

@@ -16,7 +16,7 @@ from sync.delivery import periods
 from sync.delivery.plan import ADJUSTMENT_PREFIX
 from sync.run.context import RunContext
 from sync.run.mapping import adopt_mapping, load_mapping
-from sync.run.pipeline import sync
+from sync.run.pipeline import run_sync
 from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.tables import delivered_lines, outbox
@@ -101,7 +101,7 @@ def run(world: dict[str, Any], *, granularity: str = "day", as_of: datetime = AS
         quickbooks=QuickBooksSettings(realm_id="1", granularity=granularity),
         delivery=DeliverySettings(**({"asana_gate": "none"} | delivery)),
     )
-    result = sync(
+    result = run_sync(
         settings,
         sources={"asana": world["source"]},
         sinks={"quickbooks": world["sink"]},

@@ -153,8 +153,8 @@ def ingest_only(
             scopes = ingest_sources(run, sources, adopt_mapping(run, active), only)
             errors.extend(error for scope in scopes for error in scope.errors)
         except HourbridgeError as exc:
-            log.error("run.failed", error=exc.message, exc_info=True)
             errors.append(RunError.of("run", None, exc))
+            log.error("run.failed", error=errors[-1].message, exc_info=True)
         return _finish(run, sources, scopes, errors, 0, (), {})
 
 
@@ -191,8 +191,8 @@ def _run_stages(
             months = months_between(min(w.start for w in windows), max(w.end for w in windows))
             reports = report(context, months).files
     except HourbridgeError as exc:
-        log.error("run.failed", error=exc.message, exc_info=True)
         errors.append(RunError.of("run", None, exc))
+        log.error("run.failed", error=errors[-1].message, exc_info=True)
         mapped, reports, deliveries = 0, (), {}
     return _finish(context, sources, scopes, errors, mapped, reports, deliveries)
 

@@ -1,4 +1,4 @@
-"""Scale-out on PostgreSQL: procrastinate jobs that pull one (source, account) each, then map and report.
+"""Scale-out on PostgreSQL: procrastinate jobs that each run one stage: ingest a scope, remap, report, deliver.
 
 Jobs, all on the ``hourbridge`` queue:
 
@@ -6,9 +6,11 @@ Jobs, all on the ``hourbridge`` queue:
   ``lock`` and ``queueing_lock`` are both ``pull:<source>:<account>``: at most one such job waits in
   the queue and at most one runs, whichever worker holds it, so an account is never synced twice at
   once (the ingest's per-window transactions and the ledger's unique key do the rest).
-- ``hourbridge.map_and_report()``: deferred by every pull when it ends (at most one waiting), so
-  the last pull of a round is always followed by mapping and the reports of the open months; it
-  then defers one delivery per configured sink.
+- ``hourbridge.remap()``: deferred by every pull when it ends (at most one waiting), so the last
+  pull of a round is always followed by mapping what other revisions mapped; it then defers the
+  reports and one delivery per configured sink, which both need its results.
+- ``hourbridge.report()``: rewrites the files of the open months (at most one runs, one waits).
+  ``hourbridge.map_and_report()``, the job that did both before, is still accepted: it defers a remap.
 - ``hourbridge.deliver(sink)``: brings one accounting sink to the ledger's desired state (lock and
   queueing lock ``deliver:<sink>``: one delivery per sink runs at a time, one more may wait).
 - ``hourbridge.schedule_pulls`` (periodic, ``HOURBRIDGE_SCHEDULE``): discovers the scopes through
@@ -48,12 +50,16 @@ log = structlog.get_logger("hourbridge.worker")
 
 QUEUE = "hourbridge"
 PULL_TASK = "hourbridge.pull_scope"
-REPORT_TASK = "hourbridge.map_and_report"
+REMAP_TASK = "hourbridge.remap"
+REPORT_TASK = "hourbridge.report"
+# Queued by earlier versions (mapping and reports in one job); accepted so an upgrade loses no round.
+LEGACY_MAP_AND_REPORT_TASK = "hourbridge.map_and_report"
 DELIVER_TASK = "hourbridge.deliver"
 SCHEDULE_TASK = "hourbridge.schedule_pulls"
 STALLED_TASK = "hourbridge.retry_stalled_jobs"
 CLEANUP_TASK = "hourbridge.delete_old_jobs"
-REPORT_LOCK = "map_and_report"
+REMAP_LOCK = "remap"
+REPORT_LOCK = "report"
 # Finished jobs are kept this long for `procrastinate`/SQL inspection, then deleted daily.
 KEEP_FINISHED_JOBS_HOURS = 72
 
@@ -167,9 +173,17 @@ class WorkerApp:
         def pull_scope(context: JobContext, source: str, account: str) -> None:
             self.pull_scope(source, account, should_stop=context.should_abort)
 
+        @app.task(name=REMAP_TASK, queue=QUEUE, retry=retry)
+        def remap() -> None:
+            self.remap()
+
         @app.task(name=REPORT_TASK, queue=QUEUE, retry=retry)
+        def report() -> None:
+            self.report()
+
+        @app.task(name=LEGACY_MAP_AND_REPORT_TASK, queue=QUEUE, retry=retry)
         def map_and_report() -> None:
-            self.map_and_report()
+            self._defer_remap()
 
         @app.task(name=DELIVER_TASK, queue=QUEUE, retry=retry)
         def deliver(sink: str) -> None:
@@ -206,8 +220,8 @@ class WorkerApp:
 
         started = time.monotonic()
         # The window in progress finishes and commits; no new one starts once the job must stop.
-        # Mapping what other revisions mapped, reports and delivery are jobs of their own
-        # (map_and_report defers them).
+        # Mapping what other revisions mapped, reports and delivery are jobs of their own (the
+        # remap job defers the other two).
         sources = make_sources(self.settings)
         try:
             result = ingest_only(
@@ -227,7 +241,7 @@ class WorkerApp:
             result, command="worker", seconds=time.monotonic() - started, finished=datetime.now(UTC), totals=totals
         )
         # Whatever happened, the windows that committed deserve mapping and reports.
-        self._defer_report()
+        self._defer_remap()
         if should_stop():
             raise JobAborted(f"worker stopping; {source}:{account} resumes from its cursor")
         if result.errors:
@@ -236,37 +250,42 @@ class WorkerApp:
                 raise ConfigError(f"{source}:{account}: {summary}")
             raise PullIncomplete(f"{source}:{account}: {summary}")
 
-    def _defer_report(self) -> None:
-        # AlreadyEnqueued: one waiting map_and_report already covers this pull.
+    def _defer_remap(self) -> None:
+        # AlreadyEnqueued: one waiting remap already covers this pull.
         with contextlib.suppress(AlreadyEnqueued):
-            self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
+            self.app.configure_task(REMAP_TASK, lock=REMAP_LOCK, queueing_lock=REMAP_LOCK, queue=QUEUE).defer()
 
     def _open_months(self, today: date) -> list[Period]:
         from sync.run.context import open_months
 
         return open_months(self.settings, today)
 
-    def map_and_report(self) -> None:
-        """Remap what another revision mapped, rewrite the open months' files, defer deliveries.
-
-        The mapping is adopted once, then the remap stage and the report stage run on it (the
-        reports show what the remap wrote, so the two stay one job).
-        """
+    def remap(self) -> None:
+        """The remap stage with the adopted document; then defer the reports and every sink's delivery."""
         from sync.run.context import RunContext
         from sync.run.mapping import adopt_mapping, load_mapping
         from sync.run.remap import remap
-        from sync.run.report import report
 
         active = load_mapping(self.settings, self.engine)
         context = RunContext.create(self.settings, self.engine)
         mapped = remap(context, adopt_mapping(context, active).bound).mapped
-        written = report(context, self._open_months(context.as_of.date())).files
-        log.info("worker.reported", mapped=mapped, periods=[w.period.label for w in written])
+        log.info("worker.remapped", mapped=mapped)
+        # AlreadyEnqueued: a waiting report or delivery will see these changes too.
+        with contextlib.suppress(AlreadyEnqueued):
+            self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
         for sink in self.settings.enabled_sinks():
-            # AlreadyEnqueued: a waiting delivery of this sink will see these changes too.
             with contextlib.suppress(AlreadyEnqueued):
                 lock = deliver_lock(sink)
                 self.app.configure_task(DELIVER_TASK, lock=lock, queueing_lock=lock, queue=QUEUE).defer(sink=sink)
+
+    def report(self) -> None:
+        """The report stage: rewrite the open months' files where their content changed."""
+        from sync.run.context import RunContext
+        from sync.run.report import report
+
+        context = RunContext.create(self.settings, self.engine)
+        written = report(context, self._open_months(context.as_of.date())).files
+        log.info("worker.reported", periods=[w.period.label for w in written])
 
     def deliver(self, sink: str) -> None:
         """The deliver stage for one sink over the open months; retried while outcomes stay open."""

@@ -14,8 +14,7 @@ import structlog
 from sqlalchemy import Connection, Engine, func, update
 
 from connectors._http import redact
-from connectors.base import Source
-from connectors.delivery import Sink
+from connectors.base import Sink, Source
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped

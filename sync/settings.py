@@ -48,6 +48,7 @@ __all__ = [
     "describe_settings",
     "load_settings",
     "settings_model",
+    "settings_table",
 ]
 
 _Self = TypeVar("_Self")
@@ -304,3 +305,15 @@ def describe_settings() -> list[tuple[str, str, str]]:
 
     walk(ENV_PREFIX, settings_model())
     return rows
+
+
+SECRETS_DIR_ROW = f"| `{SECRETS_DIR_ENV}` | `{DEFAULT_SECRETS_DIR}` | Folder of secret files (read only if it exists). |"
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown rows after its header), generated from ``describe_settings``."""
+    rows = [SECRETS_DIR_ROW]
+    for env, default, description in describe_settings():
+        shown = f"`{default}`" if default else "—"
+        rows.append(f"| `{env}` | {shown} | {description} |")
+    return "\n".join(rows) + "\n"

@@ -60,3 +60,10 @@ def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
             sink.close()
         raise
     return sinks
+
+
+def no_source_message() -> str:
+    """What to set when no source is configured, naming every registered source's key setting."""
+    names = [f"HOURBRIDGE_{plugin.name.upper()}__{plugin.key_setting}" for plugin in source_plugins()]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"no source is configured: set {listed} (see `hourbridge config`)"

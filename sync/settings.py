@@ -307,7 +307,9 @@ def describe_settings() -> list[tuple[str, str, str]]:
     return rows
 
 
-SECRETS_DIR_ROW = f"| `{SECRETS_DIR_ENV}` | `{DEFAULT_SECRETS_DIR}` | Folder of secret files (read only if it exists). |"
+SECRETS_DIR_ROW = (
+    f"| `{SECRETS_DIR_ENV}` | `{DEFAULT_SECRETS_DIR}` | Folder of secret files (read only if it exists). |"
+)
 
 
 def settings_table() -> str:

@@ -26,7 +26,7 @@ from connectors.model import TimeEntry
 from mappings.check import check_document
 from mappings.engine import Explanation, Mapped, Matcher, compile_rules
 from mappings.loader import MappingDocumentError, Problem, load_document
-from mappings.schema import CONTAINER_KEYS, KNOWN_SOURCES, MappingDocument, normalize_name
+from mappings.schema import MappingDocument, current_vocabulary, normalize_name
 from sync.reporting.report import Period, format_hours
 from sync.settings import Settings
 from sync.store import revisions
@@ -529,7 +529,7 @@ def find_entry(conn: Connection, ref: str) -> Any:
     ref = ref.strip()
     source, _, rest = ref.partition(":")
     account, _, external_id = rest.partition(":")
-    if source in KNOWN_SOURCES and account and external_id:
+    if source in current_vocabulary().sources and account and external_id:
         row = conn.execute(
             select(entries).where(
                 entries.c.source == source, entries.c.account == account, entries.c.external_id == external_id
@@ -679,7 +679,7 @@ def _most_specific_key(entry: TimeEntry) -> tuple[str, str, str]:
         container = entry.container(kind)
         if container is not None:
             return kind, container.name or container.id, path
-    matchable = [c for c in places if c.kind in CONTAINER_KEYS]
+    matchable = [c for c in places if c.kind in current_vocabulary().container_keys]
     if matchable:
         deepest = matchable[-1]
         return deepest.kind, deepest.name or deepest.id, path

@@ -15,7 +15,8 @@ import structlog
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from connectors._http import redact
-from connectors.delivery import Op, Receipt, Sink, idempotency_key
+from connectors.base import Sink
+from connectors.delivery import Op, Receipt, idempotency_key
 from connectors.errors import HourbridgeError
 from sync.delivery import periods
 from sync.delivery.plan import (

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, func, select
 
 from connectors import delivery as d
+from connectors.base import registered_sinks, sink_plugin
 from connectors.delivery import Line, OpKind
 from mappings.schema import Code, MappingDocument, PersonMapping, normalize_name
 from sync.delivery.periods import ClosedPeriods, month_bounds, month_label, next_month, previous_month
@@ -111,10 +112,13 @@ class SinkSpec:
     granularity: Granularity
     tracking_categories: tuple[str, ...] = ()
     drop_descriptions: bool = False
+    # The ``people`` key naming the payee this sink books time to; None here means "as the sink
+    # registered it", and a sink registered without one books time to the contractor's name.
+    payee_field: str | None = None
 
-    @property
-    def payee_field(self) -> str:
-        return "quickbooks_vendor" if self.sink == "quickbooks" else "xero_contact"
+    def __post_init__(self) -> None:
+        if self.payee_field is None and self.sink in registered_sinks():
+            object.__setattr__(self, "payee_field", sink_plugin(self.sink).payee_field)
 
 
 @dataclass(slots=True)
@@ -275,7 +279,7 @@ def desired_lines(
         contractor = row.contractor or row.person_name
         code = catalogs.code(row.mapping_revision, row.code)
         person = catalogs.person(row.mapping_revision, contractor)
-        payee = (getattr(person, spec.payee_field) if person is not None else None) or contractor
+        payee = (getattr(person, spec.payee_field) if person is not None and spec.payee_field else None) or contractor
         rate, currency = rate_on(code, row.work_date)
         billable = bool(row.billable)
         task = (payload.get("task") or {}).get("name") or ""

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from connectors._http import redact
-from connectors.base import Source
-from connectors.delivery import Holding, Sink, billable_minutes
+from connectors.base import Sink, Source
+from connectors.delivery import Holding, billable_minutes
 from connectors.errors import HourbridgeError
 from connectors.model import Window
 from sync.delivery import periods

@@ -133,7 +133,7 @@ def run_demo(
                 tracking_categories=[COST_CENTER],
             ),
             # Asana time waits for its timesheet's approval; the other tools' time for two days.
-            delivery=DeliverySettings(asana_gate="approved", clickup_gate="settled", monday_gate="settled"),
+            delivery=DeliverySettings.with_gates(asana="approved", clickup="settled", monday="settled"),
         )
         runner = Runner(settings, as_of=as_of, progress=progress)
         try:

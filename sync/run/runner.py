@@ -14,8 +14,7 @@ import structlog
 from sqlalchemy import Connection, Engine, func, update
 
 from connectors._http import redact
-from connectors.base import Source
-from connectors.delivery import Sink
+from connectors.base import Sink, Source, fetch_coverage
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped
@@ -26,7 +25,7 @@ from sync.delivery.plan import Catalogs, SinkSpec, touched_months
 from sync.delivery.reconcile import Reconciliation, reconcile
 from sync.reporting.files import FileDelivery, FileSink
 from sync.reporting.report import Period, ReportLine, WrittenReport, build_report, write_report
-from sync.run.factory import build_sinks, build_sources, sink_specs
+from sync.run.factory import build_sinks, build_sources, no_source_message, sink_specs
 from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings
 from sync.store import ledger, revisions
@@ -173,10 +172,7 @@ class Runner:
         if sources is None:
             sources = self._sources = build_sources(self.settings)
         if not sources:
-            raise ConfigError(
-                "no source is configured: set HOURBRIDGE_ASANA__TOKEN, HOURBRIDGE_CLICKUP__TOKEN or "
-                "HOURBRIDGE_MONDAY__TOKEN (see `hourbridge config`)"
-            )
+            raise ConfigError(no_source_message())
         upgrade(self.engine)
         errors: list[dict[str, Any]] = []
         scope_results: list[ScopeResult] = []
@@ -272,7 +268,7 @@ class Runner:
                     entries = self._with_progress(label, source.fetch(scope, chunk))
                     for batch in prefetched_batches(entries, ledger.BATCH):
                         ingest.add(batch)
-                    counts = ingest.close()
+                    counts = ingest.close(fetch_coverage(source, scope, chunk))
             except HourbridgeError as exc:
                 message = redact(exc.message)
                 log.error("scope.failed", source=scope.source, account=scope.account, chunk=str(chunk), error=message)

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from connectors.model import TimeEntry, Window
+from connectors.model import Coverage, TimeEntry, Window
 from sync.store.tables import RawJSON, cursors, entries, entry_versions, runs
 
 T = TypeVar("T")
@@ -561,13 +561,20 @@ class WindowIngest:
         )
         self._analyze_at = self.counts.created * 2
 
-    def close(self) -> IngestCounts:
-        """Tombstone live entries of the window that the complete scan did not return; advance the cursor."""
-        day = self._sql.adapt.entry_day
-        live = self._sql.live.execute(
-            self.conn, [(self.source, self.account, day(self.window.start), day(self.window.end))]
-        ).fetchall()
-        gone_ids = [row[0] for row in live if row[1] not in self._seen]
+    def close(self, coverage: Coverage | None = None) -> IngestCounts:
+        """Tombstone the live entries the fetch covered but did not return; advance the cursor.
+
+        ``coverage`` says what the fetch was complete for: the whole window (the default, the PM
+        tools) or snapshot slices, where only entries of a covered person and date can be gone.
+        """
+        if coverage is None or coverage.kind == "window":
+            day = self._sql.adapt.entry_day
+            live = self._sql.live.execute(
+                self.conn, [(self.source, self.account, day(self.window.start), day(self.window.end))]
+            ).fetchall()
+            gone_ids = [row[0] for row in live if row[1] not in self._seen]
+        else:
+            gone_ids = self._gone_in_slices(coverage)
         for chunk in batched(gone_ids, BATCH):
             gone = self.conn.execute(
                 select(
@@ -605,6 +612,26 @@ class WindowIngest:
             self.counts.deleted += len(gone)
         advance_cursor(self.conn, self.source, self.account, self.window.end, run_id=self.run_id, now=self.now)
         return self.counts
+
+    def _gone_in_slices(self, coverage: Coverage) -> list[int]:
+        """Ids of live entries inside a covered (person, dates) slice of the window that the fetch did not return."""
+        gone: set[int] = set()
+        for piece in coverage.slices:
+            start, end = max(piece.start, self.window.start), min(piece.end, self.window.end)
+            if end < start:
+                continue
+            rows = self.conn.execute(
+                select(entries.c.id, entries.c.external_id).where(
+                    entries.c.source == self.source,
+                    entries.c.account == self.account,
+                    entries.c.person_id == piece.person,
+                    entries.c.work_date >= start,
+                    entries.c.work_date <= end,
+                    entries.c.deleted_at.is_(None),
+                )
+            )
+            gone.update(row.id for row in rows if row.external_id not in self._seen)
+        return sorted(gone)
 
     def _mapped(self, entry: TimeEntry) -> Row:
         """The mapping columns for ``entry`` in ``_MAPPED_ORDER``: the mapper's result, or empty."""

@@ -27,7 +27,7 @@ from mappings.check import check_document
 from mappings.engine import Explanation, Mapped, Matcher, compile_rules
 from mappings.loader import MappingDocumentError, Problem, load_document
 from mappings.schema import CONTAINER_KEYS, KNOWN_SOURCES, MappingDocument, normalize_name
-from sync.reporting.report import Period, format_hours
+from sync.reporting.model import Period, format_hours
 from sync.settings import Settings
 from sync.store import revisions
 from sync.store.tables import entries, mapping_revisions

@@ -271,7 +271,7 @@ def demo(
 
 
 def _hours(seconds: int) -> str:
-    from sync.reporting.report import format_hours
+    from sync.reporting.model import format_hours
 
     return format_hours(seconds)
 

@@ -23,7 +23,7 @@ def _who(by: str | None) -> str:
 
 
 def _minutes(seconds: int) -> str:
-    from sync.reporting.report import format_minutes
+    from sync.reporting.model import format_minutes
 
     return format_minutes(seconds)
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sync.admin import mappings as mapping_admin
 from sync.cli.shared import admin_errors as _admin_errors
 from sync.cli.shared import out, parse_period
-from sync.reporting.report import Period, format_hours
+from sync.reporting.model import Period, format_hours
 
 PeriodOption = Annotated[
     str | None, typer.Option(help="Month, YYYY-MM (default: every live entry, since every period is open).")

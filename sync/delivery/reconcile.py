@@ -16,7 +16,7 @@ from connectors.errors import HourbridgeError
 from connectors.model import Window
 from sync.delivery import periods
 from sync.delivery.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
-from sync.reporting.report import format_minutes
+from sync.reporting.model import format_minutes
 from sync.settings import DeliverySettings
 from sync.store import ledger
 from sync.store.tables import delivered_lines, outbox

@@ -25,7 +25,8 @@ from sync.delivery.outbox import Deliverer, DeliveryResult
 from sync.delivery.plan import Catalogs, SinkSpec, touched_months
 from sync.delivery.reconcile import Reconciliation, reconcile
 from sync.reporting.files import FileDelivery, FileSink
-from sync.reporting.report import Period, ReportLine, WrittenReport, build_report, write_report
+from sync.reporting.model import Period, ReportLine, build_report
+from sync.reporting.output import WrittenReport, write_report
 from sync.run.factory import build_sinks, build_sources, sink_specs
 from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings

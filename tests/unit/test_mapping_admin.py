@@ -16,7 +16,7 @@ from connectors.errors import ConfigError
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from mappings.loader import MappingDocumentError, load_document
 from sync.admin import mappings as mapping_admin
-from sync.reporting.report import Period
+from sync.reporting.model import Period
 from sync.run.runner import Runner
 from sync.settings import Settings
 from sync.store import ledger, revisions

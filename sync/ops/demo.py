@@ -22,7 +22,7 @@ from connectors.sandbox.monday import MondaySandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
 from mappings.schema import MappingDocument, normalize_name
-from sync.admin.mappings import read_document
+from sync.admin.revisions import read_document
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.reconcile import Reconciliation
 from sync.reporting.model import format_hours

@@ -19,7 +19,7 @@ from connectors.delivery import Sink
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped
-from sync.admin.mappings import ActiveMapping, adopt, choose_mapping, revision_document
+from sync.admin.revisions import ActiveMapping, adopt, choose_mapping, revision_document
 from sync.delivery import periods
 from sync.delivery.outbox import Deliverer, DeliveryResult
 from sync.delivery.plan import Catalogs, SinkSpec, touched_months

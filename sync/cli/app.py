@@ -176,12 +176,13 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
     from sync.delivery.outbox import outbox_summary
     from sync.store import ledger
     from sync.store.db import make_engine, require_current
+    from sync.store.runs import recent_runs
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
     with engine.connect() as conn:
-        runs = ledger.recent_runs(conn, 5)
+        runs = recent_runs(conn, 5)
         cursors = ledger.all_cursors(conn)
         totals = ledger.ledger_totals(conn)
         deliveries = outbox_summary(conn)

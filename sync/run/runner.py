@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, func, update
+from sqlalchemy import Engine
 
 from connectors._http import redact
 from connectors.base import Source
@@ -32,7 +32,7 @@ from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.db import make_engine, upgrade
-from sync.store.tables import runs
+from sync.store.runs import abandon_stale_runs, finish_run, record_heartbeat, start_run
 
 log = structlog.get_logger("hourbridge.run")
 
@@ -43,9 +43,6 @@ Progress = Callable[[str, int], None]
 # set of ids seen and the tombstone check are per chunk); a source that cannot filter by date says
 # so with ``max_window_days`` and gets the whole window at once instead of re-reading it per chunk.
 CHUNK_DAYS = 14
-# A "running" run whose heartbeat (one per committed window or delivery chunk) is older than this
-# was killed; the next run records it as abandoned so status and health stop showing it as live.
-ABANDONED_AFTER = timedelta(hours=2)
 
 
 def chunk_days(source: object) -> int:
@@ -86,16 +83,6 @@ def load_mapping(settings: Settings, engine: Engine) -> ActiveMapping:
     (the precedence is documented in the README section "The mapping document").
     """
     return choose_mapping(settings, engine)
-
-
-def abandon_stale_runs(conn: Connection, now: datetime) -> int:
-    """Mark runs left "running" by a killed process (no heartbeat for ABANDONED_AFTER) as abandoned."""
-    last_sign = func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
-    return conn.execute(
-        update(runs)
-        .where(runs.c.status == "running", last_sign < now - ABANDONED_AFTER)
-        .values(status="abandoned", finished_at=now)
-    ).rowcount
 
 
 def plan_window(scanned_through: date | None, today: date, settings: Settings) -> Window:
@@ -183,7 +170,7 @@ class Runner:
         scope_results: list[ScopeResult] = []
         with self.engine.begin() as conn:
             abandon_stale_runs(conn, self._clock())
-            run_id = ledger.start_run(conn, command=command, as_of=self.as_of, now=self._clock())
+            run_id = start_run(conn, command=command, as_of=self.as_of, now=self._clock())
         self._run_id = run_id
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
@@ -210,7 +197,7 @@ class Runner:
             "deliveries": {name: result.as_dict() for name, result in deliveries.items()},
         }
         with self.engine.begin() as conn:
-            ledger.finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=self._clock())
+            finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=self._clock())
         log.info("run.finished", status=status, errors=len(errors), mapped=mapped)
         structlog.contextvars.unbind_contextvars("run_id")
         return RunResult(run_id, self.as_of, status, scope_results, errors, mapped, reports, api, deliveries)
@@ -314,7 +301,7 @@ class Runner:
         if self._run_id is None:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == self._run_id).values(heartbeat_at=self._clock()))
+            record_heartbeat(conn, self._run_id, self._clock())
 
     # ------------------------------------------------------------------ delivery
 

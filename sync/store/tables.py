@@ -166,6 +166,18 @@ mapping_revisions = Table(
 entries.append_column(Column("mapping_revision", Integer, ForeignKey("mapping_revisions.id")))
 Index("ix_entries_mapping_revision", entries.c.mapping_revision)
 
+# The columns one mapping result fills in an entry (beside mapping_hash and mapping_revision).
+MAPPING_COLUMNS = (
+    "code",
+    "rule_id",
+    "contractor",
+    "client",
+    "cost_center",
+    "billable",
+    "unmapped_reason",
+    "unmapped_detail",
+)
+
 # --------------------------------------------------------------------------- OAuth connections
 
 # One row per connected accounting company (QuickBooks realm, Xero tenant). Tokens are stored

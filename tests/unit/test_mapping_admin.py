@@ -22,6 +22,7 @@ from sync.reporting.model import Period
 from sync.run.runner import Runner
 from sync.settings import Settings
 from sync.store import ledger, revisions
+from sync.store.runs import start_run
 from sync.store.tables import entries, mapping_revisions
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -81,7 +82,7 @@ LEDGER = [
 
 def ingest(engine: Engine, batch: list[TimeEntry]) -> None:
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws1", Window(date(2026, 11, 1), date(2026, 11, 20)), run_id, NOW)
         writer.add(batch)
         writer.close()
@@ -361,7 +362,7 @@ def test_explain_refuses_unknown_and_ambiguous_entries(engine: Engine, mapped: P
     with pytest.raises(ConfigError, match=r"no entry 'nope'.*source:account:external_id"):
         admin_preview.explain(engine, "nope")
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws2", Window(date(2026, 11, 1), date(2026, 11, 20)), run_id, NOW)
         writer.add([dataclasses.replace(make_entry("web-1"), account="ws2", content_hash="")])
         writer.close()

@@ -173,9 +173,9 @@ def db_upgrade() -> None:
 def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Last runs, cursors, entries and unmapped hours, deliveries and closed months."""
     from sync.delivery import periods
-    from sync.delivery.outbox import outbox_summary
     from sync.store import ledger
     from sync.store.db import make_engine, require_current
+    from sync.store.outbox import outbox_summary
     from sync.store.runs import recent_runs
 
     settings = load_settings()

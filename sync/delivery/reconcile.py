@@ -15,7 +15,8 @@ from connectors.delivery import Holding, Sink, billable_minutes
 from connectors.errors import HourbridgeError
 from connectors.model import Window
 from sync.delivery import periods
-from sync.delivery.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
+from sync.delivery.desired import Catalogs, SinkSpec, desired_lines
+from sync.delivery.lines import ADJUSTMENT_PREFIX, line_from_json
 from sync.reporting.model import format_minutes
 from sync.settings import DeliverySettings
 from sync.store import ledger

@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Source
 from connectors.delivery import Sink
-from sync.delivery.plan import SinkSpec
+from sync.delivery.desired import SinkSpec
 from sync.settings import Settings
 
 

@@ -21,8 +21,9 @@ from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped
 from sync.admin.revisions import ActiveMapping, adopt, choose_mapping, revision_document
 from sync.delivery import periods
+from sync.delivery.desired import Catalogs, SinkSpec
 from sync.delivery.outbox import Deliverer, DeliveryResult
-from sync.delivery.plan import Catalogs, SinkSpec, touched_months
+from sync.delivery.plan import touched_months
 from sync.delivery.reconcile import Reconciliation, reconcile
 from sync.reporting.files import FileDelivery, FileSink
 from sync.reporting.model import Period, ReportLine, build_report

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync.delivery import periods
-from sync.delivery.plan import ADJUSTMENT_PREFIX
+from sync.delivery.lines import ADJUSTMENT_PREFIX
 from sync.run.runner import Runner
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from connectors.model import Container, Person, Scope, TaskRef, TimeEntry, Window
 from sync.delivery import periods
-from sync.delivery.plan import ADJUSTMENT_PREFIX
+from sync.delivery.lines import ADJUSTMENT_PREFIX
 from sync.run.runner import Runner
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.tables import delivered_lines, outbox

@@ -171,6 +171,8 @@ def desired_lines(
     as_of: datetime,
 ) -> MonthDesired:
     """Every line ``spec.sink`` should hold for the work dates of month ``label`` (adjustments aside)."""
+    # Longer than most: one streaming pass over the month's entries decides hold, payee, rate and
+    # line key together per row, so a large month is read once and never held in memory as rows.
     start, end = month_bounds(label)
     result = MonthDesired(label)
     groups: dict[str, _Group] = {}

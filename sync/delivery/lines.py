@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.delivery import Line
+from sync.store.outbox import ADJUSTMENT_PREFIX
 
 __all__ = [
     "ADJUSTMENT_PREFIX",
@@ -23,7 +24,6 @@ __all__ = [
     "short_key",
 ]
 
-ADJUSTMENT_PREFIX = "adj:"
 DEFAULT_CURRENCY = "USD"
 _MAX_KEY = 255
 # Longest description a line carries (the sinks' memo fields are short).

@@ -10,12 +10,19 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from sync.store.tables import delivered_lines, outbox
 
+# Line keys of adjustment lines (a closed line's change, delivered into a later open month) start with this.
+ADJUSTMENT_PREFIX = "adj:"
+
 __all__ = [
+    "ADJUSTMENT_PREFIX",
     "OPEN_STATES",
     "add_pending",
+    "adjustments_into",
     "close_op",
+    "delivered_in",
     "mark_sending",
     "mark_unanswered",
+    "op_owners",
     "open_ops",
     "outbox_summary",
     "pending_ops",
@@ -133,3 +140,44 @@ def outbox_summary(conn: Connection) -> dict[str, Any]:
         if len(failures) < _FAILURES_SHOWN:
             failures.append({"line": row.line_key, "op": row.kind, "error": row.error})
     return summary
+
+
+def delivered_in(conn: Connection, sink: str, label: str) -> dict[str, Any]:
+    """The lines ``sink`` holds (not deleted) for month ``label``, by line key."""
+    return {
+        r.line_key: r
+        for r in conn.execute(
+            select(delivered_lines).where(
+                delivered_lines.c.sink == sink,
+                delivered_lines.c.period == label,
+                delivered_lines.c.deleted.is_(False),
+            )
+        )
+    }
+
+
+def op_owners(conn: Connection, sink: str, label: str) -> dict[str, Any]:
+    """(line key, version) of every op ever enqueued for ``sink`` in month ``label``, by idempotency key."""
+    return {
+        r.idempotency_key: r
+        for r in conn.execute(
+            select(outbox.c.idempotency_key, outbox.c.line_key, outbox.c.version).where(
+                outbox.c.sink == sink, outbox.c.period == label
+            )
+        )
+    }
+
+
+def adjustments_into(conn: Connection, sink: str, label: str) -> dict[str, Any]:
+    """Live adjustment lines of ``sink`` that correct a line of closed month ``label``, by the line they adjust."""
+    return {
+        r.line["adjusts"]: r
+        for r in conn.execute(
+            select(delivered_lines).where(
+                delivered_lines.c.sink == sink,
+                delivered_lines.c.line_key.startswith(ADJUSTMENT_PREFIX),
+                delivered_lines.c.deleted.is_(False),
+            )
+        )
+        if r.line.get("adjusts_period") == label
+    }

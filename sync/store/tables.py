@@ -241,7 +241,7 @@ delivered_lines = Table(
     Column("line_key", String(255), primary_key=True),
     Column("version", Integer, nullable=False),  # the version whose op produced this state
     Column("content_hash", String(64), nullable=False),
-    Column("line", JSON, nullable=False),  # the line as delivered (sync.delivery.plan.line_to_json)
+    Column("line", JSON, nullable=False),  # the line as delivered (sync.delivery.lines.line_to_json)
     Column("period", String(7), nullable=False),  # month of the line's work date
     Column("seconds", Integer, nullable=False),
     Column("remote_id", String(255)),

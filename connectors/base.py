@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "connectors.monday",
     "connectors.quickbooks",
     "connectors.xero",
+    "connectors.files",
 )
 ENTRY_POINT_GROUP = "hourbridge.plugins"
 
@@ -183,16 +184,27 @@ def load_plugins(*, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
     _loaded = True
 
 
+def _in_order(plugins: dict[str, Any]) -> list[Any]:
+    # Built-ins first, in BUILTIN_PLUGINS order, whichever module happened to be imported first; then
+    # the others as they registered. Runs, settings and the README table all list them this way.
+    builtin = [module.rsplit(".", 1)[-1] for module in BUILTIN_PLUGINS]
+    arrival = list(plugins)
+    return sorted(
+        plugins.values(),
+        key=lambda p: (builtin.index(p.name) if p.name in builtin else len(builtin), arrival.index(p.name)),
+    )
+
+
 def source_plugins() -> list[SourcePlugin]:
-    """Every registered source, in registration order (the order runs pull them in)."""
+    """Every registered source: the built-ins in their fixed order, then the others as they registered."""
     load_plugins()
-    return list(_SOURCES.values())
+    return _in_order(_SOURCES)
 
 
 def sink_plugins() -> list[SinkPlugin]:
-    """Every registered sink, in registration order."""
+    """Every registered sink, in the same order as ``source_plugins``."""
     load_plugins()
-    return list(_SINKS.values())
+    return _in_order(_SINKS)
 
 
 def source_plugin(name: str) -> SourcePlugin:

@@ -300,6 +300,9 @@ def describe_settings() -> list[tuple[str, str, str]]:
             if sub is not None:
                 walk(env + "__", sub)
                 continue
+            if field.is_required():  # no default to show: say so rather than print pydantic's sentinel
+                rows.append((env, "", "Required when this section is used. " + (field.description or "")))
+                continue
             default = field.get_default(call_default_factory=True)
             rows.append((env, "" if default is None else str(default), field.description or ""))
 

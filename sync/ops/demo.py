@@ -22,10 +22,10 @@ from connectors.sandbox.monday import MondaySandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
 from mappings.schema import MappingDocument, normalize_name
-from sync.admin.mappings import read_document
+from sync.admin.revisions import read_document
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.reconcile import Reconciliation
-from sync.reporting.report import format_hours
+from sync.reporting.model import format_hours
 from sync.run.runner import Runner
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger

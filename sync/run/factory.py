@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Sink, Source, sink_plugins, source_plugins
 from connectors.oauth import Provider
-from sync.delivery.plan import SinkSpec
+from sync.delivery.desired import SinkSpec
 from sync.settings import Settings
 
 

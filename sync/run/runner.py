@@ -11,26 +11,28 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, func, update
+from sqlalchemy import Engine
 
 from connectors._http import redact
 from connectors.base import Sink, Source, fetch_coverage
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from mappings.engine import Mapped
-from sync.admin.mappings import ActiveMapping, adopt, choose_mapping, revision_document
+from sync.admin.revisions import ActiveMapping, adopt, choose_mapping, revision_document
 from sync.delivery import periods
+from sync.delivery.desired import Catalogs, SinkSpec
 from sync.delivery.outbox import Deliverer, DeliveryResult
-from sync.delivery.plan import Catalogs, SinkSpec, touched_months
+from sync.delivery.plan import touched_months
 from sync.delivery.reconcile import Reconciliation, reconcile
 from sync.reporting.files import FileDelivery, FileSink
-from sync.reporting.report import Period, ReportLine, WrittenReport, build_report, write_report
+from sync.reporting.model import Period, ReportLine, build_report
+from sync.reporting.output import WrittenReport, write_report
 from sync.run.factory import build_sinks, build_sources, no_source_message, sink_specs
 from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.db import make_engine, upgrade
-from sync.store.tables import runs
+from sync.store.runs import abandon_stale_runs, finish_run, record_heartbeat, start_run
 
 log = structlog.get_logger("hourbridge.run")
 
@@ -41,9 +43,6 @@ Progress = Callable[[str, int], None]
 # set of ids seen and the tombstone check are per chunk); a source that cannot filter by date says
 # so with ``max_window_days`` and gets the whole window at once instead of re-reading it per chunk.
 CHUNK_DAYS = 14
-# A "running" run whose heartbeat (one per committed window or delivery chunk) is older than this
-# was killed; the next run records it as abandoned so status and health stop showing it as live.
-ABANDONED_AFTER = timedelta(hours=2)
 
 
 def chunk_days(source: object) -> int:
@@ -84,16 +83,6 @@ def load_mapping(settings: Settings, engine: Engine) -> ActiveMapping:
     (the precedence is documented in the README section "The mapping document").
     """
     return choose_mapping(settings, engine)
-
-
-def abandon_stale_runs(conn: Connection, now: datetime) -> int:
-    """Mark runs left "running" by a killed process (no heartbeat for ABANDONED_AFTER) as abandoned."""
-    last_sign = func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
-    return conn.execute(
-        update(runs)
-        .where(runs.c.status == "running", last_sign < now - ABANDONED_AFTER)
-        .values(status="abandoned", finished_at=now)
-    ).rowcount
 
 
 def plan_window(scanned_through: date | None, today: date, settings: Settings) -> Window:
@@ -178,7 +167,7 @@ class Runner:
         scope_results: list[ScopeResult] = []
         with self.engine.begin() as conn:
             abandon_stale_runs(conn, self._clock())
-            run_id = ledger.start_run(conn, command=command, as_of=self.as_of, now=self._clock())
+            run_id = start_run(conn, command=command, as_of=self.as_of, now=self._clock())
         self._run_id = run_id
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
@@ -205,7 +194,7 @@ class Runner:
             "deliveries": {name: result.as_dict() for name, result in deliveries.items()},
         }
         with self.engine.begin() as conn:
-            ledger.finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=self._clock())
+            finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=self._clock())
         log.info("run.finished", status=status, errors=len(errors), mapped=mapped)
         structlog.contextvars.unbind_contextvars("run_id")
         return RunResult(run_id, self.as_of, status, scope_results, errors, mapped, reports, api, deliveries)
@@ -309,7 +298,7 @@ class Runner:
         if self._run_id is None:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == self._run_id).values(heartbeat_at=self._clock()))
+            record_heartbeat(conn, self._run_id, self._clock())
 
     # ------------------------------------------------------------------ delivery
 

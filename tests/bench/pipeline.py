@@ -19,6 +19,7 @@ from sync.run.runner import CHUNK_DAYS, Runner
 from sync.settings import Settings
 from sync.store import ledger
 from sync.store.db import make_engine, upgrade
+from sync.store.runs import start_run
 
 
 @contextmanager
@@ -69,7 +70,7 @@ def measure_pipeline(
     settings = Settings(database_url=str(engine.url), mappings_file=mappings_file, asana=None)
     runner = Runner(settings, sources={}, as_of=as_of, engine=engine)
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="bench", as_of=as_of, now=as_of)
+        run_id = start_run(conn, command="bench", as_of=as_of, now=as_of)
     counts = ledger.IngestCounts()
     runner.adopt_mapping()  # as Runner.sync does before any pull
     collecting = _CollectorClock()

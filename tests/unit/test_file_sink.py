@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.delivery import Line, Op, Sink
+from connectors.base import Sink
+from connectors.delivery import Line, Op
 from connectors.errors import ConfigError
-from sync.reporting.file_sink import FileSink, file_name
+from connectors.files.sink import FileSink, file_name
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -32,3 +32,10 @@ def test_settings_table_is_generated_from_the_registry() -> None:
     assert settings_table() in README, (
         "the README settings table is stale; replace its rows with sync.settings.settings_table()"
     )
+
+
+def test_required_settings_say_so_and_never_show_a_sentinel() -> None:
+    rows = {env: (default, description) for env, default, description in describe_settings()}
+    default, description = rows["HOURBRIDGE_FILES__FOLDER"]
+    assert default == "" and description.startswith("Required")
+    assert not any("Undefined" in d for d, _ in rows.values())

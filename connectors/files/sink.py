@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
+from connectors._files import write_files
 from connectors.delivery import Holding, Line, Op, OpKind, Receipt, hours_from_minutes, marked_keys, marker
 from connectors.errors import ConfigError
-from sync.reporting.report import write_files
 
 HEADERS = (
     "record",

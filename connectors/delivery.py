@@ -1,19 +1,25 @@
-"""Delivery values every accounting sink shares: lines, ops, receipts, idempotency keys and the Sink protocol."""
+"""Delivery values every accounting sink shares: lines, ops, receipts, holdings, idempotency keys, markers."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from connectors.errors import Action, HourbridgeError
 
 OpKind = Literal["create", "update", "delete"]
+# How the planner groups time into a sink's lines: one per entry, per person+code+day, or per month.
+Granularity = Literal["entry", "day", "period"]
+GRANULARITY_HELP = (
+    "Lines delivered: entry = one per time entry; day = one per person, code and day; "
+    "period = one per person, code and month."
+)
 ReceiptStatus = Literal["ok", "failed", "unknown"]
 Now = Callable[[], datetime]
 
@@ -216,31 +222,6 @@ class OutcomeUnknown(HourbridgeError):
     """
 
     action = Action.TRANSIENT
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """An accounting target. Repeat-safe: every op carries its idempotency key."""
-
-    name: ClassVar[str]
-
-    def check(self) -> None:
-        """Raise ``ConfigError`` with an admin-readable message when the credential or settings cannot work."""
-
-    def push(self, ops: Sequence[Op]) -> Iterator[Receipt]:
-        """Apply ``ops``; one receipt per op, in no promised order."""
-
-    def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
-        """The receipt of the create/update keyed ``idempotency_key`` if the vendor shows it landed, else None."""
-
-    def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
-        """Every record dated ``start..end`` that carries our marker; ``lines`` say where to look (projects, bills)."""
-
-    def stats(self) -> dict[str, int]:
-        """Counters since construction: API calls, retries, 429s, and vendor quota left where known."""
-
-    def close(self) -> None:
-        """Release connections."""
 
 
 # --------------------------------------------------------------------------- wire encoding

@@ -1,12 +1,13 @@
-"""Domain values that cross every seam: time entries, scopes, windows (frozen, UTC, int seconds)."""
+"""Domain values that cross every seam: time entries, scopes, windows, coverage (frozen, UTC, int seconds)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 
 def _require_utc(name: str, value: datetime | None) -> None:
@@ -80,6 +81,91 @@ class Window:
             parts.append(Window(cursor, end))
             cursor = end + timedelta(days=1)
         return parts
+
+
+CoverageKind = Literal["window", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """One named piece of a snapshot: every entry of ``person`` (a ``Person.id``) dated ``start..end``."""
+
+    person: str
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"slice end {self.end} is before its start {self.start}")
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What one fetch of a scope and window is complete for: the ledger tombstones only inside it.
+
+    ``window``: the fetch returned every entry of the scope in the window (the PM tools). ``snapshot``:
+    only the named (person, dates) slices are complete (a file upload, a per-user API), so an entry
+    of another person or of a date outside every slice was simply not looked at and must stay.
+    """
+
+    kind: CoverageKind
+    slices: tuple[Slice, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "window" and self.slices:
+            raise ValueError("a window coverage names no slices")
+
+    @classmethod
+    def complete_window(cls) -> Coverage:
+        return cls("window")
+
+    @classmethod
+    def snapshot(cls, slices: Iterable[Slice]) -> Coverage:
+        return cls("snapshot", tuple(slices))
+
+    def covers(self, person: str, day: date) -> bool:
+        """True when a missing entry of ``person`` on ``day`` (inside the fetched window) means it is gone."""
+        if self.kind == "window":
+            return True
+        return any(s.person == person and s.start <= day <= s.end for s in self.slices)
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """What a mapping document may name: every source and the container kinds its rules match on.
+
+    Built from the connector registry by ``sync``; ``mappings`` gets it as a value (it imports
+    nothing but this module). ``kinds`` pairs each source with its matchable container kinds,
+    outermost first (ClickUp: space, folder, list).
+    """
+
+    kinds: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(source for source, _ in self.kinds)
+
+    @property
+    def container_keys(self) -> tuple[str, ...]:
+        """Every matchable container kind once, in registration order."""
+        seen: dict[str, None] = {}
+        for _, kinds in self.kinds:
+            seen.update(dict.fromkeys(kinds))
+        return tuple(seen)
+
+    def sources_of(self, kind: str) -> frozenset[str]:
+        """The sources whose entries can carry a container of ``kind``."""
+        return frozenset(source for source, kinds in self.kinds if kind in kinds)
+
+    def innermost_first(self) -> tuple[str, ...]:
+        """Container keys from the innermost level of every source outwards: the most selective first."""
+        ordered: dict[str, None] = {}
+        depth = max((len(kinds) for _, kinds in self.kinds), default=0)
+        for level in range(depth):
+            for _, kinds in self.kinds:
+                if level < len(kinds):
+                    ordered.setdefault(kinds[len(kinds) - 1 - level])
+        return tuple(ordered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,29 +7,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from mappings.engine import (
-    BOARD,
-    FOLDER,
-    GROUP,
-    LIST,
-    PROJECT,
-    SOURCE,
-    SPACE,
-    CompiledRule,
-    Matcher,
-)
+from connectors.model import Vocabulary
+from mappings.engine import SOURCE, CompiledRule, Matcher
 from mappings.loader import MappingDocumentError, validate_references
 from mappings.schema import MappingDocument, Rate, join_path, normalize_name
-
-# Which tool a container kind belongs to: rules naming kinds of different tools never meet one entry.
-_KIND_SOURCES = {
-    PROJECT: "asana",
-    SPACE: "clickup",
-    FOLDER: "clickup",
-    LIST: "clickup",
-    BOARD: "monday",
-    GROUP: "monday",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +175,7 @@ def _equal_priority_overlaps(matcher: Matcher, shadowed: set[int]) -> list[Findi
             ordered = sorted(possible)
             for position, rank in enumerate(ordered):
                 earlier = matcher.rules[rank]
-                if _can_meet(earlier, later):
+                if _can_meet(earlier, later, matcher.document.vocabulary):
                     findings.append(_tie_warning(earlier, later, len(ordered) - position - 1))
                     break
     return findings
@@ -212,24 +193,27 @@ def _tie_warning(earlier: CompiledRule, later: CompiledRule, others: int) -> Fin
     )
 
 
-def _can_meet(one: CompiledRule, other: CompiledRule) -> bool:
+def _can_meet(one: CompiledRule, other: CompiledRule, vocabulary: Vocabulary) -> bool:
     """False when no entry can satisfy both rules' keys and dates (the exact keys are checked by the caller)."""
     if not _periods_meet(one.effective_from, one.effective_to, other.effective_from, other.effective_to):
         return False
-    if not _sources(one) & _sources(other):
+    if not _sources(one, vocabulary) & _sources(other, vocabulary):
         return False
     if one.globs and other.globs:
         return any(_globs_may_meet(normalize_name(a), normalize_name(b)) for a in one.globs for b in other.globs)
     return True
 
 
-def _sources(rule: CompiledRule) -> set[str]:
-    sources = {"asana", "clickup", "monday"}
+def _sources(rule: CompiledRule, vocabulary: Vocabulary) -> set[str]:
+    """The sources an entry matching ``rule`` can come from: a container kind belongs to certain tools,
+    so rules naming kinds of different tools never meet one entry."""
+    sources = set(vocabulary.sources)
+    kinds = set(vocabulary.container_keys)
     for check in rule.checks:
         if check.attr == SOURCE:
             sources &= set(check.values)
-        elif check.attr in _KIND_SOURCES:
-            sources &= {_KIND_SOURCES[check.attr]}
+        elif check.label in kinds:
+            sources &= vocabulary.sources_of(check.label)
     return sources
 
 

@@ -15,22 +15,17 @@ from connectors.model import TimeEntry
 from mappings.loader import validate_references
 from mappings.schema import Code, MappingDocument, PersonMapping, Rule, join_path, normalize_name
 
-# Entry attributes a rule can test exactly; each is a set of normalized values per entry.
-SOURCE, WORKSPACE, PROJECT, SPACE, FOLDER, LIST, BOARD, GROUP, TAG, PERSON, FIELD, FIELD_SET, BILLABLE = range(13)
+# Entry attributes a rule can test exactly; each is a set of normalized values per entry. The
+# container kinds of the document's vocabulary (project, list, board...) follow from _FIXED_COUNT on.
+SOURCE, WORKSPACE, TAG, PERSON, FIELD, FIELD_SET, BILLABLE = range(7)
 # Not a rule key: the literal start of a rule's task-name globs, used only to find candidate rules.
-TASK_PREFIX = 13
-_ATTR_COUNT = 14
+TASK_PREFIX = 7
+_FIXED_COUNT = 8
 # Longest glob prefix indexed; longer prefixes are cut, the glob itself still decides.
 _PREFIX_CAP = 8
 _ATTR_LABELS = (
     "source",
     "workspace",
-    "project",
-    "space",
-    "folder",
-    "list",
-    "board",
-    "group",
     "tag",
     "person",
     "custom_field",
@@ -38,26 +33,12 @@ _ATTR_LABELS = (
     "billable",
     "task_name",
 )
-_CONTAINER_ATTRS = {"project": PROJECT, "space": SPACE, "folder": FOLDER, "list": LIST, "board": BOARD, "group": GROUP}
 # Container kinds that name the top of a tool's tree; `workspace` matches them as well as entry.account.
 _WORKSPACE_KINDS = frozenset({"workspace", "team", "account"})
-# Among equally selective keys, index by the one most likely to split rules finely.
-_PREFERENCE = (
-    FIELD,
-    PERSON,
-    PROJECT,
-    LIST,
-    GROUP,
-    BOARD,
-    FOLDER,
-    SPACE,
-    TASK_PREFIX,
-    TAG,
-    FIELD_SET,
-    WORKSPACE,
-    SOURCE,
-    BILLABLE,
-)
+# Among equally selective keys, index by the one most likely to split rules finely (the container
+# kinds go after PERSON, innermost first: see ``_preference``).
+_PREFERENCE_HEAD = (FIELD, PERSON)
+_PREFERENCE_TAIL = (TASK_PREFIX, TAG, FIELD_SET, WORKSPACE, SOURCE, BILLABLE)
 # Containers are keyed by their plain fields: hashing three strings in C beats the dataclass __hash__.
 _CONTAINER_FIELDS = attrgetter("kind", "id", "name")
 _EMPTY: frozenset[Any] = frozenset()
@@ -190,6 +171,17 @@ class Matcher:
 
     def __init__(self, doc: MappingDocument) -> None:
         self.document = doc
+        vocabulary = doc.vocabulary
+        # Container kind -> attribute number, after the fixed attributes.
+        self._container_attrs = {kind: _FIXED_COUNT + i for i, kind in enumerate(vocabulary.container_keys)}
+        self._attr_count = _FIXED_COUNT + len(self._container_attrs)
+        self._labels = _ATTR_LABELS + vocabulary.container_keys
+        self._location_attrs = (SOURCE, WORKSPACE, *self._container_attrs.values())
+        preference = (
+            *_PREFERENCE_HEAD,
+            *(self._container_attrs[kind] for kind in vocabulary.innermost_first()),
+            *_PREFERENCE_TAIL,
+        )
         self.document_hash = hashlib.sha256(doc.canonical_json().encode("utf-8")).hexdigest()
         self._codes: dict[str, Code] = dict(doc.codes)
         self._code_keys = {normalize_name(key): key for key in doc.codes}
@@ -207,7 +199,7 @@ class Matcher:
             self._people_by_name.setdefault(normalize_name(person.contractor), person)
         order = sorted(range(len(doc.rules)), key=lambda i: (-doc.rules[i].priority, i))
         compiled = tuple(self._compile(rank, index, doc.rules[index]) for rank, index in enumerate(order))
-        self.rules, self._index, residual = _build_index(compiled)
+        self.rules, self._index, residual = _build_index(compiled, preference, self._attr_count)
         self._residual = tuple(residual)
         self._billable_candidates = {flag: self._lookup(((BILLABLE, frozenset((flag,))),)) for flag in (True, False)}
         self._prefix_lengths = tuple(sorted({len(prefix) for prefix in self._index[TASK_PREFIX]}))
@@ -440,13 +432,13 @@ class Matcher:
 
     def _location(self, entry: TimeEntry) -> _Location:
         name = self._name
-        sets: list[frozenset[Any]] = [_EMPTY] * _ATTR_COUNT
+        sets: list[frozenset[Any]] = [_EMPTY] * self._attr_count
         source = name(entry.source)
         sets[SOURCE] = frozenset((source,))
         workspace = {name(entry.account)}
         by_attr: dict[int, set[str]] = {}
         for container in entry.containers:
-            attr = _CONTAINER_ATTRS.get(container.kind)
+            attr = self._container_attrs.get(container.kind)
             if attr is None:
                 if container.kind not in _WORKSPACE_KINDS:
                     continue
@@ -459,7 +451,7 @@ class Matcher:
         sets[WORKSPACE] = frozenset(workspace)
         for attr, values in by_attr.items():
             sets[attr] = frozenset(values)
-        candidates = self._lookup((attr, sets[attr]) for attr in (SOURCE, WORKSPACE, *_CONTAINER_ATTRS.values()))
+        candidates = self._lookup((attr, sets[attr]) for attr in self._location_attrs)
         places = [c for c in entry.containers if c.kind not in _WORKSPACE_KINDS]
         return _Location(source, tuple(sets), candidates, _where(entry) if places else None)
 
@@ -529,7 +521,7 @@ class Matcher:
         if match.workspace is not None:
             add(WORKSPACE, "workspace", match.workspace, (normalize_name(v) for v in match.workspace))
         for kind, wanted in match.containers().items():
-            add(_CONTAINER_ATTRS[kind], kind, wanted, (normalize_name(v) for v in wanted))
+            add(self._container_attrs[kind], kind, wanted, (normalize_name(v) for v in wanted))
         if match.tag is not None:
             add(TAG, "tag", match.tag, (normalize_name(v) for v in match.tag))
         if match.person is not None:
@@ -597,8 +589,8 @@ class Matcher:
         elif attr == WORKSPACE:
             names = [entry.account] + [c.name or c.id for c in entry.containers if c.kind in _WORKSPACE_KINDS]
             have = _quote(names)
-        elif attr in (PROJECT, SPACE, FOLDER, LIST, BOARD, GROUP):
-            kind = _ATTR_LABELS[attr]
+        elif attr >= _FIXED_COUNT:
+            kind = self._labels[attr]
             found = [c.name or c.id for c in entry.containers if c.kind == kind]
             have = _quote(found) if found else f"no {kind}"
         elif attr == TAG:
@@ -626,7 +618,7 @@ def compile_rules(doc: MappingDocument) -> Matcher:
 
 
 def _build_index(
-    rules: tuple[CompiledRule, ...],
+    rules: tuple[CompiledRule, ...], order: tuple[int, ...], attr_count: int
 ) -> tuple[tuple[CompiledRule, ...], list[dict[Any, list[int]]], list[int]]:
     """Index each rule by its most selective exact key, so an entry only visits rules that can match."""
     mentions: dict[tuple[int, Any], int] = {}
@@ -634,8 +626,8 @@ def _build_index(
         for check in rule.checks + rule.index_keys:
             for value in check.values:
                 mentions[(check.attr, value)] = mentions.get((check.attr, value), 0) + 1
-    preference = {attr: position for position, attr in enumerate(_PREFERENCE)}
-    index: list[dict[Any, list[int]]] = [{} for _ in range(_ATTR_COUNT)]
+    preference = {attr: position for position, attr in enumerate(order)}
+    index: list[dict[Any, list[int]]] = [{} for _ in range(attr_count)]
     residual: list[int] = []
     indexed: list[CompiledRule] = []
     for rule in rules:

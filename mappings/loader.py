@@ -13,6 +13,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from connectors.errors import ConfigError
+from connectors.model import Vocabulary
 from mappings.schema import (
     Code,
     MappingDocument,
@@ -20,8 +21,8 @@ from mappings.schema import (
     QuickBooksRefs,
     Rate,
     Rule,
-    RuleMatch,
     XeroRefs,
+    document_model,
     join_path,
     nearest_line,
     normalize_name,
@@ -57,8 +58,14 @@ class MappingDocumentError(ConfigError):
         super().__init__("\n".join(problem.describe(filename) for problem in self.problems))
 
 
-def load_document(text: str, *, filename: str = "mappings.yaml") -> MappingDocument:
-    """Parse and validate a mapping document; raise MappingDocumentError listing every problem."""
+def load_document(
+    text: str, *, filename: str = "mappings.yaml", vocabulary: Vocabulary | None = None
+) -> MappingDocument:
+    """Parse and validate a mapping document; raise MappingDocumentError listing every problem.
+
+    ``vocabulary`` names the sources and container keys it may use (default: the installed one).
+    """
+    model = document_model(vocabulary)
     try:
         root = yaml.compose(text, Loader=_SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
@@ -88,11 +95,11 @@ def load_document(text: str, *, filename: str = "mappings.yaml") -> MappingDocum
 
     document: MappingDocument | None = None
     try:
-        document = MappingDocument.model_validate(data)
+        document = model.model_validate(data)
     except ValidationError as exc:
         # A value the reader already reported as unreadable would only be reported again as the wrong type.
         unreadable = {problem.path for problem in reader.problems}
-        problems.extend(problem for problem in _translate(exc, reader.lines) if problem.path not in unreadable)
+        problems.extend(problem for problem in _translate(exc, reader.lines, model) if problem.path not in unreadable)
     problems.extend(
         Problem(nearest_line(reader.lines, path), path, message)
         for path, message in reference_problems(data, reader.lines)
@@ -319,17 +326,22 @@ def _sorted(problems: Iterable[Problem]) -> list[Problem]:
     return sorted(unique, key=lambda problem: (problem.line, problem.path))
 
 
-# Keys each part of the document accepts, to suggest the intended key for a typo.
-_KEYS_BY_SHAPE: dict[tuple[str, ...], list[str]] = {
-    (): sorted(MappingDocument.model_fields),
-    ("codes", "*"): sorted(f.alias or n for n, f in Code.model_fields.items()),
-    ("codes", "*", "rates", "*"): sorted(f.alias or n for n, f in Rate.model_fields.items()),
-    ("codes", "*", "quickbooks"): sorted(f.alias or n for n, f in QuickBooksRefs.model_fields.items()),
-    ("codes", "*", "xero"): sorted(f.alias or n for n, f in XeroRefs.model_fields.items()),
-    ("people", "*"): sorted(f.alias or n for n, f in PersonMapping.model_fields.items()),
-    ("rules", "*"): sorted(f.alias or n for n, f in Rule.model_fields.items()),
-    ("rules", "*", "match"): sorted(f.alias or n for n, f in RuleMatch.model_fields.items()),
-}
+def _keys_by_shape(model: type[MappingDocument]) -> dict[tuple[str, ...], list[str]]:
+    """Keys each part of the document accepts, to suggest the intended key for a typo."""
+    match = model.match_model.model_fields
+    return _static_keys() | {("rules", "*", "match"): sorted(f.alias or n for n, f in match.items())}
+
+
+def _static_keys() -> dict[tuple[str, ...], list[str]]:
+    return {
+        (): sorted(MappingDocument.model_fields),
+        ("codes", "*"): sorted(f.alias or n for n, f in Code.model_fields.items()),
+        ("codes", "*", "rates", "*"): sorted(f.alias or n for n, f in Rate.model_fields.items()),
+        ("codes", "*", "quickbooks"): sorted(f.alias or n for n, f in QuickBooksRefs.model_fields.items()),
+        ("codes", "*", "xero"): sorted(f.alias or n for n, f in XeroRefs.model_fields.items()),
+        ("people", "*"): sorted(f.alias or n for n, f in PersonMapping.model_fields.items()),
+        ("rules", "*"): sorted(f.alias or n for n, f in Rule.model_fields.items()),
+    }
 
 
 def _shape(loc: Sequence[int | str]) -> tuple[str, ...]:
@@ -345,7 +357,8 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _translate(exc: ValidationError, lines: dict[str, int]) -> list[Problem]:
+def _translate(exc: ValidationError, lines: dict[str, int], model: type[MappingDocument]) -> list[Problem]:
+    keys = _keys_by_shape(model)
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
         loc = [part for part in error["loc"] if part != "[key]"]
@@ -356,7 +369,7 @@ def _translate(exc: ValidationError, lines: dict[str, int]) -> list[Problem]:
         value = error.get("input")
         field = str(loc[-1]) if loc and isinstance(loc[-1], str) else ""
         if kind == "extra_forbidden":
-            allowed = _KEYS_BY_SHAPE.get(_shape(loc[:-1]), [])
+            allowed = keys.get(_shape(loc[:-1]), [])
             hint = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
             message = f"unknown key {field!r}" + (
                 f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"

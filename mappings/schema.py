@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
 
 from pydantic import (
     BaseModel,
@@ -19,14 +20,31 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 
-KNOWN_SOURCES: tuple[str, ...] = ("asana", "clickup", "monday")
+from connectors.model import Vocabulary
 
-# Container kinds a rule can match on, as the connectors name them in ``Container.kind``.
-CONTAINER_KEYS: tuple[str, ...] = ("project", "space", "folder", "list", "board", "group")
+# The vocabulary a document is read with when none is given: ``sync`` installs the registry's.
+_default_vocabulary: Callable[[], Vocabulary] = Vocabulary
+
+
+def use_vocabulary(vocabulary: Vocabulary | Callable[[], Vocabulary]) -> None:
+    """Set the vocabulary documents are read with by default (a value, or a function giving the current one)."""
+    global _default_vocabulary
+    if isinstance(vocabulary, Vocabulary):
+        fixed = vocabulary
+        _default_vocabulary = lambda: fixed  # noqa: E731  (a constant provider)
+    else:
+        _default_vocabulary = vocabulary
+
+
+def current_vocabulary() -> Vocabulary:
+    """The vocabulary documents are read with when the caller names none."""
+    return _default_vocabulary()
+
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -61,12 +79,20 @@ def _as_text_list(value: Any) -> Any:
 
 StrList = Annotated[list[Text], BeforeValidator(_as_text_list), WithJsonSchema(_STR_LIST_SCHEMA)]
 TextOrId = Annotated[Text, BeforeValidator(_as_text), WithJsonSchema(_TEXT_OR_ID_SCHEMA)]
-_SOURCE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(KNOWN_SOURCES)}
-SourceList = Annotated[
-    list[Text],
-    BeforeValidator(_as_text_list),
-    WithJsonSchema({"anyOf": [_SOURCE_SCHEMA, {"type": "array", "items": _SOURCE_SCHEMA, "minItems": 1}]}),
-]
+
+
+def _source_list(sources: tuple[str, ...]) -> Any:
+    """A ``source`` value: one name or a list of names, published with the registered names as its enum."""
+    one: dict[str, Any] = {"type": "string", "enum": list(sources)}
+    return Annotated[
+        list[Text],
+        BeforeValidator(_as_text_list),
+        WithJsonSchema({"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}),
+    ]
+
+
+# The static base's ``source``; ``document_model`` replaces it with one that publishes the names.
+SourceList = Annotated[list[Text], BeforeValidator(_as_text_list)]
 
 
 def _as_money(value: Any) -> Any:
@@ -95,10 +121,10 @@ Money = Annotated[
 ]
 
 
-def _source_name(value: str) -> str:
+def _source_name(value: str, vocabulary: Vocabulary) -> str:
     name = value.strip().lower()
-    if name not in KNOWN_SOURCES:
-        raise ValueError(f"unknown source {value!r}; use one of {', '.join(KNOWN_SOURCES)}")
+    if name not in vocabulary.sources:
+        raise ValueError(f"unknown source {value!r}; use one of {', '.join(vocabulary.sources)}")
     return name
 
 
@@ -134,6 +160,9 @@ def normalize_name(text: str) -> str:
 class _Model(BaseModel):
     # extra="forbid" turns a typo in a key into an error that names the line, instead of a silent no-op.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # The vocabulary the model was built for (see ``document_model``); empty on the static bases.
+    vocabulary: ClassVar[Vocabulary] = Vocabulary()
 
 
 class Rate(_Model):
@@ -198,16 +227,26 @@ class Code(_Model):
         )
 
 
-def _person_id(value: Any) -> Any:
+def _person_id(value: Any, vocabulary: Vocabulary) -> str:
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(f'{value!r} is not a person id; write it as "source:id", e.g. "asana:1200001"')
     source, _, ident = value.partition(":")
     if not ident.strip():
         raise ValueError(f'{value!r} has no id after the colon; write it as "source:id"')
-    return f"{_source_name(source)}:{ident.strip()}"
+    return f"{_source_name(source, vocabulary)}:{ident.strip()}"
 
 
-PersonId = Annotated[str, BeforeValidator(_person_id), WithJsonSchema({"type": "string", "pattern": "^[a-z]+:.+$"})]
+def _person_id_type(vocabulary: Vocabulary) -> Any:
+    """A "source:id" text whose source is a word of ``vocabulary``."""
+    return Annotated[
+        str,
+        BeforeValidator(lambda value: _person_id(value, vocabulary)),
+        WithJsonSchema({"type": "string", "pattern": "^[a-z]+:.+$"}),
+    ]
+
+
+# The static base's ids; ``document_model`` replaces the type with one that checks the sources.
+PersonId = Annotated[str, WithJsonSchema({"type": "string", "pattern": "^[a-z]+:.+$"})]
 
 
 class PersonMapping(_Model):
@@ -251,12 +290,8 @@ class RuleMatch(_Model):
 
     source: SourceList | None = None
     workspace: StrList | None = None
-    project: StrList | None = None
-    space: StrList | None = None
-    folder: StrList | None = None
-    list_: StrList | None = Field(default=None, alias="list")
-    board: StrList | None = None
-    group: StrList | None = None
+    # One field per container kind of the vocabulary (project, list, board...) follows here: see
+    # ``document_model``, which adds them, so a new source's kinds need no edit of this class.
     tag: StrList | None = None
     custom_field: dict[Text, StrList] | None = Field(
         default=None, description="task custom field name -> value (or list of values)"
@@ -268,7 +303,7 @@ class RuleMatch(_Model):
     @field_validator("source")
     @classmethod
     def _known_sources(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [_source_name(item) for item in value]
+        return None if value is None else [_source_name(item, cls.vocabulary) for item in value]
 
     @field_validator("task_name")
     @classmethod
@@ -288,15 +323,12 @@ class RuleMatch(_Model):
 
     def containers(self) -> dict[str, list[str]]:
         """Container kind -> accepted ids/names, for the kinds this match names."""
-        given = {
-            "project": self.project,
-            "space": self.space,
-            "folder": self.folder,
-            "list": self.list_,
-            "board": self.board,
-            "group": self.group,
-        }
-        return {kind: values for kind, values in given.items() if values is not None}
+        found: dict[str, list[str]] = {}
+        for kind in self.vocabulary.container_keys:
+            values: list[str] | None = getattr(self, _container_field(kind))
+            if values is not None:
+                found[kind] = values
+        return found
 
 
 class Rule(_Model):
@@ -347,8 +379,17 @@ class MappingDocument(_Model):
     people: list[PersonMapping] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
 
+    # The model of a rule's ``match`` in this document model (with the vocabulary's container keys).
+    match_model: ClassVar[type[RuleMatch]] = RuleMatch
     # Where each part was written ("rules[3]" -> 41), for messages; not part of the document's value.
     _lines: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        """Validate ``obj``; on this static base, with the model of the installed vocabulary."""
+        if cls is MappingDocument:
+            return cast(Self, document_model().model_validate(obj, **options))
+        return super().model_validate(obj, **options)
 
     @property
     def lines(self) -> dict[str, int]:
@@ -382,11 +423,56 @@ class MappingDocument(_Model):
         return hash(self.canonical_json())
 
 
-def json_schema() -> dict[str, Any]:
+def json_schema(vocabulary: Vocabulary | None = None) -> dict[str, Any]:
     """JSON Schema of the mapping document, for editors that validate YAML as it is typed."""
-    return MappingDocument.model_json_schema(by_alias=True, mode="validation")
+    return document_model(vocabulary).model_json_schema(by_alias=True, mode="validation")
 
 
-def json_schema_text() -> str:
+def json_schema_text(vocabulary: Vocabulary | None = None) -> str:
     """The JSON Schema as deterministic text (sorted keys, trailing newline), as published."""
-    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(json_schema(vocabulary), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _container_field(kind: str) -> str:
+    """The attribute a container kind is stored under (``list`` would shadow the builtin: ``list_``)."""
+    return f"{kind}_" if kind in ("list", "dict", "set", "type") or hasattr(BaseModel, kind) else kind
+
+
+_DOCUMENT_MODELS: dict[Vocabulary, type[MappingDocument]] = {}
+
+
+def document_model(vocabulary: Vocabulary | None = None) -> type[MappingDocument]:
+    """The document model for ``vocabulary`` (default: the installed one): its sources and container keys.
+
+    A subclass of ``MappingDocument`` whose rules' ``match`` has one key per container kind and whose
+    ``source`` and person ids accept exactly the vocabulary's sources; built once per vocabulary.
+    """
+    vocabulary = current_vocabulary() if vocabulary is None else vocabulary
+    model = _DOCUMENT_MODELS.get(vocabulary)
+    if model is not None:
+        return model
+    # Field definitions as plain dicts: create_model's overloads cannot type per-vocabulary fields.
+    fields: dict[str, Any] = {
+        _container_field(kind): (StrList | None, Field(default=None, alias=kind)) for kind in vocabulary.container_keys
+    }
+    fields["source"] = (_source_list(vocabulary.sources) | None, None)
+    match = create_model("RuleMatch", __base__=RuleMatch, __doc__=RuleMatch.__doc__, __module__=__name__, **fields)
+    fields = {"match": (match, Field(default_factory=match))}
+    rule = create_model("Rule", __base__=Rule, __doc__=Rule.__doc__, __module__=__name__, **fields)
+    person_id: Any = _person_id_type(vocabulary)
+    ids: Any = Field(default_factory=list, description='"source:id", e.g. "asana:1200001"')
+    fields = {"ids": (list[person_id], ids)}
+    person = create_model(
+        "PersonMapping", __base__=PersonMapping, __doc__=PersonMapping.__doc__, __module__=__name__, **fields
+    )
+    people: Any = list[person]
+    rules: Any = list[rule]
+    fields = {"people": (people, Field(default_factory=list)), "rules": (rules, Field(default_factory=list))}
+    model = create_model(
+        "MappingDocument", __base__=MappingDocument, __doc__=MappingDocument.__doc__, __module__=__name__, **fields
+    )
+    for built in (match, rule, person, model):
+        built.vocabulary = vocabulary
+    model.match_model = match
+    _DOCUMENT_MODELS[vocabulary] = model
+    return model

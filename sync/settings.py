@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -15,70 +15,54 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from connectors.asana.config import AsanaConfig
-from connectors.clickup.config import ClickUpConfig
+from connectors.base import (
+    Gate,
+    SinkPlugin,
+    SourcePlugin,
+    sink_plugins,
+    source_plugins,
+    vocabulary,
+)
+from connectors.delivery import Granularity
 from connectors.errors import ConfigError
-from connectors.monday.config import MondayConfig
-from connectors.quickbooks.config import QuickBooksConfig
-from connectors.xero.config import XeroConfig
+from connectors.quickbooks.config import QuickBooksSettings
+from connectors.xero.config import XeroSettings
+from mappings.schema import use_vocabulary
+
+# The mapping documents sync reads name the registered sources and their container kinds.
+use_vocabulary(vocabulary)
 
 ENV_PREFIX = "HOURBRIDGE_"
 SECRETS_DIR_ENV = "HOURBRIDGE_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 ReportFormat = Literal["csv", "xlsx", "json"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "xlsx", "json")
-SOURCE_NAMES = ("asana", "clickup", "monday")
-SINK_NAMES = ("quickbooks", "xero")
-Granularity = Literal["entry", "day", "period"]
-Gate = Literal["approved", "settled", "none"]
 
-_GRANULARITY_HELP = (
-    "Lines delivered: entry = one per time entry; day = one per person, code and day; "
-    "period = one per person, code and month."
-)
+__all__ = [
+    "DeliverySettings",
+    "Gate",
+    "Granularity",
+    "QuickBooksSettings",
+    "Settings",
+    "XeroSettings",
+    "describe_settings",
+    "load_settings",
+    "settings_model",
+    "settings_table",
+]
 
-
-class QuickBooksSettings(QuickBooksConfig):
-    """The QuickBooks sink's settings plus how the planner groups time into its lines."""
-
-    granularity: Granularity = Field(default="day", description=_GRANULARITY_HELP)
-
-
-class XeroSettings(XeroConfig):
-    """The Xero sink's settings plus how the planner groups time into its lines."""
-
-    granularity: Granularity | None = Field(
-        default=None,
-        description=_GRANULARITY_HELP + " Default: day for projects; bills always use period (one line per code).",
-    )
-
-    @model_validator(mode="after")
-    def _bills_per_period(self) -> XeroSettings:
-        if self.mode == "bills" and self.granularity not in (None, "period"):
-            raise ValueError(
-                "bills hold one line per code per contractor and period: set HOURBRIDGE_XERO__GRANULARITY=period "
-                "or leave it unset"
-            )
-        return self
-
-    @property
-    def line_granularity(self) -> Granularity:
-        if self.granularity is not None:
-            return self.granularity
-        return "period" if self.mode == "bills" else "day"
+_Self = TypeVar("_Self")
 
 
 class DeliverySettings(BaseModel):
-    """What may be delivered to accounting: approval gates per source and the settle delay."""
+    """What may be delivered to accounting: approval gates per source and the settle delay.
+
+    The gates are fields ``<source>_gate`` (``HOURBRIDGE_DELIVERY__<SOURCE>_GATE``), one per
+    registered source, added by ``delivery_model()``; constructing this class builds that model.
+    """
 
     model_config = {"extra": "forbid"}
 
-    asana_gate: Gate = Field(
-        default="approved",
-        description="approved = only entries whose timesheet is APPROVED; settled = after the settle delay; none.",
-    )
-    clickup_gate: Gate = Field(default="settled", description="Gate of ClickUp time (approved needs approval data).")
-    monday_gate: Gate = Field(default="settled", description="Gate of monday.com time (monday has no approvals).")
     settle_hours: int = Field(
         default=48,
         ge=0,
@@ -88,6 +72,17 @@ class DeliverySettings(BaseModel):
     max_ops_per_run: int = Field(
         default=5000, ge=1, description="Ops one run sends per sink; the rest follow on the next run."
     )
+
+    def __new__(cls: type[_Self], *args: Any, **kwargs: Any) -> _Self:
+        # Built from the registry, so `DeliverySettings(asana_gate="none")` keeps working.
+        target: type[Any] = delivery_model() if cls is DeliverySettings else cls
+        return cast(_Self, object.__new__(target))
+
+    @classmethod
+    def with_gates(cls, *, settle_hours: int = 48, **gates: Gate) -> DeliverySettings:
+        """Delivery settings with the gates of the named sources: ``with_gates(asana="none")``."""
+        values: dict[str, Any] = {f"{source}_gate": gate for source, gate in gates.items()}
+        return delivery_model()(settle_hours=settle_hours, **values)
 
     def gate(self, source: str) -> Gate:
         gate: Gate = getattr(self, f"{source}_gate", "settled")
@@ -125,22 +120,6 @@ class Settings(BaseSettings):
         default="auto", description="auto = console on a terminal, JSON lines otherwise."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
-    asana: AsanaConfig | None = Field(
-        default=None, description="Asana source; enabled when any HOURBRIDGE_ASANA__ setting is present."
-    )
-    clickup: ClickUpConfig | None = Field(
-        default=None, description="ClickUp source; enabled when any HOURBRIDGE_CLICKUP__ setting is present."
-    )
-    monday: MondayConfig | None = Field(
-        default=None, description="monday.com source; enabled when any HOURBRIDGE_MONDAY__ setting is present."
-    )
-    # --- accounting delivery (sync/delivery/plan.py, sync/delivery/outbox.py, sync/delivery/periods.py) ---
-    quickbooks: QuickBooksSettings | None = Field(
-        default=None, description="QuickBooks Online sink; enabled when any HOURBRIDGE_QUICKBOOKS__ setting is present."
-    )
-    xero: XeroSettings | None = Field(
-        default=None, description="Xero sink; enabled when any HOURBRIDGE_XERO__ setting is present."
-    )
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="What may be delivered.")
     statements: bool = Field(
         default=True, description="Write a statement per contractor (their own hours only) beside the period reports."
@@ -215,11 +194,79 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    def __new__(cls: type[_Self], *args: Any, **kwargs: Any) -> _Self:
+        # The sections of the registered sources and sinks are fields of a model built from the
+        # registry; constructing Settings builds that model, so `Settings(asana=...)` keeps working.
+        target: type[Any] = settings_model() if cls is Settings else cls
+        return cast(_Self, object.__new__(target))
+
+    def source_config(self, name: str) -> BaseModel | None:
+        """The settings section of source ``name`` (None when it is not configured)."""
+        config: BaseModel | None = getattr(self, name, None)
+        return config
+
+    def sink_config(self, name: str) -> BaseModel | None:
+        """The settings section of sink ``name`` (None when it is not configured)."""
+        config: BaseModel | None = getattr(self, name, None)
+        return config
+
     def enabled_sources(self) -> list[str]:
-        return [name for name in SOURCE_NAMES if getattr(self, name) is not None]
+        return [plugin.name for plugin in source_plugins() if self.source_config(plugin.name) is not None]
 
     def enabled_sinks(self) -> list[str]:
-        return [name for name in SINK_NAMES if getattr(self, name) is not None]
+        return [plugin.name for plugin in sink_plugins() if self.sink_config(plugin.name) is not None]
+
+
+def _source_field(plugin: SourcePlugin) -> tuple[Any, Any]:
+    env = f"{ENV_PREFIX}{plugin.name.upper()}__"
+    description = f"{plugin.label} source; enabled when any {env} setting is present."
+    return (plugin.config | None, Field(default=None, description=description))
+
+
+def _sink_field(plugin: SinkPlugin) -> tuple[Any, Any]:
+    env = f"{ENV_PREFIX}{plugin.name.upper()}__"
+    description = f"{plugin.label} sink; enabled when any {env} setting is present."
+    return (plugin.config | None, Field(default=None, description=description))
+
+
+_MODELS: dict[tuple[Any, ...], type[Any]] = {}
+
+
+def delivery_model() -> type[DeliverySettings]:
+    """DeliverySettings with one ``<source>_gate`` per registered source, defaults from the registry."""
+    plugins = source_plugins()
+    key = ("delivery", *((p.name, p.gate, p.gate_help) for p in plugins))
+    model = _MODELS.get(key)
+    if model is None:
+        fields: dict[str, Any] = {
+            f"{p.name}_gate": (Gate, Field(default=p.gate, description=p.gate_help or f"Gate of {p.label} time."))
+            for p in plugins
+        }
+        model = create_model("DeliverySettings", __base__=DeliverySettings, __module__=__name__, **fields)
+        _MODELS[key] = model
+    return cast(type[DeliverySettings], model)
+
+
+def settings_model() -> type[Settings]:
+    """Settings with one section per registered source and sink: ``HOURBRIDGE_<NAME>__...``."""
+    sources, sinks = source_plugins(), sink_plugins()
+    key = ("settings", *((p.name, p.config, p.label) for p in sources), *((p.name, p.config, p.label) for p in sinks))
+    model = _MODELS.get(key)
+    if model is None:
+        taken = set(Settings.model_fields)
+        fields: dict[str, Any] = {}
+        for plugin in sources:
+            fields[plugin.name] = _source_field(plugin)
+        for sink in sinks:
+            fields[sink.name] = _sink_field(sink)
+        clash = sorted(taken & set(fields))
+        if clash:
+            raise ValueError(f"plug-in names {clash} collide with core settings; register them under another name")
+        delivery = delivery_model()
+        fields["delivery"] = (delivery, Field(default_factory=delivery, description="What may be delivered."))
+        model = create_model("Settings", __base__=Settings, __module__=__name__, **fields)
+        _MODELS[key] = model
+    return cast(type[Settings], model)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -253,8 +300,25 @@ def describe_settings() -> list[tuple[str, str, str]]:
             if sub is not None:
                 walk(env + "__", sub)
                 continue
+            if field.is_required():  # no default to show: say so rather than print pydantic's sentinel
+                rows.append((env, "", "Required when this section is used. " + (field.description or "")))
+                continue
             default = field.get_default(call_default_factory=True)
             rows.append((env, "" if default is None else str(default), field.description or ""))
 
-    walk(ENV_PREFIX, Settings)
+    walk(ENV_PREFIX, settings_model())
     return rows
+
+
+SECRETS_DIR_ROW = (
+    f"| `{SECRETS_DIR_ENV}` | `{DEFAULT_SECRETS_DIR}` | Folder of secret files (read only if it exists). |"
+)
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown rows after its header), generated from ``describe_settings``."""
+    rows = [SECRETS_DIR_ROW]
+    for env, default, description in describe_settings():
+        shown = f"`{default}`" if default else "—"
+        rows.append(f"| `{env}` | {shown} | {description} |")
+    return "\n".join(rows) + "\n"

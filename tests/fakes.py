@@ -1,8 +1,13 @@
-"""Test doubles shared by the suites: a clock that only moves when something sleeps on it."""
+"""Test doubles shared by the suites: a hand-moved clock, a PM tool and an accounting sink in memory."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from datetime import date
+from typing import Any, ClassVar
+
+from connectors.model import Container, Person, Scope, TaskRef, TimeEntry, Window
 
 
 class FakeClock:
@@ -113,3 +118,48 @@ class MemorySink:
 
     def lines(self) -> list[object]:
         return [record["line"] for record in self.records.values()]
+
+
+# The people ListSource entries are logged by (one with an email the mapping document matches).
+PEOPLE = {"u1": Person("u1", "Zoë Müller", "zoe@example.com"), "u2": Person("u2", "Liam O'Connor", "liam@example.com")}
+
+
+class ListSource:
+    """A PM tool whose entries the test edits between runs."""
+
+    name: ClassVar[str] = "asana"
+
+    def __init__(self) -> None:
+        self.entries: dict[str, TimeEntry] = {}
+
+    def put(self, ident: str, minutes: int, day: date, *, person: str = "u1", project: str = "Website", **more: Any):
+        entry = TimeEntry(
+            source="asana",
+            account="ws1",
+            external_id=ident,
+            work_date=day,
+            duration_seconds=minutes * 60,
+            person=PEOPLE[person],
+            task=TaskRef(f"t-{project}", f"{project} task"),
+            containers=(Container("project", f"p-{project}", project),),
+            **more,
+        )
+        self.entries[ident] = entry
+        return entry
+
+    def check(self) -> None:
+        return None
+
+    def scopes(self) -> Iterator[Scope]:
+        yield Scope("asana", "ws1", "Workspace")
+
+    def fetch(self, scope: Scope, window: Window) -> Iterator[TimeEntry]:
+        for entry in list(self.entries.values()):
+            if window.start <= entry.work_date <= window.end:
+                yield entry
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        return None

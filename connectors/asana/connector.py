@@ -29,7 +29,6 @@ from connectors._http import (
 from connectors.asana.config import ENV_PREFIX, AsanaConfig
 from connectors.asana.normalize import normalize_entry
 from connectors.asana.schema import AsanaTask, AsanaTimeEntry, AsanaUser
-from connectors.base import register_source
 from connectors.errors import ConfigError, PayloadError, TransientError
 from connectors.model import Scope, TimeEntry, Window
 
@@ -51,7 +50,6 @@ SETTING_TOKEN = f"{ENV_PREFIX}TOKEN"
 SETTING_WORKSPACES = f"{ENV_PREFIX}WORKSPACES"
 
 
-@register_source("asana")
 class AsanaSource:
     """Pulls Asana's native time tracking for every configured workspace."""
 

@@ -27,7 +27,6 @@ from connectors._http import (
     make_client,
     send,
 )
-from connectors.base import register_source
 from connectors.clickup.config import ENV_PREFIX, ClickUpConfig
 from connectors.clickup.normalize import normalize_entry, to_ms, work_date
 from connectors.clickup.schema import (
@@ -91,7 +90,6 @@ def _header_number(headers: httpx.Headers, name: str) -> float | None:
         return None
 
 
-@register_source("clickup")
 class ClickUpSource:
     """Pulls ClickUp's native time tracking for every configured Workspace (team)."""
 

@@ -28,7 +28,6 @@ from connectors._http import (
     redact,
     send,
 )
-from connectors.base import register_source
 from connectors.errors import (
     Action,
     ConfigError,
@@ -247,7 +246,6 @@ def classify_graphql_errors(errors: list[dict[str, Any]], body: dict[str, Any]) 
     return RequestBugError(f"{VENDOR} rejected the query: {redact(str(first.get('message') or first))[:300]}")
 
 
-@register_source("monday")
 class MondaySource:
     """Pulls monday.com time tracking columns for one account (one scope; its boards are paged in fetch).
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
+from connectors.delivery import GRANULARITY_HELP, Granularity
+
 ENV_PREFIX = "HOURBRIDGE_QUICKBOOKS__"
 
 # QuickBooks: sources disagree on the batch ceiling (Intuit's 2023 blog: 30; a SampleApp tutorial:
@@ -79,3 +81,9 @@ class QuickBooksConfig(BaseModel):
     )
     timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
     max_attempts: int = Field(default=6, ge=1, le=20, description="Attempts per request before giving up.")
+
+
+class QuickBooksSettings(QuickBooksConfig):
+    """The QuickBooks sink's settings plus how the planner groups time into its lines."""
+
+    granularity: Granularity = Field(default="day", description=GRANULARITY_HELP)

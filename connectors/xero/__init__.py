@@ -1,7 +1,34 @@
-"""Xero sink: time written as Projects API time entries or as draft ACCPAY bills with tracking."""
+"""Xero sink: time written as Projects API time entries or as draft ACCPAY bills with tracking (``xero``)."""
 
-from connectors.xero.config import XeroConfig
+from typing import Any
+
+from connectors.base import SinkLines, SinkPlugin, register_sink
+from connectors.xero.config import XeroConfig, XeroSettings
 from connectors.xero.render import render_bill, render_line_item, render_time_entry
 from connectors.xero.sink import XeroSink
 
-__all__ = ["XeroConfig", "XeroSink", "render_bill", "render_line_item", "render_time_entry"]
+
+def _lines(config: Any) -> SinkLines:
+    return SinkLines(config.line_granularity, tuple(config.tracking_categories))
+
+
+register_sink(
+    SinkPlugin(
+        name="xero",
+        label="Xero",
+        factory=lambda config, token: XeroSink(config, token=token),
+        config=XeroSettings,
+        lines=_lines,
+        oauth=True,
+        payee_field="xero_contact",
+    )
+)
+
+__all__ = [
+    "XeroConfig",
+    "XeroSettings",
+    "XeroSink",
+    "render_bill",
+    "render_line_item",
+    "render_time_entry",
+]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from connectors._config import check_timezone
+from connectors.delivery import GRANULARITY_HELP, Granularity
 
 ENV_PREFIX = "HOURBRIDGE_XERO__"
 
@@ -110,3 +111,27 @@ class XeroConfig(BaseModel):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return check_timezone(value, setting=f"{ENV_PREFIX}ORGANISATION_TIMEZONE")
+
+
+class XeroSettings(XeroConfig):
+    """The Xero sink's settings plus how the planner groups time into its lines."""
+
+    granularity: Granularity | None = Field(
+        default=None,
+        description=GRANULARITY_HELP + " Default: day for projects; bills always use period (one line per code).",
+    )
+
+    @model_validator(mode="after")
+    def _bills_per_period(self) -> XeroSettings:
+        if self.mode == "bills" and self.granularity not in (None, "period"):
+            raise ValueError(
+                "bills hold one line per code per contractor and period: set HOURBRIDGE_XERO__GRANULARITY=period "
+                "or leave it unset"
+            )
+        return self
+
+    @property
+    def line_granularity(self) -> Granularity:
+        if self.granularity is not None:
+            return self.granularity
+        return "period" if self.mode == "bills" else "day"

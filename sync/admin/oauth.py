@@ -469,12 +469,12 @@ def access_token_source(
 
     Fails at once, with what to do, when the account was never connected or the key cannot read it.
     """
+    config: Any = settings.sink_config(provider)
+    app = oauth_app(provider, config)
     if provider == "quickbooks":
-        app = oauth_app(provider, settings.quickbooks)
-        account = settings.quickbooks.realm_id if settings.quickbooks is not None else ""
+        account = config.realm_id if config is not None else ""
     else:
-        app = oauth_app(provider, settings.xero)
-        account = settings.xero.tenant_id if settings.xero is not None else ""
+        account = config.tenant_id if config is not None else ""
     if app is None:
         return None
     # The lease outlasts one refresh with all its attempts, so a slow refresher is not overtaken.

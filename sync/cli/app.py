@@ -108,7 +108,8 @@ def report(
 ) -> None:
     """Write the CSV / XLSX / JSON report of one period from the ledger."""
     from sync.reporting.lines import read_report_lines
-    from sync.reporting.report import build_report, write_report
+    from sync.reporting.model import build_report
+    from sync.reporting.output import write_report
     from sync.store.db import make_engine, require_current
 
     settings = _settings()
@@ -174,15 +175,16 @@ def db_upgrade() -> None:
 def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Last runs, cursors, entries and unmapped hours, deliveries and closed months."""
     from sync.delivery import periods
-    from sync.delivery.outbox import outbox_summary
     from sync.store import ledger
     from sync.store.db import make_engine, require_current
+    from sync.store.outbox import outbox_summary
+    from sync.store.runs import recent_runs
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
     with engine.connect() as conn:
-        runs = ledger.recent_runs(conn, 5)
+        runs = recent_runs(conn, 5)
         cursors = ledger.all_cursors(conn)
         totals = ledger.ledger_totals(conn)
         deliveries = outbox_summary(conn)
@@ -272,7 +274,7 @@ def demo(
 
 
 def _hours(seconds: int) -> str:
-    from sync.reporting.report import format_hours
+    from sync.reporting.model import format_hours
 
     return format_hours(seconds)
 

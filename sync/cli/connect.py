@@ -284,8 +284,8 @@ def connect(
         _print_new_key(facts)
         raise typer.Exit(2)
 
-    from sync.admin.mappings import default_author
     from sync.admin.oauth import TokenStore, token_cipher
+    from sync.admin.revisions import default_author
     from sync.store.db import make_engine, upgrade
 
     cipher = token_cipher(settings)  # a bad key fails here, before the browser round trip

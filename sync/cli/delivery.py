@@ -17,13 +17,13 @@ periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is
 
 
 def _who(by: str | None) -> str:
-    from sync.admin.mappings import default_author
+    from sync.admin.revisions import default_author
 
     return by or default_author()
 
 
 def _minutes(seconds: int) -> str:
-    from sync.reporting.report import format_minutes
+    from sync.reporting.model import format_minutes
 
     return format_minutes(seconds)
 

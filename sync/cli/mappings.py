@@ -12,10 +12,13 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from sync.admin import mappings as mapping_admin
+from sync.admin import diff as mapping_diff
+from sync.admin import preview as mapping_preview
+from sync.admin import revisions as mapping_revisions
+from sync.admin import unmapped as mapping_unmapped
 from sync.cli.shared import admin_errors as _admin_errors
 from sync.cli.shared import out, parse_period
-from sync.reporting.report import Period, format_hours
+from sync.reporting.model import Period, format_hours
 
 PeriodOption = Annotated[
     str | None, typer.Option(help="Month, YYYY-MM (default: every live entry, since every period is open).")
@@ -27,10 +30,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 SUGGEST_HELP = f"""Write rules that would map the unmapped entries, grouped by what they miss, largest first.
 
 With --write FILE the rules are appended to FILE as a commented-out block, each with
-`code: {mapping_admin.PLACEHOLDER_CODE}`: a code nobody chose would either be unknown (the document
+`code: {mapping_unmapped.PLACEHOLDER_CODE}`: a code nobody chose would either be unknown (the document
 becomes invalid and every run stops) or a guess (hours billed to the wrong client). So the file stays
 valid and means exactly what it meant; to use a rule, put a code from `codes` in place of
-{mapping_admin.PLACEHOLDER_CODE}, remove the leading '# ' of its lines, then `mappings check` and
+{mapping_unmapped.PLACEHOLDER_CODE}, remove the leading '# ' of its lines, then `mappings check` and
 `mappings apply`. The file is validated before and after, and replaced atomically.
 Without --write the block is printed."""
 
@@ -95,13 +98,13 @@ def mappings_apply(
 
     settings = _settings()
     # Validate before touching the database: an invalid document writes nothing, not even the schema.
-    mapping_admin.read_document(file)
+    mapping_revisions.read_document(file)
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    outcome = mapping_admin.apply_file(
+    outcome = mapping_revisions.apply_file(
         engine,
         file,
-        author=author or mapping_admin.default_author(),
+        author=author or mapping_revisions.default_author(),
         comment=comment,
         now=datetime.now(UTC),
     )
@@ -120,8 +123,8 @@ def mappings_apply(
     gitops = settings.mappings_file
     if gitops.is_file() and gitops.resolve() != file.resolve():
         _say(
-            f"note: {mapping_admin.SETTING} names {gitops}, which every run applies; the next run stores it as "
-            f"a new revision and maps with it unless it has the same content. Unset {mapping_admin.SETTING} "
+            f"note: {mapping_revisions.SETTING} names {gitops}, which every run applies; the next run stores it as "
+            f"a new revision and maps with it unless it has the same content. Unset {mapping_revisions.SETTING} "
             "(or point it at this file) to keep this revision.",
             "yellow",
         )
@@ -133,7 +136,7 @@ def mappings_history(
     json_output: JsonOption = False,
 ) -> None:
     """Every stored revision, newest first: when, who, why, content hash."""
-    found = mapping_admin.history(_engine(), limit=limit)
+    found = mapping_revisions.history(_engine(), limit=limit)
     if json_output:
         _json(
             [
@@ -166,7 +169,7 @@ def mappings_export(
     revision: Annotated[int | None, typer.Argument(help="Revision number (default: the current one).")] = None,
 ) -> None:
     """Print the YAML text a revision was applied from, byte for byte (redirect it to a file to edit it)."""
-    sys.stdout.write(mapping_admin.export(_engine(), revision))
+    sys.stdout.write(mapping_revisions.export(_engine(), revision))
 
 
 @_admin_errors
@@ -176,7 +179,7 @@ def mappings_diff(
     json_output: JsonOption = False,
 ) -> None:
     """What changed between two revisions: codes, people and rules added, removed or changed, then the text."""
-    result = mapping_admin.diff(_engine(), old, new)
+    result = mapping_revisions.diff(_engine(), old, new)
     if json_output:
         _json(result.as_dict())
         return
@@ -189,7 +192,7 @@ def mappings_diff(
         _say(line, style)
 
 
-def _print_changes(result: mapping_admin.DocumentDiff) -> None:
+def _print_changes(result: mapping_diff.DocumentDiff) -> None:
     table = Table(title=f"Revision {result.old} → {result.new}")
     for column in ("part", "id", "change", "what"):
         table.add_column(column)
@@ -208,7 +211,7 @@ def mappings_preview(
 ) -> None:
     """What applying FILE would change for live entries: hours moving between codes, newly (un)mapped. Read-only."""
     chosen = _period(period, from_, to)
-    result = mapping_admin.preview(_engine(), file, chosen)
+    result = mapping_preview.preview(_engine(), file, chosen)
     if json_output:
         _json(result.as_dict())
         return
@@ -238,7 +241,7 @@ def mappings_explain(
     ] = None,
 ) -> None:
     """One entry's fields, which rule maps it and why, the rules that nearly applied, and which revision mapped it."""
-    result = mapping_admin.explain(_engine(), entry, file)
+    result = mapping_preview.explain(_engine(), entry, file)
     table = Table(title=f"Entry {result.ref}", show_header=False)
     table.add_column("field")
     table.add_column("value")
@@ -271,7 +274,7 @@ def mappings_suggest(
     to: ToOption = None,
 ) -> None:
     chosen = _period(period, from_, to)
-    groups = mapping_admin.unmapped_queue(_engine(), chosen)
+    groups = mapping_unmapped.unmapped_queue(_engine(), chosen)
     if write is None:
         blocks = [group.suggestion() for group in groups if group.rule is not None]
         if not blocks:
@@ -279,14 +282,14 @@ def mappings_suggest(
             return
         sys.stdout.write("\n".join(blocks))
         return
-    written = mapping_admin.write_suggestions(write, groups, period=chosen, today=datetime.now(UTC).date())
+    written = mapping_unmapped.write_suggestions(write, groups, period=chosen, today=datetime.now(UTC).date())
     if written.rules == 0:
         _say(f"nothing to suggest: no unmapped entry that a rule would map; {write} is unchanged")
         return
     where = "at the end of its rules list" if written.appendable else "(move the ones you keep under 'rules:')"
     _say(
         f"{written.rules} suggested rule(s) appended to {write}, commented out {where}: replace "
-        f"{mapping_admin.PLACEHOLDER_CODE}, uncomment, then `hourbridge mappings check` and `mappings apply`",
+        f"{mapping_unmapped.PLACEHOLDER_CODE}, uncomment, then `hourbridge mappings check` and `mappings apply`",
         "green",
     )
 
@@ -300,7 +303,7 @@ def unmapped(
 ) -> None:
     """The exception queue: unmapped entries grouped by what they miss, largest hours first, with a rule for each."""
     chosen = _period(period, from_, to)
-    groups = mapping_admin.unmapped_queue(_engine(), chosen)
+    groups = mapping_unmapped.unmapped_queue(_engine(), chosen)
     if json_output:
         _json([group.as_dict() for group in groups])
         return
@@ -333,6 +336,6 @@ def unmapped(
             _say(snippet.rstrip("\n"))
     _say(
         f"\nTo use a suggestion: add it under 'rules:' with a real code instead of "
-        f"{mapping_admin.PLACEHOLDER_CODE}, then `hourbridge mappings preview FILE` and `mappings apply FILE` "
+        f"{mapping_unmapped.PLACEHOLDER_CODE}, then `hourbridge mappings preview FILE` and `mappings apply FILE` "
         "(`hourbridge mappings suggest --write FILE` appends them for you, commented out)."
     )

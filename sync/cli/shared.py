@@ -12,7 +12,7 @@ from rich.console import Console
 
 from connectors.errors import ConfigError, HourbridgeError
 from sync.logging import configure_logging
-from sync.reporting.report import Period
+from sync.reporting.model import Period
 from sync.settings import Settings, load_settings
 
 out = Console()

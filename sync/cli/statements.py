@@ -30,8 +30,9 @@ def statement(
     """Write each contractor's statement of one period: their own hours by code and day, nothing else."""
     from sync.cli.shared import out
     from sync.reporting.lines import read_report_lines
-    from sync.reporting.report import format_hours
-    from sync.reporting.statements import build_statements, write_statement_files
+    from sync.reporting.model import format_hours
+    from sync.reporting.statement_files import write_statement_files
+    from sync.reporting.statements import build_statements
     from sync.store.db import make_engine, require_current
 
     settings = _settings()

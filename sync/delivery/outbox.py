@@ -12,26 +12,18 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, text
 
 from connectors._http import redact
-from connectors.delivery import Op, Receipt, Sink, idempotency_key
+from connectors.base import Sink
+from connectors.delivery import Op, Receipt, idempotency_key
 from connectors.errors import HourbridgeError
 from sync.delivery import periods
-from sync.delivery.plan import (
-    Catalogs,
-    CreditNeeded,
-    Held,
-    Plan,
-    PlannedOp,
-    SinkSpec,
-    line_from_json,
-    line_to_json,
-    months_to_plan,
-    plan_deliveries,
-)
+from sync.delivery.desired import Catalogs, Held, SinkSpec
+from sync.delivery.lines import line_from_json, line_to_json
+from sync.delivery.plan import CreditNeeded, Plan, PlannedOp, months_to_plan, plan_deliveries
 from sync.settings import DeliverySettings
-from sync.store.tables import delivered_lines, outbox
+from sync.store import outbox as store_outbox
 
 log = structlog.get_logger("hourbridge.deliver")
 
@@ -228,8 +220,8 @@ class Deliverer:
             return
         now = self._clock()
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(outbox),
+            store_outbox.add_pending(
+                conn,
                 [
                     {
                         "idempotency_key": idempotency_key(self.spec.sink, op.line.line_key, op.line.version),
@@ -254,13 +246,7 @@ class Deliverer:
     def _resolve_open(self, result: DeliveryResult) -> None:
         """Settle ops an earlier run left ``sending`` or ``unknown``: found at the sink → done; else send again."""
         with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(outbox)
-                    .where(outbox.c.sink == self.spec.sink, outbox.c.state.in_(("sending", "unknown")))
-                    .order_by(outbox.c.id)
-                )
-            )
+            rows = store_outbox.open_ops(conn, self.spec.sink)
         for row in rows:
             line = line_from_json(row.line)
             receipt: Receipt | None = None
@@ -276,29 +262,18 @@ class Deliverer:
                     result.found += 1
                 else:
                     # Not there (or a delete, which is safe to repeat): send it again under the same key.
-                    conn.execute(update(outbox).where(outbox.c.id == row.id).values(state="pending"))
+                    store_outbox.reset_to_pending(conn, row.id)
                     result.resent += 1
             log.info("delivery.resolved", key=row.idempotency_key, landed=receipt is not None, kind=row.kind)
 
     def _send_pending(self, result: DeliveryResult) -> None:
         while True:
             with self.engine.begin() as conn:
-                rows = list(
-                    conn.execute(
-                        select(outbox)
-                        .where(outbox.c.sink == self.spec.sink, outbox.c.state == "pending")
-                        .order_by(outbox.c.id)
-                        .limit(self.chunk)
-                    )
-                )
+                rows = store_outbox.pending_ops(conn, self.spec.sink, self.chunk)
                 if not rows:
                     return
                 # Marked before the call: a crash from here on leaves "sending", which is looked up first.
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_([r.id for r in rows]))
-                    .values(state="sending", sent_at=self._clock(), attempts=outbox.c.attempts + 1)
-                )
+                store_outbox.mark_sending(conn, [r.id for r in rows], self._clock())
             by_key = {r.idempotency_key: r for r in rows}
             ops = [
                 Op(
@@ -337,12 +312,7 @@ class Deliverer:
                         result.unknown += 1
                 missing = [r.id for key, r in by_key.items() if key not in answered]
                 if missing:
-                    # No receipt: whether these landed is unknown until they are looked up.
-                    conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id.in_(missing))
-                        .values(state="unknown", error="no receipt came back")
-                    )
+                    store_outbox.mark_unanswered(conn, missing)
                     result.unknown += len(missing)
             if self._heartbeat is not None:
                 self._heartbeat()
@@ -350,63 +320,23 @@ class Deliverer:
                 return  # the sink is not answering at all: leave the rest for the next run
 
     def _record(self, conn: Connection, row: Any, receipt: Receipt) -> None:
-        now = self._clock()
-        if receipt.status != "ok":
-            state = "failed" if receipt.status == "failed" else "unknown"
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row.id)
-                .values(state=state, done_at=now, error=redact(receipt.error or ""))
+        if receipt.status == "ok":
+            store_outbox.close_op(
+                conn,
+                row,
+                state="ok",
+                remote_id=receipt.remote_id or row.target_remote_id,
+                sync_token=receipt.sync_token,
+                error=None,
+                now=self._clock(),
             )
-            return
-        remote_id = receipt.remote_id or row.target_remote_id
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id == row.id)
-            .values(state="ok", done_at=now, remote_id=remote_id, sync_token=receipt.sync_token, error=None)
-        )
-        values = {
-            "version": row.version,
-            "content_hash": row.content_hash,
-            "line": row.line,
-            "period": row.period,
-            "seconds": int(row.line["seconds"]),
-            "remote_id": remote_id,
-            "sync_token": receipt.sync_token,
-            "deleted": row.kind == "delete",
-            "delivered_at": now,
-        }
-        changed = conn.execute(
-            update(delivered_lines)
-            .where(delivered_lines.c.sink == row.sink, delivered_lines.c.line_key == row.line_key)
-            .values(values)
-        ).rowcount
-        if not changed:
-            conn.execute(insert(delivered_lines).values(sink=row.sink, line_key=row.line_key, **values))
-
-
-def outbox_summary(conn: Connection) -> dict[str, Any]:
-    """Per sink: ops by state, lines held, and the latest failures (what `status` shows)."""
-    from sqlalchemy import func
-
-    summary: dict[str, Any] = {}
-    for sink, state, count in conn.execute(
-        select(outbox.c.sink, outbox.c.state, func.count()).group_by(outbox.c.sink, outbox.c.state)
-    ):
-        summary.setdefault(sink, {"ops": {}, "lines": 0, "failures": []})["ops"][state] = int(count)
-    for sink, count in conn.execute(
-        select(delivered_lines.c.sink, func.count())
-        .where(delivered_lines.c.deleted.is_(False))
-        .group_by(delivered_lines.c.sink)
-    ):
-        summary.setdefault(sink, {"ops": {}, "lines": 0, "failures": []})["lines"] = int(count)
-    for row in conn.execute(
-        select(outbox.c.sink, outbox.c.line_key, outbox.c.kind, outbox.c.error)
-        .where(outbox.c.state == "failed")
-        .order_by(outbox.c.id.desc())
-        .limit(20)
-    ):
-        failures = summary[row.sink]["failures"]
-        if len(failures) < _ERRORS_KEPT:
-            failures.append({"line": row.line_key, "op": row.kind, "error": row.error})
-    return summary
+        else:
+            store_outbox.close_op(
+                conn,
+                row,
+                state="failed" if receipt.status == "failed" else "unknown",
+                remote_id=None,
+                sync_token=None,
+                error=redact(receipt.error or ""),
+                now=self._clock(),
+            )

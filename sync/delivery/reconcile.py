@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from connectors._http import redact
-from connectors.base import Source
-from connectors.delivery import Holding, Sink, billable_minutes
+from connectors.base import Sink, Source
+from connectors.delivery import Holding, Line, billable_minutes
 from connectors.errors import HourbridgeError
 from connectors.model import Window
 from sync.delivery import periods
-from sync.delivery.plan import ADJUSTMENT_PREFIX, Catalogs, SinkSpec, desired_lines, line_from_json
-from sync.reporting.report import format_minutes
+from sync.delivery.desired import Catalogs, SinkSpec, desired_lines
+from sync.delivery.lines import ADJUSTMENT_PREFIX, line_from_json
+from sync.reporting.model import format_minutes
 from sync.settings import DeliverySettings
 from sync.store import ledger
-from sync.store.tables import delivered_lines, outbox
+from sync.store import outbox as store_outbox
 
 UNMAPPED = "(unmapped)"
 
@@ -144,6 +145,8 @@ def _compare_sources(
     by_entry: Mapping[tuple[str, str, str], Any],
     window: Window,
 ) -> None:
+    # Longer than most: a source's entries stream through once (a full re-read of a PM tool is slow
+    # and rate-limited), so matching against the ledger and noting differences happen in one loop.
     if not sources:
         result.notes.append("PM tools not read (no source configured or --no-sources)")
         return
@@ -228,35 +231,9 @@ def _compare_sink(
     start, end = periods.month_bounds(label)
     with engine.connect() as conn:
         desired = desired_lines(conn, spec, label, catalogs, gates, as_of)
-        delivered = {
-            r.line_key: r
-            for r in conn.execute(
-                select(delivered_lines).where(
-                    delivered_lines.c.sink == name,
-                    delivered_lines.c.period == label,
-                    delivered_lines.c.deleted.is_(False),
-                )
-            )
-        }
-        owners = {
-            r.idempotency_key: r
-            for r in conn.execute(
-                select(outbox.c.idempotency_key, outbox.c.line_key, outbox.c.version).where(
-                    outbox.c.sink == name, outbox.c.period == label
-                )
-            )
-        }
-        latest_adjustments = {
-            r.line["adjusts"]: r
-            for r in conn.execute(
-                select(delivered_lines).where(
-                    delivered_lines.c.sink == name,
-                    delivered_lines.c.line_key.startswith(ADJUSTMENT_PREFIX),
-                    delivered_lines.c.deleted.is_(False),
-                )
-            )
-            if r.line.get("adjusts_period") == label
-        }
+        delivered = store_outbox.delivered_in(conn, name, label)
+        owners = store_outbox.op_owners(conn, name, label)
+        latest_adjustments = store_outbox.adjustments_into(conn, name, label)
     for reason, held in sorted(desired.held.items()):
         if held.entries:
             result.notes.append(f"{name}: {held.entries} entries ({format_minutes(held.seconds)} min) held: {reason}")
@@ -269,6 +246,19 @@ def _compare_sink(
     except HourbridgeError as exc:
         result.differences.append(Difference(name, "", "", "", "", "", f"could not read: {redact(exc.message)}"))
         return
+    held_by_line = _match_holdings(result, name, holdings, owners, delivered)
+    _compare_delivered(result, name, delivered, held_by_line)
+    _compare_desired(result, name, desired.lines, delivered, latest_adjustments)
+
+
+def _match_holdings(
+    result: Reconciliation,
+    name: str,
+    holdings: Iterable[Holding],
+    owners: Mapping[str, Any],
+    delivered: Mapping[str, Any],
+) -> dict[str, Holding]:
+    """The sink's records by the delivered line they hold; any other record is a difference."""
     held_by_line: dict[str, Holding] = {}
     for holding in holdings:
         owner = owners.get(holding.idempotency_key)
@@ -292,6 +282,13 @@ def _compare_sink(
             )
             continue
         held_by_line[owner.line_key] = holding
+    return held_by_line
+
+
+def _compare_delivered(
+    result: Reconciliation, name: str, delivered: Mapping[str, Any], held_by_line: Mapping[str, Holding]
+) -> None:
+    """What was delivered against what the sink holds."""
     for key, stored in delivered.items():
         line = line_from_json(stored.line)
         found = held_by_line.get(key)
@@ -311,8 +308,17 @@ def _compare_sink(
                     name, line.code, line.person, _item(line), str(line.minutes), str(got), "changed in the sink"
                 )
             )
-    # What the ledger says the sink should hold, against what was delivered.
-    for key, line in desired.lines.items():
+
+
+def _compare_desired(
+    result: Reconciliation,
+    name: str,
+    desired: Mapping[str, Line],
+    delivered: Mapping[str, Any],
+    latest_adjustments: Mapping[str, Any],
+) -> None:
+    """What the ledger says the sink should hold, against what was delivered."""
+    for key, line in desired.items():
         record = delivered.get(key)
         have = int(record.seconds) if record is not None else 0
         if have == line.seconds:
@@ -332,7 +338,7 @@ def _compare_sink(
             Difference(name, line.code, line.person, _item(line), str(line.minutes), str(billable_minutes(have)), note)
         )
     for key, stored in delivered.items():
-        if key.startswith(ADJUSTMENT_PREFIX) or key in desired.lines:
+        if key.startswith(ADJUSTMENT_PREFIX) or key in desired:
             continue
         line = line_from_json(stored.line)
         note = "credit needed: time went down after the month closed" if result.closed else "not removed yet"

@@ -22,10 +22,10 @@ from connectors.sandbox.monday import MondaySandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
 from mappings.schema import MappingDocument, normalize_name
-from sync.admin.mappings import read_document
+from sync.admin.revisions import read_document
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.reconcile import Reconciliation
-from sync.reporting.report import format_hours
+from sync.reporting.model import format_hours
 from sync.run.context import RunContext
 from sync.run.factory import build_sinks, build_sources
 from sync.run.mapping import adopt_mapping, load_mapping
@@ -195,7 +195,7 @@ def demo_settings(
             tracking_categories=[COST_CENTER],
         ),
         # Asana time waits for its timesheet's approval; the other tools' time for two days.
-        delivery=DeliverySettings(asana_gate="approved", clickup_gate="settled", monday_gate="settled"),
+        delivery=DeliverySettings.with_gates(asana="approved", clickup="settled", monday="settled"),
     )
 
 

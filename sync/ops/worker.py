@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from connectors.base import Source
 from connectors.errors import Action, ConfigError, HourbridgeError
 from sync.ops.metrics import RunMetrics
-from sync.reporting.report import Period
+from sync.reporting.model import Period
 from sync.settings import Settings
 
 log = structlog.get_logger("hourbridge.worker")

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from connectors.errors import ConfigError
-from sync.reporting.report import Period, ReportLine, ReportTotals, build_report, write_report
-from sync.reporting.statements import build_statements, write_statement_files
+from sync.reporting.model import Period, ReportLine, ReportTotals, build_report
+from sync.reporting.output import write_report
+from sync.reporting.statement_files import write_statement_files
+from sync.reporting.statements import build_statements
 from sync.settings import Settings
 
 __all__ = ["FileDelivery", "FileSink"]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from connectors.model import TimeEntry
-from sync.reporting.report import Period, ReportLine
+from sync.reporting.model import Period, ReportLine
 from sync.store import ledger, revisions
 
 

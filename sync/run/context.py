@@ -9,15 +9,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Connection, Engine, func, update
+from sqlalchemy import Engine
 
 from connectors._http import redact
 from connectors.errors import Action, HourbridgeError
 from connectors.model import Window
-from sync.reporting.report import Period
+from sync.reporting.model import Period
 from sync.settings import Settings
-from sync.store import ledger
-from sync.store.tables import runs
+from sync.store.runs import abandon_stale_runs, record_heartbeat, start_run
+from sync.store.runs import finish_run as record_finish
 
 Progress = Callable[[str, int], None]
 """Called with (label, entries just ingested) as pages arrive, for progress bars."""
@@ -26,9 +26,6 @@ Progress = Callable[[str, int], None]
 # set of ids seen and the tombstone check are per chunk); a source that cannot filter by date says
 # so with ``max_window_days`` and gets the whole window at once instead of re-reading it per chunk.
 CHUNK_DAYS = 14
-# A "running" run whose heartbeat (one per committed window or delivery chunk) is older than this
-# was killed; the next run records it as abandoned so status and health stop showing it as live.
-ABANDONED_AFTER = timedelta(hours=2)
 
 
 def never() -> bool:
@@ -78,7 +75,7 @@ class RunContext:
         if self.run_id is None:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == self.run_id).values(heartbeat_at=self.clock()))
+            record_heartbeat(conn, self.run_id, self.clock())
 
 
 ErrorKind = Literal["run", "source", "scope", "sink"]
@@ -133,16 +130,6 @@ class RunError:
         return stored | {"error": self.message, "action": self.action.value}
 
 
-def abandon_stale_runs(conn: Connection, now: datetime) -> int:
-    """Mark runs left "running" by a killed process (no heartbeat for ABANDONED_AFTER) as abandoned."""
-    last_sign = func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
-    return conn.execute(
-        update(runs)
-        .where(runs.c.status == "running", last_sign < now - ABANDONED_AFTER)
-        .values(status="abandoned", finished_at=now)
-    ).rowcount
-
-
 @contextmanager
 def recorded_run(context: RunContext, command: str) -> Iterator[RunContext]:
     """Start a run record (abandoning stale ones first) and yield the context carrying its id.
@@ -152,7 +139,7 @@ def recorded_run(context: RunContext, command: str) -> Iterator[RunContext]:
     """
     with context.engine.begin() as conn:
         abandon_stale_runs(conn, context.clock())
-        run_id = ledger.start_run(conn, command=command, as_of=context.as_of, now=context.clock())
+        run_id = start_run(conn, command=command, as_of=context.as_of, now=context.clock())
     structlog.contextvars.bind_contextvars(run_id=run_id)
     try:
         yield RunContext(
@@ -172,7 +159,7 @@ def finish_run(context: RunContext, *, status: str, counts: dict[str, Any], erro
     """Close the run record with its status, counts and errors."""
     assert context.run_id is not None, "only a recorded run can be finished"
     with context.engine.begin() as conn:
-        ledger.finish_run(
+        record_finish(
             conn,
             context.run_id,
             status=status,

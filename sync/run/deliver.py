@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from connectors.delivery import Sink
+from connectors.base import Sink
 from connectors.errors import Action, HourbridgeError
+from sync.delivery.desired import Catalogs, SinkSpec
 from sync.delivery.outbox import Deliverer, DeliveryResult
-from sync.delivery.plan import Catalogs, SinkSpec
 from sync.run.context import RunContext, RunError
 from sync.run.factory import sink_specs
 

@@ -1,29 +1,25 @@
-"""Build the configured sources and sinks from the settings (the only place that constructs them)."""
+"""Build the configured sources and sinks from the settings and the registry (the only place that constructs them)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import Engine
 
-from connectors.base import Source
-from connectors.delivery import Sink
-from sync.delivery.plan import SinkSpec
+from connectors.base import Sink, Source, sink_plugins, source_plugins
+from connectors.oauth import Provider
+from sync.delivery.desired import SinkSpec
 from sync.settings import Settings
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
     """Construct every enabled source; a misconfigured one raises ConfigError naming its setting."""
-    from connectors.asana import AsanaSource
-    from connectors.clickup import ClickUpSource
-    from connectors.monday import MondaySource
-
     sources: dict[str, Source] = {}
     try:
-        if settings.asana is not None:
-            sources["asana"] = AsanaSource(settings.asana)
-        if settings.clickup is not None:
-            sources["clickup"] = ClickUpSource(settings.clickup)
-        if settings.monday is not None:
-            sources["monday"] = MondaySource(settings.monday)
+        for plugin in source_plugins():
+            config = settings.source_config(plugin.name)
+            if config is not None:
+                sources[plugin.name] = plugin.factory(config)
     except BaseException:
         for source in sources.values():
             source.close()
@@ -34,36 +30,40 @@ def build_sources(settings: Settings) -> dict[str, Source]:
 def sink_specs(settings: Settings) -> dict[str, SinkSpec]:
     """How the planner builds each configured sink's lines."""
     specs: dict[str, SinkSpec] = {}
-    if settings.quickbooks is not None:
-        specs["quickbooks"] = SinkSpec(
-            "quickbooks", settings.quickbooks.granularity, drop_descriptions=settings.drop_descriptions
-        )
-    if settings.xero is not None:
-        specs["xero"] = SinkSpec(
-            "xero",
-            settings.xero.line_granularity,
-            tuple(settings.xero.tracking_categories),
-            drop_descriptions=settings.drop_descriptions,
+    for plugin in sink_plugins():
+        config = settings.sink_config(plugin.name)
+        if config is None:
+            continue
+        lines = plugin.lines(config)
+        specs[plugin.name] = SinkSpec(
+            plugin.name, lines.granularity, lines.tracking_categories, drop_descriptions=settings.drop_descriptions
         )
     return specs
 
 
 def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
     """Construct every configured accounting sink (OAuth tokens from the store when connected)."""
-    from connectors.quickbooks import QuickBooksSink
-    from connectors.xero import XeroSink
     from sync.admin.oauth import access_token_source
 
     sinks: dict[str, Sink] = {}
     try:
-        if settings.quickbooks is not None:
-            token = access_token_source(settings, engine, "quickbooks")
-            sinks["quickbooks"] = QuickBooksSink(settings.quickbooks, token=token)
-        if settings.xero is not None:
-            token = access_token_source(settings, engine, "xero")
-            sinks["xero"] = XeroSink(settings.xero, token=token)
+        for plugin in sink_plugins():
+            config = settings.sink_config(plugin.name)
+            if config is None:
+                continue
+            # OAuth sinks are the providers connectors.oauth knows (QuickBooks, Xero).
+            provider = cast(Provider, plugin.name)
+            token = access_token_source(settings, engine, provider) if plugin.oauth else None
+            sinks[plugin.name] = plugin.factory(config, token)
     except BaseException:
         for sink in sinks.values():
             sink.close()
         raise
     return sinks
+
+
+def no_source_message() -> str:
+    """What to set when no source is configured, naming every registered source's key setting."""
+    names = [f"HOURBRIDGE_{plugin.name.upper()}__{plugin.key_setting}" for plugin in source_plugins()]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"no source is configured: set {listed} (see `hourbridge config`)"

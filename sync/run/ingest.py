@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from connectors.base import Source
+from connectors.base import Source, fetch_coverage
 from connectors.errors import HourbridgeError
 from connectors.model import Scope, TimeEntry, Window
 from sync.run.context import CHUNK_DAYS, RunContext, RunError, plan_window
@@ -130,7 +130,7 @@ def _ingest_chunk(
         entries = _with_progress(context, label, source.fetch(scope, chunk))
         for batch in prefetched_batches(entries, ledger.BATCH):
             writer.add(batch)
-        return writer.close()
+        return writer.close(fetch_coverage(source, scope, chunk))
 
 
 def _with_progress(context: RunContext, label: str, entries: Iterable[TimeEntry]) -> Iterator[TimeEntry]:

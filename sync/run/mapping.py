@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from mappings.schema import MappingDocument
-from sync.admin.mappings import ActiveMapping, adopt, choose_mapping, revision_document
-from sync.delivery.plan import Catalogs
+from sync.admin.revisions import ActiveMapping, adopt, choose_mapping, revision_document
+from sync.delivery.desired import Catalogs
 from sync.run.context import RunContext
 from sync.settings import Settings
 from sync.store import revisions

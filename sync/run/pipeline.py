@@ -9,10 +9,9 @@ from datetime import datetime
 import structlog
 from sqlalchemy import Engine
 
-from connectors.base import Source
-from connectors.delivery import Sink
+from connectors.base import Sink, Source
 from connectors.errors import ConfigError, HourbridgeError
-from sync.admin.mappings import ActiveMapping
+from sync.admin.revisions import ActiveMapping
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.plan import touched_months
 from sync.reporting.files import FileDelivery
@@ -28,7 +27,7 @@ from sync.run.context import (
     utc_now,
 )
 from sync.run.deliver import deliver
-from sync.run.factory import build_sinks, build_sources
+from sync.run.factory import build_sinks, build_sources, no_source_message
 from sync.run.ingest import ScopeResult, ingest, list_scopes
 from sync.run.mapping import RunMapping, adopt_mapping, load_mapping
 from sync.run.remap import remap
@@ -62,10 +61,7 @@ class RunResult:
 
 
 def no_source_configured() -> ConfigError:
-    return ConfigError(
-        "no source is configured: set HOURBRIDGE_ASANA__TOKEN, HOURBRIDGE_CLICKUP__TOKEN or "
-        "HOURBRIDGE_MONDAY__TOKEN (see `hourbridge config`)"
-    )
+    return ConfigError(no_source_message())
 
 
 def ingest_sources(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectors.base import Source
-from connectors.delivery import Sink
+from connectors.base import Sink, Source
 from sync.delivery.reconcile import Reconciliation, reconcile
 from sync.run.context import RunContext
 from sync.run.factory import sink_specs

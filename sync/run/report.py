@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sync.delivery import periods
 from sync.reporting.files import FileDelivery, FileSink
 from sync.reporting.lines import report_lines
-from sync.reporting.report import Period
+from sync.reporting.model import Period
 from sync.run.context import RunContext
 
 

@@ -11,8 +11,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.exc import IntegrityError
 
 from connectors.errors import TransientError
-from sync.store.ledger import MAPPING_COLUMNS
-from sync.store.tables import entries, mapping_revisions
+from sync.store.tables import MAPPING_COLUMNS, entries, mapping_revisions
 
 # How often a writer that lost the race for the next revision re-reads and tries again.
 _APPEND_ATTEMPTS = 3

@@ -166,6 +166,18 @@ mapping_revisions = Table(
 entries.append_column(Column("mapping_revision", Integer, ForeignKey("mapping_revisions.id")))
 Index("ix_entries_mapping_revision", entries.c.mapping_revision)
 
+# The columns one mapping result fills in an entry (beside mapping_hash and mapping_revision).
+MAPPING_COLUMNS = (
+    "code",
+    "rule_id",
+    "contractor",
+    "client",
+    "cost_center",
+    "billable",
+    "unmapped_reason",
+    "unmapped_detail",
+)
+
 # --------------------------------------------------------------------------- OAuth connections
 
 # One row per connected accounting company (QuickBooks realm, Xero tenant). Tokens are stored
@@ -229,7 +241,7 @@ delivered_lines = Table(
     Column("line_key", String(255), primary_key=True),
     Column("version", Integer, nullable=False),  # the version whose op produced this state
     Column("content_hash", String(64), nullable=False),
-    Column("line", JSON, nullable=False),  # the line as delivered (sync.delivery.plan.line_to_json)
+    Column("line", JSON, nullable=False),  # the line as delivered (sync.delivery.lines.line_to_json)
     Column("period", String(7), nullable=False),  # month of the line's work date
     Column("seconds", Integer, nullable=False),
     Column("remote_id", String(255)),

@@ -21,6 +21,7 @@ from sync.run.remap import remap
 from sync.settings import Settings
 from sync.store import ledger
 from sync.store.db import make_engine, upgrade
+from sync.store.runs import start_run
 
 
 @contextmanager
@@ -71,7 +72,7 @@ def measure_pipeline(
     settings = Settings(database_url=str(engine.url), mappings_file=mappings_file, asana=None)
     context = RunContext.create(settings, engine, as_of=as_of)
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="bench", as_of=as_of, now=as_of)
+        run_id = start_run(conn, command="bench", as_of=as_of, now=as_of)
     counts = ledger.IngestCounts()
     matcher = adopt_mapping(context, load_mapping(settings, engine)).bound  # as the pipeline does before any pull
     collecting = _CollectorClock()

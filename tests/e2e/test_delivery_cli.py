@@ -19,7 +19,7 @@ from connectors.delivery import marked_keys
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
 from connectors.sandbox.quickbooks import BATCH, TIME_ACTIVITY, QuickBooksSandbox
-from sync.admin.mappings import read_document
+from sync.admin.revisions import read_document
 from sync.ops.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
 from sync.store.tables import entries, outbox
 

@@ -21,7 +21,7 @@ from sync.run.pipeline import run_sync
 from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, Settings, XeroSettings
 from sync.store.db import make_engine, upgrade
-from tests.unit.test_delivery import ListSource
+from tests.fakes import ListSource
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

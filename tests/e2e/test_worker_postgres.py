@@ -43,7 +43,7 @@ from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 from connectors.sandbox.monday import MondaySandbox
-from sync.admin.mappings import read_document
+from sync.admin.revisions import read_document
 from sync.cli.app import app
 from sync.ops.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
 from sync.ops.worker import DELIVER_TASK, PULL_TASK, REPORT_TASK, WorkerApp

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync.delivery import periods
-from sync.delivery.plan import ADJUSTMENT_PREFIX
+from sync.delivery.lines import ADJUSTMENT_PREFIX
 from sync.run.pipeline import run_sync
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
-from tests.fakes import MemorySink
-from tests.unit.test_delivery import DOCUMENT, ListSource
+from tests.fakes import ListSource, MemorySink
+from tests.unit.test_delivery import DOCUMENT
 
 AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAYS = [date(2026, 10, d) for d in (20, 27, 31)] + [date(2026, 11, d) for d in (2, 3, 16)]

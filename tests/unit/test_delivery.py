@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
-from connectors.model import Container, Person, Scope, TaskRef, TimeEntry, Window
 from sync.delivery import periods
-from sync.delivery.plan import ADJUSTMENT_PREFIX
+from sync.delivery.lines import ADJUSTMENT_PREFIX
 from sync.run.context import RunContext
 from sync.run.mapping import adopt_mapping, load_mapping
 from sync.run.pipeline import run_sync
 from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.tables import delivered_lines, outbox
-from tests.fakes import Crash, MemorySink
+from tests.fakes import Crash, ListSource, MemorySink
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-PEOPLE = {"u1": Person("u1", "Zoë Müller", "zoe@example.com"), "u2": Person("u2", "Liam O'Connor", "liam@example.com")}
 
 DOCUMENT = """\
 version: 1
@@ -42,47 +39,6 @@ people:
 rules:
   - {id: web, priority: 1, code: WEB, match: {project: Website}}
 """
-
-
-class ListSource:
-    """A PM tool whose entries the test edits between runs."""
-
-    name: ClassVar[str] = "asana"
-
-    def __init__(self) -> None:
-        self.entries: dict[str, TimeEntry] = {}
-
-    def put(self, ident: str, minutes: int, day: date, *, person: str = "u1", project: str = "Website", **more: Any):
-        entry = TimeEntry(
-            source="asana",
-            account="ws1",
-            external_id=ident,
-            work_date=day,
-            duration_seconds=minutes * 60,
-            person=PEOPLE[person],
-            task=TaskRef(f"t-{project}", f"{project} task"),
-            containers=(Container("project", f"p-{project}", project),),
-            **more,
-        )
-        self.entries[ident] = entry
-        return entry
-
-    def check(self) -> None:
-        return None
-
-    def scopes(self) -> Iterator[Scope]:
-        yield Scope("asana", "ws1", "Workspace")
-
-    def fetch(self, scope: Scope, window: Window) -> Iterator[TimeEntry]:
-        for entry in list(self.entries.values()):
-            if window.start <= entry.work_date <= window.end:
-                yield entry
-
-    def stats(self) -> dict[str, int]:
-        return {}
-
-    def close(self) -> None:
-        return None
 
 
 @pytest.fixture

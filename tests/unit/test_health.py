@@ -14,18 +14,18 @@ from typer.testing import CliRunner
 from sync.cli.app import app
 from sync.ops.health import check_health, schedule_interval
 from sync.settings import Settings
-from sync.store import ledger
 from sync.store.db import make_engine, upgrade
+from sync.store.runs import finish_run, start_run
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def record_run(engine: Engine, finished: datetime, scopes: list[str], errors: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="worker", as_of=finished, now=finished)
+        run_id = start_run(conn, command="worker", as_of=finished, now=finished)
         counts = {"scopes": {scope: {} for scope in scopes}}
         status = "ok" if not errors else "partial"
-        ledger.finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=finished)
+        finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=finished)
 
 
 def settings(engine: Engine) -> Settings:

@@ -26,9 +26,10 @@ from connectors.model import Person, TimeEntry, Window
 from mappings.engine import compile_rules
 from mappings.loader import load_document
 from sync.store import ledger, revisions
-from sync.store.ledger import MAPPING_COLUMNS
+from sync.store.batch import ENTRY_INSERT, DriverSQL
 from sync.store.mapped import BoundMatcher, mapping_columns
-from sync.store.tables import RawJSON, cursors, entries, entry_versions
+from sync.store.runs import start_run
+from sync.store.tables import MAPPING_COLUMNS, RawJSON, cursors, entries, entry_versions
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 WINDOW = Window(date(2026, 11, 1), date(2026, 11, 20))
@@ -49,7 +50,7 @@ def make_entry(external_id: str, minutes: int = 30, day: int = 5, **changes: obj
 
 def ingest(engine: Engine, batch: list[TimeEntry], window: Window = WINDOW) -> ledger.IngestCounts:
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws1", window, run_id, NOW)
         writer.add(batch)
         return writer.close()
@@ -124,7 +125,7 @@ def test_failed_window_leaves_nothing_half_written(engine: Engine) -> None:
         pass
 
     with pytest.raises(Boom), engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW)
         writer.add([make_entry("a")])
         raise Boom
@@ -142,7 +143,7 @@ def test_cursor_never_moves_back(engine: Engine) -> None:
 
 def test_dropping_descriptions_keeps_them_out_of_the_ledger(engine: Engine) -> None:
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW, drop_descriptions=True)
         writer.add([make_entry("a")])
         writer.close()
@@ -153,7 +154,7 @@ def test_dropping_descriptions_keeps_them_out_of_the_ledger(engine: Engine) -> N
 
 def test_entry_of_another_scope_is_refused(engine: Engine) -> None:
     with pytest.raises(ValueError, match="does not belong"), engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "other", WINDOW, run_id, NOW)
         writer.add([make_entry("a")])
 
@@ -227,7 +228,7 @@ def test_batch_writes_store_what_sqlalchemy_core_stores(engine: Engine) -> None:
     assert stored_revision.id == BOUND.revision
     for step, batch in enumerate((first, edited, restored), start=1):
         with engine.begin() as conn:
-            run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+            run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
             matcher = None if step == 1 else BOUND
             writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW, matcher=matcher)
             writer.add(batch)
@@ -329,13 +330,13 @@ def test_batches_larger_than_one_lookup_keep_every_version_on_its_entry(engine: 
 def test_batch_insert_errors_are_sqlalchemy_errors(engine: Engine) -> None:
     entry = make_entry("a")
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW).add([entry])
     # The same key once more, past the ingest's own lookup: the database refuses it.
     with pytest.raises(IntegrityError), engine.begin() as conn:
         writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW)
         row = next(iter(conn.exec_driver_sql("SELECT * FROM entries")))
-        values = {name: row._mapping[name] for name in ledger._ENTRY_INSERT}
+        values = {name: row._mapping[name] for name in ENTRY_INSERT}
         values["payload"] = writer._sql.adapt.payload(entry)
         writer._sql.insert_entries.write(conn, [tuple(values.values())])
 
@@ -343,6 +344,6 @@ def test_batch_insert_errors_are_sqlalchemy_errors(engine: Engine) -> None:
 def test_compiled_batch_statements_refuse_a_row_layout_they_do_not_take() -> None:
     statement = insert(entries).values(source=bindparam("p_source"), account=bindparam("p_account"))
     dialect = sqlite_dialect.dialect()
-    assert ledger._DriverSQL.compile(statement, dialect, ["p_source", "p_account"]).names is None
+    assert DriverSQL.compile(statement, dialect, ["p_source", "p_account"]).names is None
     with pytest.raises(RuntimeError, match="row layout"):
-        ledger._DriverSQL.compile(statement, dialect, ["p_account", "p_source"])
+        DriverSQL.compile(statement, dialect, ["p_account", "p_source"])

@@ -15,15 +15,19 @@ from sqlalchemy import Engine, func, select
 from connectors.errors import ConfigError
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from mappings.loader import MappingDocumentError, load_document
-from sync.admin import mappings as mapping_admin
+from sync.admin import preview as admin_preview
+from sync.admin import revisions as admin_revisions
+from sync.admin import unmapped as admin_unmapped
 from sync.reporting.lines import read_report_lines
-from sync.reporting.report import Period, build_report, write_report
+from sync.reporting.model import Period, build_report
+from sync.reporting.output import write_report
 from sync.run.context import RunContext
 from sync.run.mapping import adopt_mapping, load_mapping
 from sync.run.remap import remap
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.db import make_engine
+from sync.store.runs import start_run
 from sync.store.tables import entries, mapping_revisions
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -83,7 +87,7 @@ LEDGER = [
 
 def ingest(engine: Engine, batch: list[TimeEntry]) -> None:
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws1", Window(date(2026, 11, 1), date(2026, 11, 20)), run_id, NOW)
         writer.add(batch)
         writer.close()
@@ -176,7 +180,7 @@ def test_a_changed_file_becomes_a_revision_and_remaps_every_open_entry(engine: E
 def test_a_set_but_missing_file_is_an_error_not_a_fallback(engine: Engine, mapped: Path, tmp_path: Path) -> None:
     settings = Settings(database_url="sqlite://", mappings_file=tmp_path / "typo.yaml")
     with pytest.raises(ConfigError, match=r"HOURBRIDGE_MAPPINGS_FILE names .*typo.yaml.*unset"):
-        mapping_admin.choose_mapping(settings, engine)
+        admin_revisions.choose_mapping(settings, engine)
 
 
 def test_without_a_file_the_current_revision_is_used(
@@ -185,7 +189,7 @@ def test_without_a_file_the_current_revision_is_used(
     monkeypatch.delenv("HOURBRIDGE_MAPPINGS_FILE", raising=False)
     monkeypatch.chdir(tmp_path)  # the default mappings.yaml does not exist here
     settings = Settings(database_url="sqlite://")
-    active = mapping_admin.choose_mapping(settings, engine)
+    active = admin_revisions.choose_mapping(settings, engine)
     assert (active.file, active.revision) == (None, 1)
     run = MappingRun(settings, engine)
     assert run.apply_mappings() == 0
@@ -198,7 +202,7 @@ def test_the_default_file_in_the_working_directory_counts_as_the_setting(
     monkeypatch.delenv("HOURBRIDGE_MAPPINGS_FILE", raising=False)
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "mappings.yaml", DOCUMENT)
-    active = mapping_admin.choose_mapping(Settings(database_url="sqlite://"), engine)
+    active = admin_revisions.choose_mapping(Settings(database_url="sqlite://"), engine)
     assert active.file == Path("mappings.yaml")
 
 
@@ -226,28 +230,28 @@ def test_an_invalid_file_stops_the_run_before_anything_is_written(engine: Engine
 
 def test_apply_stores_only_changed_content_and_reports_the_changes(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path / "rules.yaml", DOCUMENT)
-    first = mapping_admin.apply_file(engine, path, author="alice", comment="start", now=NOW)
+    first = admin_revisions.apply_file(engine, path, author="alice", comment="start", now=NOW)
     assert (first.created, first.revision.id, first.diff) == (True, 1, None)
     assert first.summary == "2 codes, 1 people, 2 rules"
     # Comments and layout do not change the content.
     write(path, "# reviewed\n" + DOCUMENT)
-    again = mapping_admin.apply_file(engine, path, author="bob", comment="", now=NOW)
+    again = admin_revisions.apply_file(engine, path, author="bob", comment="", now=NOW)
     assert (again.created, again.revision.id, again.revision.author) == (False, 1, "alice")
     write(path, DOCUMENT.replace("priority: 100", "priority: 150"))
-    second = mapping_admin.apply_file(engine, path, author="bob", comment="raise web", now=NOW)
+    second = admin_revisions.apply_file(engine, path, author="bob", comment="raise web", now=NOW)
     assert second.created and second.revision.id == 2
     assert second.diff is not None
     assert [c.as_dict() for c in second.diff.changes] == [
         {"part": "rule", "key": "web", "change": "changed", "fields": ["priority"]}
     ]
-    assert mapping_admin.export(engine, 1) == DOCUMENT
-    assert mapping_admin.export(engine) == DOCUMENT.replace("priority: 100", "priority: 150")
+    assert admin_revisions.export(engine, 1) == DOCUMENT
+    assert admin_revisions.export(engine) == DOCUMENT.replace("priority: 100", "priority: 150")
 
 
 def test_apply_refuses_an_invalid_document_with_its_line_and_writes_nothing(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path / "rules.yaml", DOCUMENT.replace("code: WEB", "code: WBE"))
     with pytest.raises(MappingDocumentError) as raised:
-        mapping_admin.apply_file(engine, path, author="alice", comment="", now=NOW)
+        admin_revisions.apply_file(engine, path, author="alice", comment="", now=NOW)
     assert "line 13" in raised.value.message and "did you mean 'WEB'" in raised.value.message
     assert revision_count(engine) == 0
 
@@ -262,18 +266,18 @@ def test_apply_refuses_what_mappings_check_calls_an_error(engine: Engine, tmp_pa
     )
     path = write(tmp_path / "rules.yaml", overlapping)
     with pytest.raises(MappingDocumentError, match="overlap"):
-        mapping_admin.apply_file(engine, path, author="alice", comment="", now=NOW)
+        admin_revisions.apply_file(engine, path, author="alice", comment="", now=NOW)
     assert revision_count(engine) == 0
 
 
 def test_unknown_revision_numbers_name_the_range(engine: Engine, mapped: Path) -> None:
     with pytest.raises(ConfigError, match="no mapping revision 5; revisions run from 1 to 1"):
-        mapping_admin.export(engine, 5)
+        admin_revisions.export(engine, 5)
 
 
 def test_diff_names_codes_people_and_rules_by_id_and_shows_the_text(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path / "rules.yaml", DOCUMENT)
-    mapping_admin.apply_file(engine, path, author="alice", comment="", now=NOW)
+    admin_revisions.apply_file(engine, path, author="alice", comment="", now=NOW)
     changed = (
         DOCUMENT.replace("APP: {name: Mobile app", "APP: {name: Mobile apps")
         .replace(
@@ -284,8 +288,8 @@ def test_diff_names_codes_people_and_rules_by_id_and_shows_the_text(engine: Engi
     ).replace("  WEB: {name: Website, client: Northwind, cost_center: CC-1, billable: true}\n", "")
     changed = changed.replace("code: WEB", "code: APP")
     write(path, changed)
-    mapping_admin.apply_file(engine, path, author="alice", comment="", now=NOW)
-    result = mapping_admin.diff(engine, 1, 2)
+    admin_revisions.apply_file(engine, path, author="alice", comment="", now=NOW)
+    result = admin_revisions.diff(engine, 1, 2)
     assert [(c.part, c.key, c.change, c.fields) for c in result.changes] == [
         ("code", "WEB", "removed", ()),
         ("code", "APP", "changed", ("name",)),
@@ -311,7 +315,7 @@ def test_preview_counts_moves_newly_mapped_and_unmapped_and_writes_nothing(
         + "  - {id: ops, priority: 50, code: APP, match: {project: Internal}}\n",
     )
     before = stored(engine)
-    result = mapping_admin.preview(engine, draft, Period.month("2026-11"))
+    result = admin_preview.preview(engine, draft, Period.month("2026-11"))
     moves = {(m.before, m.after): (m.kind, m.entries, m.seconds) for m in result.moves}
     assert moves == {
         ("WEB", None): ("newly unmapped", 2, 90 * 60),
@@ -321,7 +325,7 @@ def test_preview_counts_moves_newly_mapped_and_unmapped_and_writes_nothing(
     assert [m.seconds for m in result.moves] == sorted((m.seconds for m in result.moves), reverse=True)
     assert (result.against, result.entries, result.changed_entries) == (1, len(LEDGER), 5)
     assert stored(engine) == before and revision_count(engine) == 1
-    assert mapping_admin.preview(engine, draft, Period.month("2026-10")).entries == 0
+    assert admin_preview.preview(engine, draft, Period.month("2026-10")).entries == 0
 
 
 def test_preview_sees_a_move_between_codes_and_a_rule_change_within_one(
@@ -332,13 +336,13 @@ def test_preview_sees_a_move_between_codes_and_a_rule_change_within_one(
         DOCUMENT + "  - {id: web-build, priority: 150, code: APP, match: {project: Website, task_name: Build}}\n"
         "  - {id: disc, priority: 100, code: WEB, match: {project: Discovery, person: u2}}\n",
     )
-    result = mapping_admin.preview(engine, draft, None)
+    result = admin_preview.preview(engine, draft, None)
     assert {(m.before, m.after, m.kind, m.entries) for m in result.moves} == {
         ("WEB", "APP", "moved", 2),
         (None, "WEB", "newly mapped", 1),
     }
     same_code = write(tmp_path / "same.yaml", DOCUMENT.replace("id: web", "id: website"))
-    assert mapping_admin.preview(engine, same_code, None).rule_changes == 2
+    assert admin_preview.preview(engine, same_code, None).rule_changes == 2
 
 
 # --------------------------------------------------------------------------- explain
@@ -347,14 +351,14 @@ def test_preview_sees_a_move_between_codes_and_a_rule_change_within_one(
 def test_explain_by_key_or_unique_id_names_the_rule_the_near_misses_and_the_revision(
     engine: Engine, mapped: Path
 ) -> None:
-    by_key = mapping_admin.explain(engine, "asana:ws1:disc-1")
-    by_id = mapping_admin.explain(engine, "disc-1")
+    by_key = admin_preview.explain(engine, "asana:ws1:disc-1")
+    by_id = admin_preview.explain(engine, "disc-1")
     assert by_key.ref == by_id.ref == "asana:ws1:disc-1"
     assert by_key.stored_revision == 1 and by_key.against == "revision 1"
     assert by_key.stored() == "unmapped (no_rule_matched; revision 1)"
     assert by_key.explanation.winner is None
     assert ("project", "Discovery") in by_key.fields()
-    web = mapping_admin.explain(engine, "web-1")
+    web = admin_preview.explain(engine, "web-1")
     assert (web.explanation.winner, web.stored()) == ("web", "WEB by rule 'web' (revision 1)")
 
 
@@ -366,33 +370,33 @@ def test_explain_against_a_draft_document_lists_near_misses_with_their_lines(
         DOCUMENT
         + "  - {id: disc-kwame, priority: 100, code: APP, match: {project: Discovery, person: k@example.com}}\n",
     )
-    result = mapping_admin.explain(engine, "disc-2", draft)
+    result = admin_preview.explain(engine, "disc-2", draft)
     assert result.explanation.winner is None and result.against_revision is None
     assert result.against == str(draft)
     (miss,) = result.explanation.near_misses
     assert (miss.rule_id, miss.key, miss.line) == ("disc-kwame", "person", 15)
     moved = write(tmp_path / "moved.yaml", DOCUMENT.replace("match: {project: Website}", "match: {project: Discovery}"))
-    assert mapping_admin.explain(engine, "disc-2", moved).explanation.winner == "web"
+    assert admin_preview.explain(engine, "disc-2", moved).explanation.winner == "web"
 
 
 def test_explain_refuses_unknown_and_ambiguous_entries(engine: Engine, mapped: Path) -> None:
     with pytest.raises(ConfigError, match=r"no entry 'nope'.*source:account:external_id"):
-        mapping_admin.explain(engine, "nope")
+        admin_preview.explain(engine, "nope")
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws2", Window(date(2026, 11, 1), date(2026, 11, 20)), run_id, NOW)
         writer.add([dataclasses.replace(make_entry("web-1"), account="ws2", content_hash="")])
         writer.close()
     with pytest.raises(ConfigError, match=r"several entries.*asana:ws1:web-1.*asana:ws2:web-1"):
-        mapping_admin.explain(engine, "web-1")
-    assert mapping_admin.explain(engine, "asana:ws2:web-1").ref == "asana:ws2:web-1"
+        admin_preview.explain(engine, "web-1")
+    assert admin_preview.explain(engine, "asana:ws2:web-1").ref == "asana:ws2:web-1"
 
 
 # --------------------------------------------------------------------------- the unmapped queue
 
 
 def test_unmapped_groups_by_what_is_missing_largest_first(engine: Engine, mapped: Path) -> None:
-    groups = mapping_admin.unmapped_queue(engine, Period.month("2026-11"))
+    groups = admin_unmapped.unmapped_queue(engine, Period.month("2026-11"))
     assert [(g.reason, g.key, g.value, g.entries, g.seconds, g.people) for g in groups] == [
         ("no_rule_matched", "project", "Discovery", 2, 120 * 60, 1),
         ("custom_field_code_unknown", "custom_field", "OPS-9", 1, 20 * 60, 1),
@@ -409,11 +413,11 @@ def test_unmapped_groups_by_what_is_missing_largest_first(engine: Engine, mapped
     assert discovery.examples == ("asana:ws1:disc-1", "asana:ws1:disc-2")
     assert "add code 'OPS-9'" in groups[1].hint
     assert groups[1].rule is not None and groups[1].rule["match"]["custom_field"] == {"Project code": "OPS-9"}
-    assert mapping_admin.unmapped_queue(engine, Period.month("2026-10")) == []
+    assert admin_unmapped.unmapped_queue(engine, Period.month("2026-10")) == []
 
 
 def test_every_suggested_rule_maps_its_group_once_given_a_code(engine: Engine, mapped: Path, tmp_path: Path) -> None:
-    groups = mapping_admin.unmapped_queue(engine, None)
+    groups = admin_unmapped.unmapped_queue(engine, None)
     rules = "".join(
         "  " + line + "\n" for group in groups for line in group.suggestion().replace("TODO-CODE", "APP").splitlines()
     )
@@ -421,12 +425,12 @@ def test_every_suggested_rule_maps_its_group_once_given_a_code(engine: Engine, m
     run = runner(engine, path)
     run.apply_mappings()
     assert all(code == "APP" for key, (code, _, _) in stored(engine).items() if not key.startswith("web"))
-    assert mapping_admin.unmapped_queue(engine, None) == []
+    assert admin_unmapped.unmapped_queue(engine, None) == []
 
 
 def test_entries_not_mapped_yet_are_queued_as_such(engine: Engine, mapped: Path) -> None:
     ingest(engine, [*LEDGER, make_entry("late-1", project="Later")])
-    (group,) = [g for g in mapping_admin.unmapped_queue(engine, None) if g.value == "Later"]
+    (group,) = [g for g in admin_unmapped.unmapped_queue(engine, None) if g.value == "Later"]
     assert group.reason == "not_mapped_yet" and "next `hourbridge sync`" in group.hint
 
 
@@ -434,8 +438,8 @@ def test_suggest_appends_a_commented_block_that_keeps_the_file_valid_and_works_u
     engine: Engine, mapped: Path
 ) -> None:
     before = load_document(mapped.read_text(encoding="utf-8"))
-    groups = mapping_admin.unmapped_queue(engine, None)
-    written = mapping_admin.write_suggestions(mapped, groups, period=None, today=date(2026, 11, 20))
+    groups = admin_unmapped.unmapped_queue(engine, None)
+    written = admin_unmapped.write_suggestions(mapped, groups, period=None, today=date(2026, 11, 20))
     assert (written.rules, written.appendable) == (3, True)
     text = mapped.read_text(encoding="utf-8")
     assert text.startswith(DOCUMENT)
@@ -451,7 +455,7 @@ def test_suggest_appends_a_commented_block_that_keeps_the_file_valid_and_works_u
         "asana-admin-misc",
     ]
     # A second run appends again; uncommenting both blocks must not repeat a rule id.
-    again = mapping_admin.write_suggestions(mapped, groups, period=None, today=date(2026, 11, 20))
+    again = admin_unmapped.write_suggestions(mapped, groups, period=None, today=date(2026, 11, 20))
     assert again.rules == 3
     ids = [line.split("id: ")[1] for line in mapped.read_text(encoding="utf-8").splitlines() if "- id: asana-" in line]
     assert ids == [*ids[:3], "asana-discovery-2", "asana-ops-9-2", "asana-admin-misc-2"]
@@ -465,8 +469,8 @@ def test_suggest_into_a_document_whose_rules_do_not_end_it_says_to_move_them(
         "version: 1\nrules:\n  - {id: web, priority: 100, code: WEB, match: {project: Website}}\n"
         "codes:\n  WEB: {name: Website, client: Northwind, cost_center: CC-1, billable: true}\n",
     )
-    groups = mapping_admin.unmapped_queue(engine, None)
-    written = mapping_admin.write_suggestions(reordered, groups, period=None, today=date(2026, 11, 20))
+    groups = admin_unmapped.unmapped_queue(engine, None)
+    written = admin_unmapped.write_suggestions(reordered, groups, period=None, today=date(2026, 11, 20))
     assert not written.appendable
     assert "Move the rules you keep under the document's 'rules:' list" in reordered.read_text(encoding="utf-8")
 
@@ -474,12 +478,14 @@ def test_suggest_into_a_document_whose_rules_do_not_end_it_says_to_move_them(
 def test_suggest_refuses_an_invalid_file_and_leaves_it_alone(engine: Engine, mapped: Path, tmp_path: Path) -> None:
     bad = write(tmp_path / "bad.yaml", "version: 2\n")
     with pytest.raises(MappingDocumentError, match="line 1"):
-        mapping_admin.write_suggestions(bad, mapping_admin.unmapped_queue(engine, None), period=None, today=NOW.date())
+        admin_unmapped.write_suggestions(
+            bad, admin_unmapped.unmapped_queue(engine, None), period=None, today=NOW.date()
+        )
     assert bad.read_text(encoding="utf-8") == "version: 2\n"
 
 
 def test_suggestion_snippets_are_yaml_list_items(engine: Engine, mapped: Path) -> None:
-    for group in mapping_admin.unmapped_queue(engine, None):
+    for group in admin_unmapped.unmapped_queue(engine, None):
         (rule,) = yaml.safe_load(group.suggestion())
         assert rule == group.rule
 

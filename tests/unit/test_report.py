@@ -1,4 +1,4 @@
-"""Tests for the period report: model, reconciliation, CSV/XLSX/JSON output, determinism, atomicity."""
+"""Tests for the period report: model (sync.reporting.model), CSV/XLSX/JSON rendering, determinism, atomic writes."""
 
 from __future__ import annotations
 
@@ -19,16 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.reporting import report as report_module
-from sync.reporting.report import (
-    Period,
-    Report,
-    ReportLine,
-    build_report,
-    format_hours,
-    format_minutes,
-    write_report,
-)
+from sync.reporting import render as render_module
+from sync.reporting.model import Period, Report, ReportLine, build_report, format_hours, format_minutes
+from sync.reporting.output import write_report
+from sync.reporting.tables import SUMMARY_HEADERS
 
 OCTOBER = Period.month("2026-10")
 ZOE = "Zoë Müller"
@@ -334,7 +328,7 @@ def test_formats_subset_and_validation(report: Report, tmp_path: Path) -> None:
 def test_csv_summary_rows(report: Report, tmp_path: Path) -> None:
     write_report(report, tmp_path, formats=["csv"])
     rows = read_csv(tmp_path / "hours-2026-10.csv")
-    assert list(rows[0]) == list(report_module.SUMMARY_HEADERS)
+    assert list(rows[0]) == list(SUMMARY_HEADERS)
     assert list(rows[0])[:12] == [
         "level",
         "cost_center",
@@ -465,7 +459,7 @@ def test_xlsx_reads_back_with_the_right_numbers(report: Report, tmp_path: Path) 
 
     summary = book["Summary"]
     headers = [cell.value for cell in summary[1]]
-    assert headers == list(report_module.SUMMARY_HEADERS)
+    assert headers == list(SUMMARY_HEADERS)
     assert all(cell.font.bold for cell in summary[1])
     assert summary.freeze_panes == "A2"
     col = {name: index for index, name in enumerate(headers)}
@@ -644,7 +638,7 @@ def test_failed_render_leaves_existing_files_untouched(
     def broken(_: Report) -> bytes:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(report_module, "_render_xlsx", broken)
+    monkeypatch.setattr(render_module, "_render_xlsx", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_report(report, tmp_path)
     assert file_bytes(tmp_path) == before

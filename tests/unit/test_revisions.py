@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, update
 
 from connectors.model import Container, Person, TimeEntry, Window
 from sync.store import ledger, revisions
+from sync.store.runs import start_run
 from sync.store.tables import entries
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -94,7 +95,7 @@ def make_entry(external_id: str, day: int = 5) -> TimeEntry:
 
 def ingest(engine: Engine, batch: list[TimeEntry]) -> None:
     with engine.begin() as conn:
-        run_id = ledger.start_run(conn, command="test", as_of=NOW, now=NOW)
+        run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
         writer = ledger.WindowIngest(conn, "asana", "ws1", Window(date(2026, 11, 1), date(2026, 11, 20)), run_id, NOW)
         writer.add(batch)
         writer.close()

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
-from sync.run.context import ABANDONED_AFTER
 from sync.run.pipeline import run_sync
 from sync.settings import Settings
+from sync.store.runs import ABANDONED_AFTER
 from sync.store.tables import runs
-from tests.unit.test_delivery import DOCUMENT, ListSource
+from tests.fakes import ListSource
+from tests.unit.test_delivery import DOCUMENT
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -14,6 +14,7 @@ import httpx
 import jsonschema
 import pytest
 import yaml
+from fakes import FakeClock
 
 from connectors.sandbox import asana as asana_sandbox
 from connectors.sandbox._server import RateLimiter, Request, Response, SandboxServer, json_response
@@ -22,19 +23,6 @@ from connectors.sandbox.dataset import Dataset, generate_dataset
 
 ANCHOR = date(2026, 11, 20)
 FULL_ONLY = {"task", "billable_status", "approval_status", "description", "created_at"}
-
-
-class FakeClock:
-    """Monotonic seconds that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # -- spec ------------------------------------------------------------------------------------------

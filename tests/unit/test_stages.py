@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from connectors.errors import Action, TransientError
 from connectors.model import Scope, TimeEntry, Window
 from sync.reporting.lines import read_report_lines
-from sync.reporting.report import Period
+from sync.reporting.model import Period
 from sync.run.context import RunContext, RunError, recorded_run
 from sync.run.ingest import ingest
 from sync.run.mapping import adopt_mapping, load_mapping
@@ -22,9 +22,8 @@ from sync.run.remap import remap
 from sync.settings import Settings
 from sync.store import ledger
 from sync.store.db import make_engine, upgrade
-from sync.store.ledger import MAPPING_COLUMNS
-from sync.store.tables import entries, runs
-from tests.unit.test_delivery import ListSource
+from sync.store.tables import MAPPING_COLUMNS, entries, runs
+from tests.fakes import ListSource
 from tests.unit.test_mapping_admin import DOCUMENT, LEDGER
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

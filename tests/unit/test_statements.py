@@ -21,15 +21,9 @@ from hypothesis import strategies as st
 
 from connectors.errors import ConfigError
 from sync.reporting.files import FileSink
-from sync.reporting.report import Period, ReportLine, build_report
-from sync.reporting.statements import (
-    Statement,
-    build_statements,
-    contractor_slug,
-    statement_folder,
-    write_statement_files,
-    write_statements,
-)
+from sync.reporting.model import Period, ReportLine, build_report
+from sync.reporting.statement_files import statement_folder, write_statement_files, write_statements
+from sync.reporting.statements import Statement, build_statements, contractor_slug
 
 OCTOBER = Period.month("2026-10")
 ADA, BOB = "Ada Lovelace", "Bob Builder"

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import respx
+from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._http import RateLimiter
@@ -31,17 +32,6 @@ TASK = "22222222-2222-4222-8222-222222222222"
 USER = "33333333-3333-4333-8333-333333333333"
 CONTACT_A = "44444444-4444-4444-8444-444444444444"
 CONTACT_B = "55555555-5555-4555-8555-555555555555"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -1,0 +1,153 @@
+"""FileSink: an accounting sink that holds its lines in one CSV file per month, for books kept from files."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar
+
+from connectors._files import write_files
+from connectors.delivery import Holding, Line, Op, OpKind, Receipt, hours_from_minutes, marked_keys, marker
+from connectors.errors import ConfigError
+
+HEADERS = (
+    "record",
+    "key",
+    "date",
+    "payee",
+    "person",
+    "code",
+    "client",
+    "cost_center",
+    "hours",
+    "minutes",
+    "billable",
+    "hourly_rate",
+    "amount",
+    "currency",
+    "description",
+)
+
+Row = dict[str, str]
+
+
+def file_name(month: str) -> str:
+    return f"accounting-{month}.csv"
+
+
+def _month(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def line_row(record: str, key: str, line: Line) -> Row:
+    """The CSV row of ``line`` as the record ``record`` written by the op keyed ``key``."""
+    minutes = line.minutes
+    hours = hours_from_minutes(minutes, places=2)
+    amount = (hours_from_minutes(minutes) * line.hourly_rate).quantize(Decimal("0.01")) if line.hourly_rate else None
+    return {
+        "record": record,
+        "key": marker(key),
+        "date": line.work_date.isoformat(),
+        "payee": line.payee,
+        "person": line.person,
+        "code": line.code,
+        "client": line.client,
+        "cost_center": line.cost_center or "",
+        "hours": str(hours),
+        "minutes": str(minutes),
+        "billable": "true" if line.billable else "false",
+        "hourly_rate": "" if line.hourly_rate is None else str(line.hourly_rate),
+        "amount": "" if amount is None else str(amount),
+        "currency": line.currency,
+        "description": line.description or "",
+    }
+
+
+class FileSink:
+    """Holds delivered lines as rows of ``accounting-YYYY-MM.csv`` in one folder (UTF-8, RFC 4180).
+
+    The row's ``record`` column is its remote id (the key of the op that created it) and ``key`` its
+    ``[hb:<key>]`` marker, so the folder is read back like any other sink's records: a re-run, a
+    crash between write and receipt, or a new ledger finds what is already there. Every month file is
+    replaced atomically; only one deliverer per sink runs at a time (the outbox's lock).
+    """
+
+    name: ClassVar[str] = "files"
+
+    def __init__(self, folder: Path, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.folder = Path(folder)
+        self._clock = clock
+        self._writes = 0
+
+    def check(self) -> None:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ConfigError(f"HOURBRIDGE_FILES__FOLDER {self.folder} is a file, not a folder; point it at a folder")
+
+    def _read(self, month: str) -> dict[str, Row]:
+        path = self.folder / file_name(month)
+        if not path.is_file():
+            return {}
+        with path.open(encoding="utf-8", newline="") as stream:
+            return {row["record"]: row for row in csv.DictReader(stream)}
+
+    def _render(self, rows: dict[str, Row]) -> bytes:
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=HEADERS, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(sorted(rows.values(), key=lambda r: (r["date"], r["payee"], r["code"], r["record"])))
+        return buffer.getvalue().encode("utf-8")
+
+    def push(self, ops: Sequence[Op]) -> Iterator[Receipt]:
+        by_month: dict[str, list[Op]] = defaultdict(list)
+        for op in ops:
+            by_month[_month(op.line.work_date)].append(op)
+        for month, month_ops in sorted(by_month.items()):
+            rows = self._read(month)
+            receipts = [self._apply(rows, op) for op in month_ops]
+            write_files(self.folder, [(file_name(month), self._render(rows))])
+            self._writes += 1
+            yield from receipts
+
+    def _apply(self, rows: dict[str, Row], op: Op) -> Receipt:
+        at = self._clock().astimezone(UTC)
+        if op.kind == "create":
+            record = op.idempotency_key
+            rows[record] = line_row(record, op.idempotency_key, op.line)
+            return Receipt(op.idempotency_key, op.kind, "ok", record, None, at)
+        record = str(op.remote_id)
+        if record not in rows:
+            if op.kind == "delete":  # already gone: the delete's goal holds
+                return Receipt(op.idempotency_key, op.kind, "ok", record, None, at)
+            return Receipt(op.idempotency_key, op.kind, "failed", record, None, at, error=f"record {record} not found")
+        if op.kind == "delete":
+            del rows[record]
+        else:
+            rows[record] = line_row(record, op.idempotency_key, op.line)
+        return Receipt(op.idempotency_key, op.kind, "ok", record, None, at)
+
+    def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
+        for row in self._read(_month(line.work_date)).values():
+            if idempotency_key in marked_keys(row["key"]):
+                return Receipt(idempotency_key, kind, "ok", row["record"], None, self._clock().astimezone(UTC))
+        return None
+
+    def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
+        month = date(start.year, start.month, 1)
+        while month <= end:
+            for row in self._read(_month(month)).values():
+                day = date.fromisoformat(row["date"])
+                keys = marked_keys(row["key"])
+                if keys and start <= day <= end:
+                    yield Holding(keys[0], row["record"], day, int(row["minutes"]))
+            month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+    def stats(self) -> dict[str, int]:
+        return {"file_writes": self._writes}
+
+    def close(self) -> None:
+        """Nothing to release: every write opens and closes its own files."""

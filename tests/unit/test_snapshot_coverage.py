@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 from connectors.base import SourcePlugin, fetch_coverage, register_source, unregister
 from connectors.model import Coverage, Person, Scope, Slice, TimeEntry, Window
 from sync.store import ledger
+from sync.store.runs import start_run
 from sync.store.tables import entries, entry_versions
 
 NOW = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -65,7 +66,7 @@ def upload_registered() -> Iterator[None]:
 def ingest(engine: Engine, source: UploadSource, run_id: int = 1) -> ledger.IngestCounts:
     scope = Scope("upload", "acct")
     with engine.begin() as conn:
-        run = ledger.start_run(conn, command="sync", as_of=NOW, now=NOW)
+        run = start_run(conn, command="sync", as_of=NOW, now=NOW)
         step = ledger.WindowIngest(conn, "upload", "acct", WINDOW, run, NOW)
         step.add(list(source.fetch(scope, WINDOW)))
         return step.close(fetch_coverage(source, scope, WINDOW))
@@ -117,7 +118,7 @@ def test_a_reupload_replaces_its_slice_and_an_unchanged_one_writes_nothing(engin
 
 def test_a_window_source_still_tombstones_the_whole_window(engine: Engine) -> None:
     with engine.begin() as conn:
-        run = ledger.start_run(conn, command="sync", as_of=NOW, now=NOW)
+        run = start_run(conn, command="sync", as_of=NOW, now=NOW)
         step = ledger.WindowIngest(conn, "upload", "acct", WINDOW, run, NOW)
         step.add(OCTOBER + BOB_NOV)
         step.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
+from sqlalchemy import Engine
 
 import mappings
 from connectors.asana import AsanaConfig
@@ -29,7 +30,7 @@ from sync.reporting.model import format_hours
 from sync.run.context import RunContext
 from sync.run.factory import build_sinks, build_sources
 from sync.run.mapping import adopt_mapping, load_mapping
-from sync.run.pipeline import run_sync
+from sync.run.pipeline import RunResult, run_sync
 from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
@@ -121,15 +122,7 @@ def run_demo(
             dataset, database, out_dir, asana=asana, clickup=clickup, monday=monday, qbo=qbo, xero=xero
         )
         engine = make_engine(settings.database_url)
-        # Built here, not by the pipeline: the reconciliation after the run reads the same tools and sinks.
-        sources = stack.enter_context(closing_all(build_sources(settings)))
-        sinks = stack.enter_context(closing_all(build_sinks(settings, engine)))
-        result = run_sync(settings, sources=sources, sinks=sinks, engine=engine, as_of=as_of, progress=progress)
-        context = RunContext.create(settings, engine, as_of=as_of)
-        mapping = adopt_mapping(context, load_mapping(settings, engine))
-        reconciliations = tuple(
-            reconcile_month(context, p.label, mapping, sources=sources, sinks=sinks) for p in runner_months(result)
-        )
+        result, reconciliations = sync_and_reconcile(settings, engine, as_of, progress)
         sandbox_minutes = {
             "Asana": asana.total_minutes(),
             "ClickUp": clickup.total_minutes(),
@@ -158,6 +151,21 @@ def run_demo(
         reconciliations=reconciliations,
         sink_records=sink_records,
     )
+
+
+def sync_and_reconcile(
+    settings: Settings, engine: Engine, as_of: datetime, progress: Callable[[str, int], None] | None
+) -> tuple[RunResult, tuple[Reconciliation, ...]]:
+    """The sync pipeline, then every reported month reconciled against the same tools and sinks."""
+    # Built here, not by the pipeline: the reconciliation after the run reads the same tools and sinks.
+    with closing_all(build_sources(settings)) as sources, closing_all(build_sinks(settings, engine)) as sinks:
+        result = run_sync(settings, sources=sources, sinks=sinks, engine=engine, as_of=as_of, progress=progress)
+        context = RunContext.create(settings, engine, as_of=as_of)
+        mapping = adopt_mapping(context, load_mapping(settings, engine))
+        reconciliations = tuple(
+            reconcile_month(context, p.label, mapping, sources=sources, sinks=sinks) for p in runner_months(result)
+        )
+    return result, reconciliations
 
 
 def demo_settings(

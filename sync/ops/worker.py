@@ -30,6 +30,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import procrastinate.exceptions
 import procrastinate.jobs
@@ -45,6 +46,9 @@ from connectors.errors import Action, ConfigError, HourbridgeError
 from sync.ops.metrics import RunMetrics
 from sync.reporting.model import Period
 from sync.settings import Settings
+
+if TYPE_CHECKING:
+    from sync.run.deliver import SinkDelivery
 
 log = structlog.get_logger("hourbridge.worker")
 
@@ -120,6 +124,29 @@ def make_sources(settings: Settings) -> dict[str, Source]:
     from sync.run.factory import build_sources
 
     return build_sources(settings)
+
+
+def deliver_open_months(settings: Settings, engine: Engine, sink: str) -> SinkDelivery:
+    """The deliver stage for ``sink`` over the open months (the mapping is validated and adopted first)."""
+    from sync.run.context import RunContext, RunError, open_months
+    from sync.run.deliver import SinkDelivery, deliver
+    from sync.run.factory import build_sinks
+    from sync.run.mapping import adopt_mapping, load_mapping
+
+    active = load_mapping(settings, engine)
+    context = RunContext.create(settings, engine)
+    months = [p.label for p in open_months(settings, context.as_of.date())]
+    try:
+        built = build_sinks(settings, engine)
+    except HourbridgeError as exc:
+        return SinkDelivery(sink, None, (RunError.of("sink", None, exc),))
+    try:
+        if sink not in built:
+            return SinkDelivery(sink, None)
+        return deliver(context, sink, built[sink], months, adopt_mapping(context, active).catalogs(engine))
+    finally:
+        for each in built.values():
+            each.close()
 
 
 def stalled_cron(stalled_seconds: int) -> str:
@@ -289,32 +316,11 @@ class WorkerApp:
 
     def deliver(self, sink: str) -> None:
         """The deliver stage for one sink over the open months; retried while outcomes stay open."""
-        from sync.run.context import RunContext, RunError
-        from sync.run.deliver import deliver
-        from sync.run.factory import build_sinks
-        from sync.run.mapping import adopt_mapping, load_mapping
-
-        active = load_mapping(self.settings, self.engine)
-        context = RunContext.create(self.settings, self.engine)
-        months = [p.label for p in self._open_months(context.as_of.date())]
-        errors: tuple[RunError, ...] = ()
-        result = None
-        try:
-            built = build_sinks(self.settings, self.engine)
-        except HourbridgeError as exc:
-            errors = (RunError.of("sink", None, exc),)
-            built = {}
-        try:
-            if sink in built:
-                catalogs = adopt_mapping(context, active).catalogs(self.engine)
-                delivered = deliver(context, sink, built[sink], months, catalogs)
-                result, errors = delivered.result, delivered.errors
-        finally:
-            for each in built.values():
-                each.close()
+        delivered = deliver_open_months(self.settings, self.engine, sink)
+        result = delivered.result
         if result is None:  # the sink could not even be built or reached
-            summary = "; ".join(error.message for error in errors) or "not configured"
-            if any(error.action is Action.CONFIG for error in errors):
+            summary = "; ".join(error.message for error in delivered.errors) or "not configured"
+            if any(error.action is Action.CONFIG for error in delivered.errors):
                 raise ConfigError(f"{sink}: {summary}")
             raise DeliveryIncomplete(f"{sink}: {summary}")
         log.info("worker.delivered", sink=sink, **{k: v for k, v in result.as_dict().items() if k != "held"})

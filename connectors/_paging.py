@@ -22,9 +22,10 @@ class TokenPaging:
     stops with ``PayloadError`` instead of looping for ever.
     """
 
-    def __init__(self, vendor: str, what: str, *, max_pages: int = MAX_PAGES) -> None:
+    def __init__(self, vendor: str, what: str, *, kind: str = "page token", max_pages: int = MAX_PAGES) -> None:
         self.vendor = vendor
         self.what = what
+        self.kind = kind  # what the vendor calls its token, for the message
         self.max_pages = max_pages
         self.token: str | None = None  # what the next request carries; None asks for the first page
         self.started = False
@@ -41,7 +42,7 @@ class TokenPaging:
             return
         if next_token in self._seen:
             raise PayloadError(
-                f"{self.vendor} returned the same page token twice for {self.what}; stopped to avoid a loop"
+                f"{self.vendor} returned the same {self.kind} twice for {self.what}; stopped to avoid a loop"
             )
         if self.pages >= self.max_pages:
             raise PayloadError(f"{self.vendor} paging for {self.what} did not end after {self.max_pages} pages")

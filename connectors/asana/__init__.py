@@ -1,6 +1,6 @@
 """Asana source: native time tracking through the official SDK."""
 
 from connectors.asana.config import AsanaConfig
-from connectors.asana.connector import AsanaSource
+from connectors.asana.source import AsanaSource
 
 __all__ = ["AsanaConfig", "AsanaSource"]

@@ -11,17 +11,10 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    call_with_retry,
-    error_from_status,
-    limiter_for,
-    make_client,
-    redact,
-)
+from connectors._http import error_from_status, make_client
+from connectors._ratelimit import RateLimiter, limiter_for
+from connectors._redact import redact
+from connectors._retry import CallStats, RetryPolicy, Sleep, call_with_retry
 from connectors.delivery import REF_QB_CLASS, REF_QB_CUSTOMER, REF_QB_DEPARTMENT, REF_QB_ITEM, Line, OutcomeUnknown
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, parse_retry_after
 from connectors.quickbooks.config import ENV_PREFIX, QuickBooksConfig

@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors._config import TokenSource
-from connectors._http import RateLimiter, Sleep
+from connectors._ratelimit import RateLimiter
+from connectors._retry import Sleep
 from connectors.delivery import (
     Holding,
     Line,

@@ -11,17 +11,10 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    call_with_retry,
-    error_from_status,
-    limiter_for,
-    make_client,
-    redact,
-)
+from connectors._http import error_from_status, make_client
+from connectors._ratelimit import RateLimiter, limiter_for
+from connectors._redact import redact
+from connectors._retry import CallStats, RetryPolicy, Sleep, call_with_retry
 from connectors.delivery import OutcomeUnknown
 from connectors.errors import Action, ConfigError, HourbridgeError, PayloadError, TransientError, parse_retry_after
 from connectors.xero.config import ENV_PREFIX, XeroConfig

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from connectors._config import TokenSource
-from connectors._http import RateLimiter, Sleep
+from connectors._ratelimit import RateLimiter
+from connectors._retry import Sleep
 from connectors.delivery import (
     REF_XERO_ACCOUNT,
     REF_XERO_CONTACT,

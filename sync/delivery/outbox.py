@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
-from connectors._http import redact
+from connectors._redact import redact
 from connectors.delivery import Op, Receipt, Sink, idempotency_key
 from connectors.errors import HourbridgeError
 from sync.delivery import periods

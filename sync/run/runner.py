@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, func, update
 
-from connectors._http import redact
+from connectors._redact import redact
 from connectors.base import Source
 from connectors.delivery import Sink
 from connectors.errors import ConfigError, HourbridgeError

@@ -9,18 +9,10 @@ import pytest
 import respx
 from fakes import FakeClock
 
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    backoff_seconds,
-    call_with_retry,
-    error_from_status,
-    make_client,
-    redact,
-    register_secret,
-    send,
-)
+from connectors._http import error_from_status, make_client, send
+from connectors._ratelimit import RateLimiter
+from connectors._redact import redact, register_secret
+from connectors._retry import CallStats, RetryPolicy, backoff_seconds, call_with_retry
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, classify_status
 
 
@@ -32,7 +24,7 @@ def mock() -> Iterator[respx.MockRouter]:
 
 def test_limiter_allows_burst_then_paces_to_the_rate() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(60, burst_seconds=2, clock=clock, sleep=clock.sleep)  # 1/s, burst of 2
+    limiter = RateLimiter(60, burst_seconds=2, clock=clock)  # 1/s, burst of 2
     for _ in range(12):
         limiter.acquire()
     # 2 from the burst, then 10 more at one per second.
@@ -41,7 +33,7 @@ def test_limiter_allows_burst_then_paces_to_the_rate() -> None:
 
 def test_limiter_pause_holds_every_caller() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(600, clock=clock)
     limiter.pause_for(30)
     limiter.acquire()
     assert clock.now - 1000.0 >= 30.0
@@ -49,7 +41,7 @@ def test_limiter_pause_holds_every_caller() -> None:
 
 def test_limiter_observes_remaining_quota() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(6000, clock=clock)
     limiter.observe_remaining(0, 12.0)
     limiter.acquire()
     assert clock.now - 1000.0 == pytest.approx(12.0, abs=0.1)
@@ -57,7 +49,7 @@ def test_limiter_observes_remaining_quota() -> None:
 
 def test_retry_after_is_honoured_and_counted() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(6000, clock=clock)
     stats = CallStats()
     attempts = iter([TransientError("slow down", retry_after=7, status=429), None])
 
@@ -153,7 +145,7 @@ def test_send_retries_429_with_retry_after(mock: respx.MockRouter) -> None:
         side_effect=[httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={"ok": True})]
     )
     clock = FakeClock()
-    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(6000, clock=clock)
     with make_client("https://api.test") as client:
         response = send(
             client,
@@ -221,7 +213,7 @@ def test_send_check_hook_sees_errors_inside_a_200(mock: respx.MockRouter) -> Non
 
 def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(120, burst_seconds=10, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(120, burst_seconds=10, clock=clock)
     grants: list[float] = []
     for _ in range(600):
         limiter.acquire()

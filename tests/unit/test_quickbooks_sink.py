@@ -16,7 +16,7 @@ import respx
 from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, idempotency_key, marked_keys
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksIds, QuickBooksSink, render_time_activity
@@ -44,8 +44,8 @@ def make_sink(clock: FakeClock, *, per_minute: float = 1e6, batches: float = 1e6
     settings = QuickBooksConfig(realm_id=REALM, base_url=BASE, access_token=SecretStr(TOKEN), **config)
     return QuickBooksSink(
         settings,
-        limiter=RateLimiter(per_minute, clock=clock, sleep=clock.sleep),
-        batch_limiter=RateLimiter(batches, clock=clock, sleep=clock.sleep),
+        limiter=RateLimiter(per_minute, clock=clock),
+        batch_limiter=RateLimiter(batches, clock=clock),
         sleep=clock.sleep,
     )
 

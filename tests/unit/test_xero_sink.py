@@ -15,7 +15,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, idempotency_key
 from connectors.errors import ConfigError
 from connectors.xero import XeroConfig, XeroSink
@@ -58,7 +58,7 @@ def make_sink(clock: FakeClock, **config: Any) -> XeroSink:
         access_token=SecretStr(TOKEN),
         **config,
     )
-    return XeroSink(settings, limiter=RateLimiter(60, clock=clock, sleep=clock.sleep), sleep=clock.sleep)
+    return XeroSink(settings, limiter=RateLimiter(60, clock=clock), sleep=clock.sleep)
 
 
 def line(n: int = 0, *, payee: str = "Zoë Müller", seconds: int = 5400, **extra: Any) -> Line:

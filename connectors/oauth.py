@@ -24,7 +24,14 @@ from pydantic import SecretStr
 from connectors._http import error_from_status, make_client, send
 from connectors._redact import redact, register_secret
 from connectors._retry import RetryPolicy, Sleep, call_with_retry
-from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, parse_retry_after
+from connectors.errors import (
+    ConfigError,
+    InvalidGrantError,
+    PayloadError,
+    RequestBugError,
+    TransientError,
+    parse_retry_after,
+)
 
 log = structlog.get_logger("hourbridge.oauth")
 
@@ -180,10 +187,6 @@ class XeroConnection:
     tenant_id: str
     name: str
     tenant_type: str
-
-
-class InvalidGrantError(ConfigError):
-    """The vendor refused the code or refresh token (``invalid_grant``): only a new connection helps."""
 
 
 def new_state() -> str:

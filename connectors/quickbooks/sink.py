@@ -18,7 +18,6 @@ from connectors.delivery import (
     Now,
     Op,
     OpKind,
-    OutcomeUnknown,
     Receipt,
     billable_minutes,
     call_key,
@@ -29,12 +28,11 @@ from connectors.delivery import (
     unknown,
     utc_now,
 )
-from connectors.errors import ConfigError, PayloadError, TransientError
+from connectors.errors import ConfigError, OutcomeUnknown, PayloadError, QuickBooksFault, TransientError
 from connectors.quickbooks.client import (
     FAULT_OBJECT_NOT_FOUND,
     NameResolver,
     QuickBooksClient,
-    QuickBooksFault,
     fault_text,
     quote,
 )

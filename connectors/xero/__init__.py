@@ -2,6 +2,14 @@
 
 from connectors.xero.config import XeroConfig
 from connectors.xero.render import render_bill, render_line_item, render_time_entry
-from connectors.xero.sink import XeroSink
+from connectors.xero.sink import XeroBillsSink, XeroProjectsSink, XeroSink
 
-__all__ = ["XeroConfig", "XeroSink", "render_bill", "render_line_item", "render_time_entry"]
+__all__ = [
+    "XeroBillsSink",
+    "XeroConfig",
+    "XeroProjectsSink",
+    "XeroSink",
+    "render_bill",
+    "render_line_item",
+    "render_time_entry",
+]

@@ -32,8 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors._config import TokenSource
 from connectors._redact import register_secret
 from connectors._retry import Sleep
-from connectors.errors import ConfigError
-from connectors.oauth import PROVIDERS, InvalidGrantError, OAuthClient, TokenSet, oauth_app, provider_facts
+from connectors.errors import ConfigError, InvalidGrantError
+from connectors.oauth import PROVIDERS, OAuthClient, TokenSet, oauth_app, provider_facts
 from sync.settings import Settings
 from sync.store.tables import oauth_tokens
 

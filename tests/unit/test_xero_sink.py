@@ -17,9 +17,8 @@ from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, idempotency_key
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, DailyLimitError
 from connectors.xero import XeroConfig, XeroSink
-from connectors.xero.client import DailyLimitReached
 from connectors.xero.render import BillIds, bill_number, entry_date_utc, render_line_item, written_work_date
 
 PROJECTS = "https://projects.xero.test/projects.xro/2.0"
@@ -403,7 +402,7 @@ def test_holdings_stop_at_the_daily_limit_and_report_it(mock: respx.MockRouter) 
     )
     lines = [line(0, refs={"xero.project": PROJECT}), line(1, refs={"xero.project": CLOSED_PROJECT})]
     with make_sink(FakeClock()) as sink:
-        with pytest.raises(DailyLimitReached, match="daily limit"):
+        with pytest.raises(DailyLimitError, match="daily limit"):
             list(sink.holdings(*NOVEMBER, lines))
         assert sink.stats()["day_limit_remaining"] == 0
     assert listing.call_count == 1  # the second project was not asked for: no calls were left today

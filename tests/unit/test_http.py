@@ -226,3 +226,93 @@ def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
         assert i - j + 1 <= 120
     # And the pace is still the configured rate overall (no needless waiting).
     assert (grants[-1] - grants[0]) / 60.0 == pytest.approx(600 / 120, rel=0.05)
+
+
+class CountingTime:
+    """A time source that records every wait and moves only by them."""
+
+    def __init__(self) -> None:
+        self.now = 50.0
+        self.reads = 0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_the_limiter_waits_on_its_injected_time_source_without_spinning() -> None:
+    time_source = CountingTime()
+    limiter = RateLimiter(60, burst_seconds=1, clock=time_source)  # one a second, no burst to speak of
+    for _ in range(3):
+        limiter.acquire()
+    # The first call is free; each later one waits exactly once for a full second, on the injected
+    # source: a limiter reading a real clock while sleeping on a fake one would loop many times here.
+    assert time_source.sleeps == pytest.approx([1.0, 1.0])
+    assert time_source.reads <= 6
+    assert limiter.waited == pytest.approx(2.0)
+
+
+def test_a_pause_is_waited_out_on_the_injected_time_source() -> None:
+    time_source = CountingTime()
+    limiter = RateLimiter(6000, clock=time_source)
+    limiter.pause_for(12.5)
+    limiter.acquire()
+    # The pause itself, then one token's refill (100 a second): the burst was drained by the pause.
+    assert time_source.sleeps == [pytest.approx(12.5), pytest.approx(0.01)]
+
+
+def test_the_session_counts_calls_and_retries_through_its_policy_and_limiter(mock: respx.MockRouter) -> None:
+    from connectors._session import ApiSession
+
+    clock = FakeClock()
+    mock.get("/thing").mock(side_effect=[httpx.Response(503), httpx.Response(200, json={"ok": True})])
+    session = ApiSession(
+        vendor="Test",
+        setting="HOURBRIDGE_TEST__TOKEN",
+        policy=RetryPolicy(max_attempts=3),
+        limiter=RateLimiter(6000, clock=clock),
+        http=make_client("https://api.test"),
+        sleep=clock.sleep,
+    )
+    with session:
+        assert session.send("GET", "/thing").json() == {"ok": True}
+    assert session.stats.as_dict() == {"api_calls": 2, "retries": 1, "throttled": 0}
+    assert session.http.is_closed
+
+
+def test_a_session_without_httpx_runs_sdk_calls_under_the_same_policy() -> None:
+    from connectors._session import ApiSession
+
+    closed: list[bool] = []
+    session = ApiSession(
+        vendor="Test",
+        setting="HOURBRIDGE_TEST__TOKEN",
+        policy=RetryPolicy(max_attempts=2),
+        limiter=RateLimiter(6000, clock=FakeClock()),
+        sleep=lambda _: None,
+        on_close=lambda: closed.append(True),
+    )
+    attempts = iter([TransientError("HTTP 502", status=502), None])
+
+    def sdk_call() -> str:
+        exc = next(attempts)
+        if exc:
+            raise exc
+        return "ok"
+
+    assert session.call(sdk_call, what="sdk") == "ok"
+    with pytest.raises(RuntimeError, match="SDK"):
+        _ = session.http
+    session.close()
+    assert closed == [True] and session.stats.as_dict()["retries"] == 1
+
+
+def test_error_from_status_keeps_the_status_for_callers_to_tell_errors_apart() -> None:
+    assert error_from_status(404, vendor="ClickUp", setting="X").status == 404
+    assert error_from_status(401, vendor="ClickUp", setting="X").status == 401
+    assert error_from_status(503, vendor="ClickUp", setting="X").status == 503

@@ -406,3 +406,23 @@ def test_holdings_stop_at_the_daily_limit_and_report_it(mock: respx.MockRouter) 
             list(sink.holdings(*NOVEMBER, lines))
         assert sink.stats()["day_limit_remaining"] == 0
     assert listing.call_count == 1  # the second project was not asked for: no calls were left today
+
+
+def test_xero_sink_is_the_sink_of_the_configured_mode() -> None:
+    from connectors.xero import XeroBillsSink, XeroProjectsSink
+
+    clock = FakeClock()
+    with make_sink(clock, mode="projects") as projects, make_sink(clock, mode="bills") as bills:
+        assert type(projects) is XeroProjectsSink and type(bills) is XeroBillsSink
+        assert isinstance(projects, XeroSink) and isinstance(bills, XeroSink)
+        assert projects.name == bills.name == XeroSink.name == "xero"
+
+
+def test_a_projects_list_that_ignores_the_page_number_stops(mock: respx.MockRouter) -> None:
+    from connectors.errors import PayloadError
+
+    clock = FakeClock()
+    same = {"items": [{"projectId": "p-1", "name": "Website"}], "pagination": {"pageCount": 5}}
+    mock.get(f"{PROJECTS}/Projects").mock(return_value=httpx.Response(200, json=same))
+    with make_sink(clock, mode="projects") as sink, pytest.raises(PayloadError, match="same page twice"):
+        sink.client.pages("/Projects", {"states": "INPROGRESS"})

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from connectors._config import TokenSource
+from connectors._paging import PageNumbers
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
 from connectors.delivery import (
@@ -44,7 +45,7 @@ from connectors.errors import (
     TransientError,
     XeroRefused,
 )
-from connectors.xero.client import is_uuid, validation_messages, where_names
+from connectors.xero.client import VENDOR, is_uuid, validation_messages, where_names
 from connectors.xero.config import XeroConfig
 from connectors.xero.render import BillIds, bill_number, money, render_bill, render_line_item, written_work_date
 from connectors.xero.sink.base import XeroSink, split_remote
@@ -192,10 +193,10 @@ class XeroBillsSink(XeroSink, mode="bills"):
         ordered = sorted(set(values))
         for start in range(0, len(ordered), INVOICE_LOOKUP_CHUNK):
             listed = ",".join(ordered[start : start + INVOICE_LOOKUP_CHUNK])
-            page = 1
-            while True:
+            paging = PageNumbers(VENDOR, f"the bills by {param}", first=1)
+            while not paging.done:
                 # Xero: asking for a page is what makes the list include line items.
-                params = {param: listed, "page": str(page), "unitdp": "4"}
+                params = {param: listed, "page": str(paging.number), "unitdp": "4"}
                 payload = self.client.call("accounting", "GET", "/Invoices", params=params)
                 found = [b for b in (payload or {}).get("Invoices") or [] if isinstance(b, Mapping)]
                 fresh = [b for b in found if str(b.get("InvoiceID")) not in seen]
@@ -203,11 +204,10 @@ class XeroBillsSink(XeroSink, mode="bills"):
                 bills.extend(fresh)
                 pagination = (payload or {}).get("pagination")
                 count = pagination.get("pageCount") if isinstance(pagination, Mapping) else None
-                more = page < count if isinstance(count, int) else len(found) >= INVOICES_PER_PAGE
-                # A page of nothing new means the paging went nowhere; stop rather than loop.
-                if not more or not fresh:
-                    break
-                page += 1
+                more = paging.number < count if isinstance(count, int) else len(found) >= INVOICES_PER_PAGE
+                # A page of nothing new means the paging went nowhere: it ends here, quietly, since
+                # every bill it could name is already in hand.
+                paging.advance(last=not more or not fresh)
         return bills
 
     def _push_bills(self, ops: list[Op]) -> Iterator[Receipt]:

@@ -241,10 +241,16 @@ class MondayClient:
         self._remaining: int | None = config.complexity_budget_per_minute
         self._reset_in = 60.0
         self._last_cost: dict[str, int] = {}
-        self.paced = 0
+        self._paced = 0
 
     def close(self) -> None:
         self.session.close()
+
+    @property
+    def paced(self) -> int:
+        """How many times a query waited for the complexity budget to reset before it was sent."""
+        with self._budget_lock:
+            return self._paced
 
     # ----------------------------------------------------------------- plumbing
 
@@ -275,7 +281,7 @@ class MondayClient:
                 return
             delay = self._reset_in
             self._remaining = None
-            self.paced += 1
+            self._paced += 1
         log.info("monday.pace", kind=kind, expected_cost=expected, wait=delay)
         self.session.limiter.pause_for(delay)
 

@@ -2,7 +2,7 @@
 
 from connectors.base import SourcePlugin, register_source
 from connectors.monday.config import MondayConfig
-from connectors.monday.connector import DailyLimitError, MondaySource
+from connectors.monday.source import MondaySource
 
 register_source(
     SourcePlugin(

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
-from connectors._http import redact
+from connectors._redact import redact
 from connectors.base import Sink, Source, fetch_coverage
 from connectors.errors import ConfigError, HourbridgeError
 from connectors.model import Scope, TimeEntry, Window

@@ -17,7 +17,9 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
+from connectors.sandbox._http import Request, Response, json_response
+from connectors.sandbox._middleware import Clock
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/api/1.0"
@@ -571,18 +573,18 @@ class AsanaSandbox(HostedSandbox):
 
     def _register_routes(self) -> None:
         add = self._server.route
-        add("GET", "/users/{user_gid}", self._endpoint(self._get_user), name=USERS_GET)
+        add("GET", "/users/<user_gid>", self._endpoint(self._get_user), name=USERS_GET)
         add("GET", "/workspaces", self._endpoint(self._list_workspaces), name=WORKSPACES_LIST)
         add(
             "GET",
-            "/workspaces/{workspace_gid}/users",
+            "/workspaces/<workspace_gid>/users",
             self._endpoint(self._list_workspace_users),
             name=WORKSPACE_USERS_LIST,
         )
         add("GET", "/projects", self._endpoint(self._list_projects), name=PROJECTS_LIST)
-        add("GET", "/projects/{project_gid}", self._endpoint(self._get_project), name=PROJECTS_GET)
+        add("GET", "/projects/<project_gid>", self._endpoint(self._get_project), name=PROJECTS_GET)
         add("GET", "/tasks", self._endpoint(self._list_tasks), name=TASKS_LIST)
-        add("GET", "/tasks/{task_gid}", self._endpoint(self._get_task), name=TASKS_GET)
+        add("GET", "/tasks/<task_gid>", self._endpoint(self._get_task), name=TASKS_GET)
         add(
             "GET",
             "/time_tracking_entries",
@@ -591,13 +593,13 @@ class AsanaSandbox(HostedSandbox):
         )
         add(
             "GET",
-            "/time_tracking_entries/{time_tracking_entry_gid}",
+            "/time_tracking_entries/<time_tracking_entry_gid>",
             self._endpoint(self._get_entry, time_tracking=True),
             name=ENTRIES_GET,
         )
         add(
             "GET",
-            "/tasks/{task_gid}/time_tracking_entries",
+            "/tasks/<task_gid>/time_tracking_entries",
             self._endpoint(self._list_task_entries, time_tracking=True),
             name=TASK_ENTRIES_LIST,
         )
@@ -625,7 +627,7 @@ class AsanaSandbox(HostedSandbox):
         return wrapped
 
     def _fields(self, request: Request, default: _Tree, *, allowed: frozenset[str] | None = None) -> _Tree:
-        raw = request.query.get("opt_fields")
+        raw = request.args.getlist("opt_fields")
         if not raw:
             return default
         wanted = {part.strip() for value in raw for part in value.split(",") if part.strip()}
@@ -642,10 +644,7 @@ class AsanaSandbox(HostedSandbox):
 
     def _query_hash(self, request: Request) -> str:
         filters = sorted(
-            (name, value)
-            for name, values in request.query.items()
-            if name not in _NON_FILTER_PARAMS
-            for value in values
+            (name, value) for name, values in request.args.lists() if name not in _NON_FILTER_PARAMS for value in values
         )
         blob = json.dumps([request.route, filters], separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
@@ -710,7 +709,7 @@ class AsanaSandbox(HostedSandbox):
             token = self._encode_offset(page[-1][0], query_hash)
             params = [
                 (name, value)
-                for name, values in request.query.items()
+                for name, values in request.args.lists()
                 if name not in {"limit", "offset"}
                 for value in values
             ]

@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
+from connectors.sandbox._http import Request, Response, json_response, with_headers
+from connectors.sandbox._middleware import Clock
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/api"
@@ -488,9 +490,9 @@ class ClickUpSandbox(HostedSandbox):
         add = self._server.route
         add("GET", "/v2/user", self._endpoint(self._get_user), name=USER_GET)
         add("GET", "/v2/team", self._endpoint(self._list_teams), name=TEAMS_LIST)
-        add("GET", "/v2/team/{team_id}/time_entries", self._endpoint(self._list_entries), name=TIME_ENTRIES_LIST)
-        add("GET", "/v2/team/{team_id}/task", self._endpoint(self._list_tasks), name=TASKS_LIST)
-        add("GET", "/v2/task/{task_id}", self._endpoint(self._get_task), name=TASK_GET)
+        add("GET", "/v2/team/<team_id>/time_entries", self._endpoint(self._list_entries), name=TIME_ENTRIES_LIST)
+        add("GET", "/v2/team/<team_id>/task", self._endpoint(self._list_tasks), name=TASKS_LIST)
+        add("GET", "/v2/task/<task_id>", self._endpoint(self._get_task), name=TASK_GET)
 
     def _endpoint(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def wrapped(request: Request) -> Response:
@@ -505,13 +507,13 @@ class ClickUpSandbox(HostedSandbox):
                 headers = dict(quota)
                 if self._send_retry_after:
                     headers["Retry-After"] = str(max(1, int(quota["X-RateLimit-Reset"]) - math.floor(self._clock())))
-                return clickup_error(429, "Rate limit reached").with_headers(headers)
+                return with_headers(clickup_error(429, "Rate limit reached"), headers)
             try:
                 with self._lock:
                     response = handler(request)
             except _ApiError as error:
                 response = clickup_error(error.status, error.message)
-            return response.with_headers(quota)
+            return with_headers(response, quota)
 
         return wrapped
 
@@ -652,9 +654,9 @@ class ClickUpSandbox(HostedSandbox):
         if not page_text.isdigit():
             raise _ApiError(400, "page must be a non-negative integer")
         page = int(page_text)
-        lists = set(request.query.get("list_ids[]", []))
-        folders = set(request.query.get("project_ids[]", []))
-        spaces = set(request.query.get("space_ids[]", []))
+        lists = set(request.args.getlist("list_ids[]"))
+        folders = set(request.args.getlist("project_ids[]"))
+        spaces = set(request.args.getlist("space_ids[]"))
         selected = [
             task
             for task_id, task in self._tasks.items()

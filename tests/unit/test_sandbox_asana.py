@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from connectors.sandbox import asana as asana_sandbox
-from connectors.sandbox._server import RateLimiter, Request, Response, SandboxServer, json_response
+from connectors.sandbox._http import Request, Response, json_response
+from connectors.sandbox._middleware import RateLimiter
+from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 
@@ -630,7 +632,7 @@ def _boom(request: Request) -> Response:
 
 def test_server_routes_params_and_methods(capfd: pytest.CaptureFixture[str]) -> None:
     server = SandboxServer(base_path="/v9")
-    server.route("GET", "/items/{item_id}/parts/{part}", _echo, name="parts")
+    server.route("GET", "/items/<item_id>/parts/<part>", _echo, name="parts")
     server.route("GET", "/boom", _boom)
     with server, httpx.Client(base_url=server.base_url) as http:
         assert server.base_url.startswith("http://127.0.0.1:")

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.sandbox._http import ErrorFactory, Request, Response, request_of, with_headers
 
@@ -248,3 +248,57 @@ class InFlightLimit:
         finally:
             with self._lock:
                 self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
+
+
+class Guard:
+    """Answers for the handler when ``check`` returns an answer (a refused credential, say)."""
+
+    def __init__(self, app: WSGIApplication, check: Callable[[Request], Response | None]) -> None:
+        self._app = app
+        self._check = check
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        refused = self._check(request_of(environ))
+        if refused is not None:
+            return refused(environ, start_response)
+        return self._app(environ, start_response)
+
+
+class AnnouncedQuota:
+    """A quota that tells the client what is left: its headers go on every answer it lets through.
+
+    ``take`` spends one request and says whether it was allowed, with the headers announcing the
+    quota; ``refuse`` builds the vendor's 429 from those headers (ClickUp: ``X-RateLimit-*``).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        take: Callable[[Request], tuple[bool, dict[str, str]]],
+        refuse: Callable[[dict[str, str]], Response],
+    ) -> None:
+        self._app = app
+        self._take = take
+        self._refuse = refuse
+        self._limited = 0
+        self._lock = threading.Lock()
+
+    @property
+    def limited(self) -> int:
+        """Requests answered with ``refuse`` so far."""
+        with self._lock:
+            return self._limited
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        allowed, announced = self._take(request_of(environ))
+        if not allowed:
+            with self._lock:
+                self._limited += 1
+            return self._refuse(announced)(environ, start_response)
+
+        def announce(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            extra = [(name, value) for name, value in announced.items() if name.lower() not in present]
+            return start_response(status, headers + extra, exc_info)
+
+        return self._app(environ, announce)

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 Middleware = Callable[["WSGIApplication"], "WSGIApplication"]
-"""Wraps the whole server, outside the router (Xero's cap on calls in flight)."""
+"""Wraps a WSGI application in one more layer (a vendor's credential check, quota or in-flight cap)."""
 
 
 def _default_error(status: int, message: str) -> Response:
@@ -105,8 +105,9 @@ class SandboxServer:
     """Routes requests on 127.0.0.1 to handlers, counting calls, limiting rates and injecting faults.
 
     Routes are werkzeug rules (``/items/<item_id>``) registered relative to ``base_path``;
-    ``base_url`` includes it. A request passes: ``wrap`` (if any) → router (404/405) → call counter
-    → injected faults → rate limit → the handler (a crash answers 500).
+    ``base_url`` includes it. A request passes: ``wrap`` (if any, outside routing) → router
+    (404/405) → call counter → injected faults → rate limit → the ``inner`` layers, outermost first
+    (a vendor's own credential check and quota) → the handler (a crash answers 500).
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class SandboxServer:
         rate_limit_key: Callable[[Request], str] | None = None,
         error_factory: ErrorFactory | None = None,
         wrap: Middleware | None = None,
+        inner: Sequence[Middleware] = (),
     ) -> None:
         self._host = host
         self._port = port
@@ -132,7 +134,10 @@ class SandboxServer:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
         limiter = RateLimiter(rate_limit_per_minute, clock=clock or time.monotonic)
-        self._limits = RateLimit(self._call_handler, limiter, self._error, rate_limit_key)
+        handler_app: WSGIApplication = self._call_handler
+        for layer in reversed(inner):
+            handler_app = layer(handler_app)
+        self._limits = RateLimit(handler_app, limiter, self._error, rate_limit_key)
         self._faults = Faults(self._limits, self._error)
         self._counter = CallCounter(self._faults)
         self._app: WSGIApplication = self._route_request if wrap is None else wrap(self._route_request)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from pydantic import SecretStr
 
-from connectors._http import register_secret
+from connectors._redact import register_secret
 from connectors.errors import ConfigError
 
 

@@ -11,8 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from connectors.errors import Action, HourbridgeError
-
 OpKind = Literal["create", "update", "delete"]
 # How the planner groups time into a sink's lines: one per entry, per person+code+day, or per month.
 Granularity = Literal["entry", "day", "period"]
@@ -212,16 +210,6 @@ class Holding:
     remote_id: str
     work_date: date
     minutes: int
-
-
-class OutcomeUnknown(HourbridgeError):
-    """A write was sent but no answer came back (a timeout or a dropped connection after sending).
-
-    Not retried in place: the write may have landed. The op's receipt says ``unknown`` and the
-    caller looks the record up (``Sink.find``) before sending it again.
-    """
-
-    action = Action.TRANSIENT
 
 
 # --------------------------------------------------------------------------- wire encoding

@@ -1,4 +1,24 @@
-"""One exception tree for every connector, and the table that says who must act on a failure."""
+"""One exception tree for every connector, and the table that says who must act on a failure.
+
+::
+
+    HourbridgeError                  action BUG   .message (for whoever must act), .status (HTTP, if any)
+    ├── ConfigError                  CONFIG       an admin changes a setting, a credential, a plan
+    │   ├── CredentialRefused        CONFIG       a sink's credential or tenant was refused: stop the push
+    │   └── InvalidGrantError        CONFIG       OAuth code or refresh token refused: connect again
+    ├── TransientError               TRANSIENT    retried per request (.retry_after); 5xx, 429, network
+    ├── DailyLimitError              TRANSIENT    a daily call cap is spent: NOT retried per request
+    │                                             (retries count against the cap); the job runs later
+    ├── OutcomeUnknown               TRANSIENT    a write was sent, no answer came: look it up first
+    ├── PayloadError                 PAYLOAD      the vendor sent something we cannot read
+    │   └── CursorExpired            PAYLOAD      a page cursor the vendor no longer accepts
+    └── RequestBugError              BUG          the vendor rejected our request as malformed
+        ├── QuickBooksFault          BUG          a QuickBooks Fault (.codes: its error codes)
+        └── XeroRefused              BUG          a Xero validation answer (400, or 404 on a record)
+
+Errors are told apart by type and by attributes (``status``, ``codes``), never by their text: the
+text is for people.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +38,16 @@ class Action(enum.Enum):
 class HourbridgeError(Exception):
     """Root of every error hourbridge raises on purpose.
 
-    ``message`` is written for the person who must act (an admin, usually) and never holds a secret.
+    ``message`` is written for the person who must act (an admin, usually) and never holds a secret;
+    ``status`` is the HTTP status behind the error, when there was one.
     """
 
     action: Action = Action.BUG
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
 
 
 class ConfigError(HourbridgeError):
@@ -34,15 +56,47 @@ class ConfigError(HourbridgeError):
     action = Action.CONFIG
 
 
+class CredentialRefused(ConfigError):
+    """The credential or the tenant was refused: nothing a sink sends can succeed until an admin acts."""
+
+
+class InvalidGrantError(ConfigError):
+    """The vendor refused the code or refresh token (``invalid_grant``): only a new connection helps."""
+
+
 class TransientError(HourbridgeError):
     """Worth retrying after ``retry_after`` seconds (when the vendor said how long)."""
 
     action = Action.TRANSIENT
 
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class DailyLimitError(HourbridgeError):
+    """A vendor's daily call cap is spent (monday, Xero); the job should run again after it resets.
+
+    Not a ``TransientError`` on purpose: per-request retries would burn calls that count against the
+    same cap (failed calls count too). The caller reads ``action`` and ``retry_after`` (seconds until
+    the cap resets, when known) and reschedules.
+    """
+
+    action = Action.TRANSIENT
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        self.status = status
+
+
+class OutcomeUnknown(HourbridgeError):
+    """A write was sent but no answer came back (a timeout or a dropped connection after sending).
+
+    Not retried in place: the write may have landed. The op's receipt says ``unknown`` and the
+    caller looks the record up (``Sink.find``) before sending it again.
+    """
+
+    action = Action.TRANSIENT
 
 
 class PayloadError(HourbridgeError):
@@ -51,10 +105,34 @@ class PayloadError(HourbridgeError):
     action = Action.PAYLOAD
 
 
+class CursorExpired(PayloadError):
+    """A page cursor the vendor no longer accepts (monday's live about 60 minutes); the caller re-pages."""
+
+
 class RequestBugError(HourbridgeError):
     """The vendor rejected our request as malformed (4xx other than auth and rate limits)."""
 
     action = Action.BUG
+
+
+class QuickBooksFault(RequestBugError):
+    """QuickBooks refused a request with a Fault (validation, stale SyncToken, missing object)."""
+
+    def __init__(self, message: str, codes: tuple[str, ...]) -> None:
+        super().__init__(message, status=400)
+        self.codes = codes
+
+
+class XeroRefused(RequestBugError):
+    """Xero refused one request with a validation message (HTTP 400, or 404 on a record)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, status=status)
+
+
+def action_of(exc: BaseException) -> Action:
+    """The action a failure calls for: an ``HourbridgeError`` says so itself; anything else is a bug."""
+    return exc.action if isinstance(exc, HourbridgeError) else Action.BUG
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,17 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from pydantic import SecretStr
 
-from connectors._http import (
-    RetryPolicy,
-    Sleep,
-    call_with_retry,
-    error_from_status,
-    make_client,
-    redact,
-    register_secret,
-    send,
+from connectors._http import error_from_status, make_client, send
+from connectors._redact import redact, register_secret
+from connectors._retry import RetryPolicy, Sleep, call_with_retry
+from connectors.errors import (
+    ConfigError,
+    InvalidGrantError,
+    PayloadError,
+    RequestBugError,
+    TransientError,
+    parse_retry_after,
 )
-from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, parse_retry_after
 
 log = structlog.get_logger("hourbridge.oauth")
 
@@ -187,10 +187,6 @@ class XeroConnection:
     tenant_id: str
     name: str
     tenant_type: str
-
-
-class InvalidGrantError(ConfigError):
-    """The vendor refused the code or refresh token (``invalid_grant``): only a new connection helps."""
 
 
 def new_state() -> str:

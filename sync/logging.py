@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from connectors._http import redact
+from connectors._redact import redact
 
 _SECRET_KEYS = {"token", "access_token", "refresh_token", "authorization", "password", "secret", "client_secret"}
 

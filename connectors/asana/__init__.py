@@ -1,7 +1,7 @@
 """Asana source: native time tracking through the official SDK (registered as ``asana``)."""
 
 from connectors.asana.config import AsanaConfig
-from connectors.asana.connector import AsanaSource
+from connectors.asana.source import AsanaSource
 from connectors.base import SourcePlugin, register_source
 
 register_source(

@@ -2,7 +2,7 @@
 
 from connectors.base import SourcePlugin, register_source
 from connectors.clickup.config import ClickUpConfig
-from connectors.clickup.connector import ClickUpSource
+from connectors.clickup.source import ClickUpSource
 
 register_source(
     SourcePlugin(

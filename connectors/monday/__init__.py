@@ -1,8 +1,9 @@
 """monday.com source: native time tracking columns read through the GraphQL API (registered as ``monday``)."""
 
 from connectors.base import SourcePlugin, register_source
+from connectors.errors import DailyLimitError
 from connectors.monday.config import MondayConfig
-from connectors.monday.connector import DailyLimitError, MondaySource
+from connectors.monday.source import MondaySource
 
 register_source(
     SourcePlugin(

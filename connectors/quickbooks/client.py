@@ -11,19 +11,21 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    call_with_retry,
-    error_from_status,
-    limiter_for,
-    make_client,
-    redact,
+from connectors._http import error_from_status, make_client
+from connectors._paging import PageNumbers
+from connectors._ratelimit import RateLimiter, limiter_for
+from connectors._redact import redact
+from connectors._retry import RetryPolicy, Sleep
+from connectors._session import ApiSession
+from connectors.delivery import REF_QB_CLASS, REF_QB_CUSTOMER, REF_QB_DEPARTMENT, REF_QB_ITEM, Line
+from connectors.errors import (
+    ConfigError,
+    OutcomeUnknown,
+    PayloadError,
+    QuickBooksFault,
+    TransientError,
+    parse_retry_after,
 )
-from connectors.delivery import REF_QB_CLASS, REF_QB_CUSTOMER, REF_QB_DEPARTMENT, REF_QB_ITEM, Line, OutcomeUnknown
-from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, parse_retry_after
 from connectors.quickbooks.config import ENV_PREFIX, QuickBooksConfig
 from connectors.quickbooks.render import QuickBooksIds
 
@@ -39,14 +41,6 @@ FAULT_STALE_OBJECT = "5010"
 FAULT_OBJECT_NOT_FOUND = "610"
 
 CREDENTIAL_ADVICE = "an access token (or connect the company so the OAuth layer supplies one)"
-
-
-class QuickBooksFault(RequestBugError):
-    """QuickBooks refused a request with a Fault (validation, stale SyncToken, missing object)."""
-
-    def __init__(self, message: str, codes: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.codes = codes
 
 
 def fault_text(fault: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -105,25 +99,30 @@ class QuickBooksClient:
             what=CREDENTIAL_ADVICE,
         )
         self.config = config
-        self._sleep = sleep
-        self._policy = RetryPolicy(max_attempts=config.max_attempts)
         key = f"realm:{config.realm_id}"
         # QuickBooks: 500 requests/min and 40 batches/min per realm, shared by every credential of the app.
-        self._limiter = limiter or limiter_for("quickbooks", key, config.rate_limit_per_minute)
         self._batch_limiter = batch_limiter or limiter_for("quickbooks-batch", key, config.max_batches_per_minute)
-        self.stats = CallStats()
-        self._client = make_client(
+        http = make_client(
             f"{config.base_url.rstrip('/')}/v3/company/{config.realm_id}",
             headers={"Accept": "application/json"},
             timeout=config.timeout_seconds,
             transport=transport,
         )
-        self._client.auth = BearerAuth(
+        http.auth = BearerAuth(
             source, vendor="QuickBooks", setting=SETTING_TOKEN, reconnect="connect the company again"
         )
+        self.session = ApiSession(
+            vendor=VENDOR,
+            setting=SETTING_REALM,
+            policy=RetryPolicy(max_attempts=config.max_attempts),
+            limiter=limiter or limiter_for("quickbooks", key, config.rate_limit_per_minute),
+            http=http,
+            sleep=sleep,
+        )
+        self.stats = self.session.stats
 
     def close(self) -> None:
-        self._client.close()
+        self.session.close()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -151,12 +150,12 @@ class QuickBooksClient:
                 # QuickBooks counts every batch item as one request; the retry loop takes one permit,
                 # the rest (and the batch permit) are taken once, up front.
                 for _ in range(items - 1):
-                    self._limiter.acquire()
+                    self.session.limiter.acquire()
                 if batch:
                     self._batch_limiter.acquire()
                 taken[0] = True
             try:
-                response = self._client.request(method, path, params=query, content=body, headers=headers)
+                response = self.session.http.request(method, path, params=query, content=body, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise TransientError(f"QuickBooks could not be reached ({type(exc).__name__})") from None
             except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -168,14 +167,7 @@ class QuickBooksClient:
                 raise TransientError(f"QuickBooks did not answer ({type(exc).__name__})") from None
             return self._checked(response, write=write)
 
-        response = call_with_retry(
-            once,
-            policy=self._policy,
-            limiter=self._limiter,
-            stats=self.stats,
-            sleep=self._sleep,
-            what=f"QuickBooks {method} {path}",
-        )
+        response = self.session.call(once, what=f"QuickBooks {method} {path}")
         try:
             return response.json()
         except ValueError:
@@ -205,7 +197,8 @@ class QuickBooksClient:
             raise ConfigError(
                 f"QuickBooks refused the credential for company {self.config.realm_id} (HTTP {status}): reconnect "
                 f"the company or set a valid {SETTING_TOKEN}, and check {SETTING_REALM}"
-                + (f" ({detail})" if detail else "")
+                + (f" ({detail})" if detail else ""),
+                status=status,
             )
         if fault is not None and status == 400:
             text, codes = fault_text(fault)
@@ -226,18 +219,19 @@ class QuickBooksClient:
     def query_all(self, entity: str, where: str) -> list[Mapping[str, Any]]:
         """Every row of ``SELECT * FROM entity WHERE ...``, paging by STARTPOSITION."""
         rows: list[Mapping[str, Any]] = []
-        start = 1
-        while True:
+        paging = PageNumbers(VENDOR, f"a {entity} query", first=1, step=MAX_RESULTS)
+        while not paging.done:
             # Not SQL: QuickBooks' query language, with every literal escaped by ``quote``.
-            statement = f"SELECT * FROM {entity} WHERE {where} STARTPOSITION {start} MAXRESULTS {MAX_RESULTS}"  # noqa: S608
+            statement = f"SELECT * FROM {entity} WHERE {where} STARTPOSITION {paging.number} MAXRESULTS {MAX_RESULTS}"  # noqa: S608
             result = self.query(statement)
             page = result.get(entity) or []
             if not isinstance(page, list):
                 raise PayloadError(f"QuickBooks answered a {entity} query with something that is not a list")
-            rows.extend(row for row in page if isinstance(row, Mapping))
-            if len(page) < MAX_RESULTS:
-                return rows
-            start += MAX_RESULTS
+            found = [row for row in page if isinstance(row, Mapping)]
+            rows.extend(found)
+            # A full page whose records are exactly those of the page before is the same page again.
+            paging.advance(last=len(page) < MAX_RESULTS, signature=tuple(str(row.get("Id")) for row in found) or None)
+        return rows
 
 
 # ---------------------------------------------------------------------- names -> ids

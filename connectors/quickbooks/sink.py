@@ -10,14 +10,14 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors._config import TokenSource
-from connectors._http import RateLimiter, Sleep
+from connectors._ratelimit import RateLimiter
+from connectors._retry import Sleep
 from connectors.delivery import (
     Holding,
     Line,
     Now,
     Op,
     OpKind,
-    OutcomeUnknown,
     Receipt,
     billable_minutes,
     call_key,
@@ -28,12 +28,11 @@ from connectors.delivery import (
     unknown,
     utc_now,
 )
-from connectors.errors import ConfigError, PayloadError, TransientError
+from connectors.errors import ConfigError, OutcomeUnknown, PayloadError, QuickBooksFault, TransientError
 from connectors.quickbooks.client import (
     FAULT_OBJECT_NOT_FOUND,
     NameResolver,
     QuickBooksClient,
-    QuickBooksFault,
     fault_text,
     quote,
 )

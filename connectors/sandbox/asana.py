@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
-import os
 import re
 import threading
 from bisect import bisect_left, bisect_right
@@ -14,10 +10,26 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from itertools import islice
-from typing import Any
 from urllib.parse import urlencode
 
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
+from connectors.sandbox._asana_wire import (
+    ENTRY_COMPACT,
+    ENTRY_FULL,
+    LIST_OPT_FIELDS,
+    NAMED_COMPACT,
+    TASK_COMPACT,
+    USER_FULL,
+    ApiError,
+    Json,
+    OffsetTokens,
+    Tree,
+    asana_error,
+    parse_tree,
+    pick_fields,
+)
+from connectors.sandbox._http import Request, Response, json_response
+from connectors.sandbox._middleware import Clock
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/api/1.0"
@@ -26,10 +38,6 @@ MAX_PAGE_SIZE = 100
 # Unpaginated reads are "truncated at about 1000 objects" per Asana's pagination guide; we refuse
 # instead, so a client that forgets ``limit`` fails loudly here rather than silently in production.
 MAX_UNPAGED = 1000
-HELP = (
-    "For more information on API status codes and how to handle them, "
-    "read the docs on errors: https://developers.asana.com/docs/errors"
-)
 
 # Route names, for ``fail_next`` and ``call_count``.
 USERS_GET = "users.get"
@@ -55,31 +63,6 @@ ROUTES = (
     TASK_ENTRIES_LIST,
 )
 
-# The spec's ``opt_fields`` enum for the two list endpoints. ``offset``/``path``/``uri`` name the
-# next_page members, which are always returned, so they select nothing on an item.
-LIST_OPT_FIELDS = frozenset(
-    {
-        "attributable_to",
-        "attributable_to.name",
-        "categories",
-        "categories.color",
-        "categories.name",
-        "created_by",
-        "created_by.name",
-        "duration_minutes",
-        "entered_on",
-    }
-)
-GET_OPT_FIELDS = LIST_OPT_FIELDS | {
-    "approval_status",
-    "billable_status",
-    "created_at",
-    "description",
-    "task",
-    "task.created_by",
-    "task.name",
-    "task.resource_subtype",
-}
 BILLABLE_STATUSES = ("billable", "nonBillable", "notApplicable")
 APPROVAL_STATUSES = ("DRAFT", "SUBMITTED", "APPROVED", "REJECTED")
 
@@ -103,85 +86,7 @@ _CATEGORY_COLORS = {
     "Project management": "cool-gray",
 }
 _OPTION_COLORS = ("blue", "green", "orange", "purple", "aqua", "red", "indigo", "yellow-green")
-_PHRASE_WORDS = (("sad", "shy", "bold", "calm"), ("squid", "otter", "heron", "lynx"), ("snuggle", "drift"))
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NON_FILTER_PARAMS = frozenset({"limit", "offset", "opt_fields", "opt_pretty"})
-
-Json = dict[str, Any]
-_Tree = dict[str, "_Tree"]
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def asana_error(status: int, message: str) -> Response:
-    """An error in Asana's shape: ``{"errors": [{"message", "help"[, "phrase"]}]}``."""
-    error: Json = {"message": message, "help": HELP}
-    if status == 429:
-        # Asana's own wording for the standard rate limiter.
-        error["message"] = "You have made too many requests recently. Please, be chill."
-    if status >= 500:
-        # Asana attaches a generated phrase to server errors only, for support look-ups.
-        digest = hashlib.sha256(message.encode("utf-8")).digest()
-        words = [pool[digest[i] % len(pool)] for i, pool in enumerate(_PHRASE_WORDS)]
-        error["message"] = "Server Error"
-        error["phrase"] = f"{digest[3] % 9 + 1} {' '.join(words)} softly"
-    return json_response({"errors": [error]}, status)
-
-
-def _parse_tree(fields: set[str]) -> _Tree:
-    tree: _Tree = {}
-    for dotted in sorted(fields):
-        node = tree
-        for part in dotted.split("."):
-            node = node.setdefault(part, {})
-    return tree
-
-
-def _project(obj: Json, tree: _Tree) -> Json:
-    """Keep ``gid``/``resource_type`` plus the requested fields; a bare nested field becomes a reference."""
-    out: Json = {key: obj[key] for key in ("gid", "resource_type") if key in obj}
-    for key, sub in tree.items():
-        if key in obj:
-            out[key] = _select(obj[key], sub)
-    return out
-
-
-def _select(value: Any, tree: _Tree) -> Any:
-    if isinstance(value, dict):
-        return _project(value, tree)
-    if isinstance(value, list):
-        return [_select(item, tree) for item in value]
-    return value
-
-
-_ENTRY_COMPACT = _parse_tree(
-    {"duration_minutes", "entered_on", "attributable_to.name", "created_by.name", "categories.name", "categories.color"}
-)
-_ENTRY_FULL = _parse_tree(
-    {
-        "duration_minutes",
-        "entered_on",
-        "attributable_to.name",
-        "created_by.name",
-        "categories.name",
-        "categories.color",
-        "task.name",
-        "task.resource_subtype",
-        "task.created_by",
-        "created_at",
-        "approval_status",
-        "billable_status",
-        "description",
-    }
-)
-_NAMED_COMPACT = _parse_tree({"name"})
-_TASK_COMPACT = _parse_tree({"name", "resource_subtype", "created_by"})
-_USER_FULL = _parse_tree({"name", "email", "photo", "workspaces.name"})
 
 
 @dataclass(slots=True)
@@ -233,7 +138,7 @@ class AsanaSandbox(HostedSandbox):
         self._list_full_fields = list_full_fields
         self._plan_has_time_tracking = plan_has_time_tracking
         self._lock = threading.RLock()
-        self._secret = os.urandom(32)
+        self._offsets = OffsetTokens()
         self._server = SandboxServer(
             base_path=API_BASE_PATH,
             clock=clock,
@@ -571,18 +476,18 @@ class AsanaSandbox(HostedSandbox):
 
     def _register_routes(self) -> None:
         add = self._server.route
-        add("GET", "/users/{user_gid}", self._endpoint(self._get_user), name=USERS_GET)
+        add("GET", "/users/<user_gid>", self._endpoint(self._get_user), name=USERS_GET)
         add("GET", "/workspaces", self._endpoint(self._list_workspaces), name=WORKSPACES_LIST)
         add(
             "GET",
-            "/workspaces/{workspace_gid}/users",
+            "/workspaces/<workspace_gid>/users",
             self._endpoint(self._list_workspace_users),
             name=WORKSPACE_USERS_LIST,
         )
         add("GET", "/projects", self._endpoint(self._list_projects), name=PROJECTS_LIST)
-        add("GET", "/projects/{project_gid}", self._endpoint(self._get_project), name=PROJECTS_GET)
+        add("GET", "/projects/<project_gid>", self._endpoint(self._get_project), name=PROJECTS_GET)
         add("GET", "/tasks", self._endpoint(self._list_tasks), name=TASKS_LIST)
-        add("GET", "/tasks/{task_gid}", self._endpoint(self._get_task), name=TASKS_GET)
+        add("GET", "/tasks/<task_gid>", self._endpoint(self._get_task), name=TASKS_GET)
         add(
             "GET",
             "/time_tracking_entries",
@@ -591,13 +496,13 @@ class AsanaSandbox(HostedSandbox):
         )
         add(
             "GET",
-            "/time_tracking_entries/{time_tracking_entry_gid}",
+            "/time_tracking_entries/<time_tracking_entry_gid>",
             self._endpoint(self._get_entry, time_tracking=True),
             name=ENTRIES_GET,
         )
         add(
             "GET",
-            "/tasks/{task_gid}/time_tracking_entries",
+            "/tasks/<task_gid>/time_tracking_entries",
             self._endpoint(self._list_task_entries, time_tracking=True),
             name=TASK_ENTRIES_LIST,
         )
@@ -613,75 +518,38 @@ class AsanaSandbox(HostedSandbox):
                 with self._lock:
                     if time_tracking and not self._plan_has_time_tracking:
                         # Time tracking is a paid feature; Asana answers 402 PaymentRequired.
-                        raise _ApiError(
+                        raise ApiError(
                             402,
                             "Time tracking entries are above your current premium level. "
                             "Upgrade the workspace's plan to use this feature.",
                         )
                     return handler(request)
-            except _ApiError as error:
+            except ApiError as error:
                 return asana_error(error.status, error.message)
 
         return wrapped
 
-    def _fields(self, request: Request, default: _Tree, *, allowed: frozenset[str] | None = None) -> _Tree:
-        raw = request.query.get("opt_fields")
+    def _fields(self, request: Request, default: Tree, *, allowed: frozenset[str] | None = None) -> Tree:
+        raw = request.args.getlist("opt_fields")
         if not raw:
             return default
         wanted = {part.strip() for value in raw for part in value.split(",") if part.strip()}
         if allowed is not None:
             wanted &= allowed
-        return _parse_tree(wanted)
+        return parse_tree(wanted)
 
-    def _list_fields(self, request: Request) -> _Tree:
+    def _list_fields(self, request: Request) -> Tree:
         # Only the spec's list enum is honoured when full fields are off; the rest is dropped silently.
         allowed = None if self._list_full_fields else LIST_OPT_FIELDS
-        return self._fields(request, _ENTRY_COMPACT, allowed=allowed)
+        return self._fields(request, ENTRY_COMPACT, allowed=allowed)
 
     # paging ---------------------------------------------------------------------------------------
-
-    def _query_hash(self, request: Request) -> str:
-        filters = sorted(
-            (name, value)
-            for name, values in request.query.items()
-            if name not in _NON_FILTER_PARAMS
-            for value in values
-        )
-        blob = json.dumps([request.route, filters], separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-
-    def _sign(self, payload: bytes) -> str:
-        digest = hmac.new(self._secret, payload, hashlib.sha256).digest()[:18]
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-    def _encode_offset(self, key: list[int], query_hash: str) -> str:
-        payload = json.dumps({"border_rank": key, "q": query_hash}, separators=(",", ":")).encode()
-        body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-        return f"{body}.{self._sign(payload)}"
-
-    def _decode_offset(self, token: str, query_hash: str) -> list[int]:
-        invalid = _ApiError(
-            400,
-            "offset: Invalid offset token. You can only pass in an offset that was returned to you "
-            "via a previously paginated request for the same query.",
-        )
-        body, _, signature = token.partition(".")
-        try:
-            payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except ValueError:
-            raise invalid from None
-        if not signature or not hmac.compare_digest(signature, self._sign(payload)):
-            raise invalid
-        data = json.loads(payload)
-        if data.get("q") != query_hash:
-            raise invalid
-        return [int(part) for part in data["border_rank"]]
 
     def _paged(
         self,
         request: Request,
         select: Callable[[list[int] | None], Iterator[tuple[list[int], Json]]],
-        tree: _Tree,
+        tree: Tree,
     ) -> Response:
         limit_text = request.arg("limit")
         limit: int | None = None
@@ -689,28 +557,28 @@ class AsanaSandbox(HostedSandbox):
             try:
                 limit = int(limit_text)
             except ValueError:
-                raise _ApiError(400, f"limit: Not a valid integer: {limit_text!r}") from None
+                raise ApiError(400, f"limit: Not a valid integer: {limit_text!r}") from None
             if not 1 <= limit <= MAX_PAGE_SIZE:
-                raise _ApiError(400, f"limit: The value must be between 1 and {MAX_PAGE_SIZE}.")
-        query_hash = self._query_hash(request)
+                raise ApiError(400, f"limit: The value must be between 1 and {MAX_PAGE_SIZE}.")
+        query_hash = self._offsets.query_hash(request)
         offset = request.arg("offset")
-        after = None if offset is None else self._decode_offset(offset, query_hash)
+        after = None if offset is None else self._offsets.decode(offset, query_hash)
         if limit is None and after is None:
             items = list(islice(select(None), MAX_UNPAGED + 1))
             if len(items) > MAX_UNPAGED:
-                raise _ApiError(
+                raise ApiError(
                     400, "The result is too large. You should use pagination (may require specifying a workspace)!"
                 )
-            return json_response({"data": [_project(item, tree) for _, item in items]})
+            return json_response({"data": [pick_fields(item, tree) for _, item in items]})
         size = limit or MAX_PAGE_SIZE
         found = list(islice(select(after), size + 1))
         page = found[:size]
         next_page: Json | None = None
         if len(found) > size:
-            token = self._encode_offset(page[-1][0], query_hash)
+            token = self._offsets.encode(page[-1][0], query_hash)
             params = [
                 (name, value)
-                for name, values in request.query.items()
+                for name, values in request.args.lists()
                 if name not in {"limit", "offset"}
                 for value in values
             ]
@@ -718,7 +586,7 @@ class AsanaSandbox(HostedSandbox):
                 request.path[len(API_BASE_PATH) :] + "?" + urlencode([*params, ("limit", str(size)), ("offset", token)])
             )
             next_page = {"offset": token, "path": path, "uri": self._server.root_url + API_BASE_PATH + path}
-        return json_response({"data": [_project(item, tree) for _, item in page], "next_page": next_page})
+        return json_response({"data": [pick_fields(item, tree) for _, item in page], "next_page": next_page})
 
     @staticmethod
     def _after_gid(
@@ -734,13 +602,13 @@ class AsanaSandbox(HostedSandbox):
 
     def _lookup(self, objects: Mapping[int, object], gid: str | None, what: str) -> int:
         if gid is None or gid == "":
-            raise _ApiError(400, f"{what}: Missing input")
+            raise ApiError(400, f"{what}: Missing input")
         try:
             key = int(gid)
         except ValueError:
-            raise _ApiError(400, f"{what}: Not a valid gid: {gid!r}") from None
+            raise ApiError(400, f"{what}: Not a valid gid: {gid!r}") from None
         if key not in objects:
-            raise _ApiError(404, f"{what}: Unknown object: {gid}")
+            raise ApiError(404, f"{what}: Unknown object: {gid}")
         return key
 
     # catalog endpoints ----------------------------------------------------------------------------
@@ -748,14 +616,14 @@ class AsanaSandbox(HostedSandbox):
     def _get_user(self, request: Request) -> Response:
         wanted = request.params["user_gid"]
         gid = self._owner if wanted == "me" else self._lookup(self._users, wanted, "user")
-        return json_response({"data": _project(self._users[gid], self._fields(request, _USER_FULL))})
+        return json_response({"data": pick_fields(self._users[gid], self._fields(request, USER_FULL))})
 
     def _list_workspaces(self, request: Request) -> Response:
-        return self._paged(request, self._after_gid(self._workspaces), self._fields(request, _NAMED_COMPACT))
+        return self._paged(request, self._after_gid(self._workspaces), self._fields(request, NAMED_COMPACT))
 
     def _list_workspace_users(self, request: Request) -> Response:
         self._lookup(self._workspaces, request.params["workspace_gid"], "workspace")
-        return self._paged(request, self._after_gid(self._users), self._fields(request, _NAMED_COMPACT))
+        return self._paged(request, self._after_gid(self._users), self._fields(request, NAMED_COMPACT))
 
     def _list_projects(self, request: Request) -> Response:
         workspace = request.arg("workspace")
@@ -766,11 +634,11 @@ class AsanaSandbox(HostedSandbox):
         def keep(gid: int) -> bool:
             return not archived and (ws is None or self._project_ws[gid] == ws)
 
-        return self._paged(request, self._after_gid(self._projects, keep), self._fields(request, _NAMED_COMPACT))
+        return self._paged(request, self._after_gid(self._projects, keep), self._fields(request, NAMED_COMPACT))
 
     def _get_project(self, request: Request) -> Response:
         gid = self._lookup(self._projects, request.params["project_gid"], "project")
-        full = _parse_tree(
+        full = parse_tree(
             {
                 "name",
                 "archived",
@@ -783,24 +651,24 @@ class AsanaSandbox(HostedSandbox):
                 "permalink_url",
             }
         )
-        return json_response({"data": _project(self._projects[gid], self._fields(request, full))})
+        return json_response({"data": pick_fields(self._projects[gid], self._fields(request, full))})
 
     def _task_json(self, gid: int) -> Json:
         return {**self._tasks[gid], "actual_time_minutes": self._actual_minutes().get(gid, 0)}
 
     def _list_tasks(self, request: Request) -> Response:
         if request.arg("project") is None:
-            raise _ApiError(400, "project: Must specify exactly one of project, tag, or assignee + workspace")
+            raise ApiError(400, "project: Must specify exactly one of project, tag, or assignee + workspace")
         project = self._lookup(self._projects, request.arg("project"), "project")
         tasks = {gid: self._tasks[gid] for gid, p in self._task_project.items() if p == project}
-        tree = self._fields(request, _TASK_COMPACT)
+        tree = self._fields(request, TASK_COMPACT)
         needs_actual = "actual_time_minutes" in tree
         objects = {gid: self._task_json(gid) for gid in tasks} if needs_actual else tasks
         return self._paged(request, self._after_gid(objects), tree)
 
     def _get_task(self, request: Request) -> Response:
         gid = self._lookup(self._tasks, request.params["task_gid"], "task")
-        full = _parse_tree(
+        full = parse_tree(
             {
                 "name",
                 "resource_subtype",
@@ -816,7 +684,7 @@ class AsanaSandbox(HostedSandbox):
                 "actual_time_minutes",
             }
         )
-        return json_response({"data": _project(self._task_json(gid), self._fields(request, full))})
+        return json_response({"data": pick_fields(self._task_json(gid), self._fields(request, full))})
 
     # time tracking endpoints ----------------------------------------------------------------------
 
@@ -843,11 +711,11 @@ class AsanaSandbox(HostedSandbox):
         if value is None or value == "":
             return None
         if not _DATE.match(value):
-            raise _ApiError(400, f"{name}: Invalid date value {value!r}, expected YYYY-MM-DD")
+            raise ApiError(400, f"{name}: Invalid date value {value!r}, expected YYYY-MM-DD")
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise _ApiError(400, f"{name}: Invalid date value {value!r}, expected YYYY-MM-DD") from None
+            raise ApiError(400, f"{name}: Invalid date value {value!r}, expected YYYY-MM-DD") from None
 
     def _scan(
         self, start: date | None, end: date | None, keep: Callable[[_EntryRecord], bool]
@@ -877,17 +745,17 @@ class AsanaSandbox(HostedSandbox):
         workspace, task = request.arg("workspace"), request.arg("task")
         project, user = request.arg("attributable_to"), request.arg("user")
         if request.arg("portfolio") is not None:
-            raise _ApiError(404, f"portfolio: Unknown object: {request.arg('portfolio')}")
+            raise ApiError(404, f"portfolio: Unknown object: {request.arg('portfolio')}")
         if request.arg("timesheet_approval_status") is not None:
-            raise _ApiError(
+            raise ApiError(
                 404, f"timesheet_approval_status: Unknown object: {request.arg('timesheet_approval_status')}"
             )
         if workspace is None and task is None and project is None and user is None:
-            raise _ApiError(400, "Must specify at least one of task, attributable_to, portfolio, user or workspace")
+            raise ApiError(400, "Must specify at least one of task, attributable_to, portfolio, user or workspace")
         if workspace is not None:
             ws = self._lookup(self._workspaces, workspace, "workspace")
             if start is None and end is None:
-                raise _ApiError(
+                raise ApiError(
                     400,
                     "entered_on_start_date: At least one of entered_on_start_date or entered_on_end_date "
                     "must be provided when filtering by workspace",
@@ -912,8 +780,8 @@ class AsanaSandbox(HostedSandbox):
 
     def _get_entry(self, request: Request) -> Response:
         gid = self._lookup(self._records, request.params["time_tracking_entry_gid"], "time_tracking_entry")
-        tree = self._fields(request, _ENTRY_FULL)
-        return json_response({"data": _project(self._entry_json(self._records[gid]), tree)})
+        tree = self._fields(request, ENTRY_FULL)
+        return json_response({"data": pick_fields(self._entry_json(self._records[gid]), tree)})
 
 
 def _checked(value: str, allowed: tuple[str, ...], name: str) -> str:

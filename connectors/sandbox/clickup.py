@@ -11,11 +11,16 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
+from connectors.sandbox._http import Request, Response, json_response, with_headers
+from connectors.sandbox._middleware import AnnouncedQuota, Clock, Guard
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 API_BASE_PATH = "/api"
 DEFAULT_TOKEN = "pk_sandbox_clickup"  # noqa: S105  (a fake credential the local emulator accepts)
@@ -170,9 +175,14 @@ class ClickUpSandbox(HostedSandbox):
         self._task_page_size = task_page_size
         self._clock: Clock = clock or time.time
         self._quota = _QuotaWindows(rate_limit_per_minute, self._clock)
-        self._rate_limited = 0
+        self._quota_layer: AnnouncedQuota | None = None
         self._lock = threading.RLock()
-        self._server = SandboxServer(base_path=API_BASE_PATH, error_factory=clickup_error)
+        # The credential is checked before the quota is spent, so a bad token never uses it up.
+        self._server = SandboxServer(
+            base_path=API_BASE_PATH,
+            error_factory=clickup_error,
+            inner=(lambda app: Guard(app, self._authenticate), self._limit),
+        )
         self._build_catalog()
         self._build_entries()
         self._register_routes()
@@ -411,8 +421,7 @@ class ClickUpSandbox(HostedSandbox):
 
     @property
     def rate_limited_count(self) -> int:
-        with self._lock:
-            return self._rate_limited
+        return 0 if self._quota_layer is None else self._quota_layer.limited
 
     def fail_next(self, route_name: str, n: int, status: int, headers: Mapping[str, str] | None = None) -> None:
         """Answer the next ``n`` requests to ``route_name`` (see ``ROUTES``) with ``status``."""
@@ -488,30 +497,36 @@ class ClickUpSandbox(HostedSandbox):
         add = self._server.route
         add("GET", "/v2/user", self._endpoint(self._get_user), name=USER_GET)
         add("GET", "/v2/team", self._endpoint(self._list_teams), name=TEAMS_LIST)
-        add("GET", "/v2/team/{team_id}/time_entries", self._endpoint(self._list_entries), name=TIME_ENTRIES_LIST)
-        add("GET", "/v2/team/{team_id}/task", self._endpoint(self._list_tasks), name=TASKS_LIST)
-        add("GET", "/v2/task/{task_id}", self._endpoint(self._get_task), name=TASK_GET)
+        add("GET", "/v2/team/<team_id>/time_entries", self._endpoint(self._list_entries), name=TIME_ENTRIES_LIST)
+        add("GET", "/v2/team/<team_id>/task", self._endpoint(self._list_tasks), name=TASKS_LIST)
+        add("GET", "/v2/task/<task_id>", self._endpoint(self._get_task), name=TASK_GET)
+
+    def _authenticate(self, request: Request) -> Response | None:
+        # ClickUp: the token is the whole Authorization header, with no "Bearer" scheme.
+        presented = request.headers.get("authorization", "")
+        if not presented or not hmac.compare_digest(presented.encode(), self._token.encode()):
+            return clickup_error(401, "Token invalid")
+        return None
+
+    def _limit(self, app: WSGIApplication) -> WSGIApplication:
+        def refuse(quota: dict[str, str]) -> Response:
+            headers = dict(quota)
+            if self._send_retry_after:
+                headers["Retry-After"] = str(max(1, int(quota["X-RateLimit-Reset"]) - math.floor(self._clock())))
+            return with_headers(clickup_error(429, "Rate limit reached"), headers)
+
+        self._quota_layer = AnnouncedQuota(
+            app, lambda request: self._quota.take(request.headers.get("authorization", "")), refuse
+        )
+        return self._quota_layer
 
     def _endpoint(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def wrapped(request: Request) -> Response:
-            # ClickUp: the token is the whole Authorization header, with no "Bearer" scheme.
-            presented = request.headers.get("authorization", "")
-            if not presented or not hmac.compare_digest(presented.encode(), self._token.encode()):
-                return clickup_error(401, "Token invalid")
-            allowed, quota = self._quota.take(presented)
-            if not allowed:
-                with self._lock:
-                    self._rate_limited += 1
-                headers = dict(quota)
-                if self._send_retry_after:
-                    headers["Retry-After"] = str(max(1, int(quota["X-RateLimit-Reset"]) - math.floor(self._clock())))
-                return clickup_error(429, "Rate limit reached").with_headers(headers)
             try:
                 with self._lock:
-                    response = handler(request)
+                    return handler(request)
             except _ApiError as error:
-                response = clickup_error(error.status, error.message)
-            return response.with_headers(quota)
+                return clickup_error(error.status, error.message)
 
         return wrapped
 
@@ -652,9 +667,9 @@ class ClickUpSandbox(HostedSandbox):
         if not page_text.isdigit():
             raise _ApiError(400, "page must be a non-negative integer")
         page = int(page_text)
-        lists = set(request.query.get("list_ids[]", []))
-        folders = set(request.query.get("project_ids[]", []))
-        spaces = set(request.query.get("space_ids[]", []))
+        lists = set(request.args.getlist("list_ids[]"))
+        folders = set(request.args.getlist("project_ids[]"))
+        spaces = set(request.args.getlist("space_ids[]"))
         selected = [
             task
             for task_id, task in self._tasks.items()

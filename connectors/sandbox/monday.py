@@ -28,7 +28,9 @@ from graphql import (
     validate,
 )
 
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
+from connectors.sandbox._http import Request, Response, json_response
+from connectors.sandbox._middleware import Clock
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
 
 API_BASE_PATH = "/v2"
@@ -454,7 +456,7 @@ class MondaySandbox(HostedSandbox):
         if request.headers.get("authorization", "").strip() != self._token:
             return monday_error(401, "Not Authenticated")
         try:
-            payload = request.json()
+            payload = request.json_body()
         except ValueError:
             return self._graphql_errors([{"message": "Invalid JSON body"}])
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer, json_response
+from connectors.sandbox._http import DropConnection, Request, Response, json_response
+from connectors.sandbox._middleware import Clock
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 
 Provider = Literal["quickbooks", "xero"]
 DEFAULT_CLIENT_ID = "sandbox-client-id"
@@ -34,7 +36,6 @@ TOKEN = "oauth.token"  # noqa: S105  (a route name, not a credential)
 CONNECTIONS = "connections"
 
 CODE_SECONDS = 600.0
-_DROP = Response(599)
 _NS = uuid.UUID("5a0f1c2e-7d3b-4e9a-8c1d-3b5e7f9a1c2d")
 
 
@@ -101,16 +102,6 @@ class _State:
     deny_authorize: int = 0
 
 
-class _DroppingServer(SandboxServer):
-    """Closes the connection without an answer when a handler asks for it (a rotation the client never saw)."""
-
-    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
-        response = super().dispatch(method, target, headers, body)
-        if response is _DROP:
-            raise ConnectionAbortedError("sandbox dropped the connection after rotating the refresh token")
-        return response
-
-
 def _oauth_error(status: int, error: str, description: str = "") -> Response:
     payload = {"error": error, **({"error_description": description} if description else {})}
     return json_response(payload, status, {"Cache-Control": "no-store"})
@@ -151,7 +142,7 @@ class OAuthSandbox(HostedSandbox):
         self._lock = threading.RLock()
         self._state = _State()
         self._token = ""  # the OAuth server itself takes no bearer token
-        self._server = _DroppingServer(error_factory=_server_error)
+        self._server = SandboxServer(error_factory=_server_error)
         self._server.route("GET", "/authorize", self._authorize, name=AUTHORIZE)
         self._server.route("POST", "/token", self._token_endpoint, name=TOKEN)
 
@@ -283,7 +274,7 @@ class OAuthSandbox(HostedSandbox):
         parts = urlsplit(redirect_uri)
         query = "&".join(q for q in (parts.query, urlencode(answer)) if q)
         location = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-        return Response(302, b"", (("Location", location),), "text/plain; charset=utf-8")
+        return Response(b"", status=302, headers={"Location": location}, content_type="text/plain; charset=utf-8")
 
     def _client_ok(self, request: Request) -> bool:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -301,7 +292,7 @@ class OAuthSandbox(HostedSandbox):
     def _token_endpoint(self, request: Request) -> Response:
         if not self._client_ok(request):
             return _oauth_error(401, "invalid_client")
-        form = dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+        form = dict(parse_qsl(request.get_data().decode("utf-8"), keep_blank_values=True))
         grant_type = form.get("grant_type")
         with self._lock:
             now = self._clock()
@@ -325,7 +316,8 @@ class OAuthSandbox(HostedSandbox):
                 answer = self._issue(old.grant, now)
                 if self._state.drop_refresh:
                     self._state.drop_refresh -= 1
-                    return _DROP
+                    # A rotation the client never sees: the new tokens are stored, the answer is lost.
+                    raise DropConnection("sandbox dropped the connection after rotating the refresh token")
                 return answer
             return _oauth_error(400, "unsupported_grant_type")
 

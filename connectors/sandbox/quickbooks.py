@@ -12,15 +12,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connectors.sandbox._server import (
-    Clock,
-    HostedSandbox,
-    RateLimiter,
-    Request,
-    Response,
-    SandboxServer,
-    json_response,
-)
+from connectors.sandbox._http import DropConnection, Request, Response, json_response, with_headers
+from connectors.sandbox._middleware import Clock, RateLimiter
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.oauth import OAuthSandbox, issued_by
 
 DEFAULT_REALM = "9130350000000001"
@@ -56,7 +50,6 @@ _NAME_FIELDS = {
     "Department": ("Name", "FullyQualifiedName"),
 }
 _ID_BASE = {"Vendor": 50, "Employee": 100, "Customer": 1, "Item": 200, "Class": 5000000000, "Department": 1}
-_DROP = Response(599)
 
 Json = dict[str, Any]
 
@@ -77,16 +70,6 @@ def _fault_response(status: int, message: str) -> Response:
     return json_response(
         {"Fault": {"Error": [{"Message": text, "Detail": message, "code": code}], "type": kind}}, status
     )
-
-
-class _DroppingServer(SandboxServer):
-    """Closes the connection without an answer when a handler asks for it (a write that landed unseen)."""
-
-    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
-        response = super().dispatch(method, target, headers, body)
-        if response is _DROP:
-            raise ConnectionAbortedError("sandbox dropped the connection after committing the write")
-        return response
 
 
 # --------------------------------------------------------------------------- query parsing
@@ -221,12 +204,12 @@ class QuickBooksSandbox(HostedSandbox):
         self._next_id = 1
         self._replies: dict[str, Response] = {}
         self._drop_after_commit: list[int | None] = []
-        self._server = _DroppingServer(base_path=f"/v3/company/{realm_id}", error_factory=_fault_response)
+        self._server = SandboxServer(base_path=f"/v3/company/{realm_id}", error_factory=_fault_response)
         self._server.route("GET", "/query", self._query, name=QUERY)
         self._server.route("POST", "/timeactivity", self._write_one, name=TIME_ACTIVITY)
-        self._server.route("GET", "/timeactivity/{id}", self._read_one, name=TIME_ACTIVITY_GET)
+        self._server.route("GET", "/timeactivity/<id>", self._read_one, name=TIME_ACTIVITY_GET)
         self._server.route("POST", "/batch", self._batch, name=BATCH)
-        self._server.route("GET", "/companyinfo/{id}", self._company, name=COMPANY_INFO)
+        self._server.route("GET", "/companyinfo/<id>", self._company, name=COMPANY_INFO)
 
     # -- controls --------------------------------------------------------------------------------
 
@@ -281,7 +264,7 @@ class QuickBooksSandbox(HostedSandbox):
             over = self._batch_rate.check(self._realm) or over
         if over is not None:
             headers = {"Retry-After": str(over)} if self._send_retry_after else {}
-            return _fault_response(429, "Too many requests for this realm").with_headers(headers)
+            return with_headers(_fault_response(429, "Too many requests for this realm"), headers)
         return None
 
     def _replayed(self, request: Request, limit: int) -> tuple[str | None, Response | None]:
@@ -293,11 +276,13 @@ class QuickBooksSandbox(HostedSandbox):
         return request_id, self._replies.get(request_id)
 
     def _committed(self, request_id: str | None, response: Response) -> Response:
-        if request_id is not None and response.status < 500:
+        if request_id is not None and response.status_code < 500:
             self._replies[request_id] = response
         if self._drop_after_commit:
             status = self._drop_after_commit.pop(0)
-            return _DROP if status is None else _fault_response(status, "The service did not answer in time")
+            if status is None:
+                raise DropConnection("sandbox dropped the connection after committing the write")
+            return _fault_response(status, "The service did not answer in time")
         return response
 
     # -- handlers --------------------------------------------------------------------------------
@@ -369,7 +354,7 @@ class QuickBooksSandbox(HostedSandbox):
                 request_id, replay = self._replayed(request, MAX_REQUEST_ID)
                 if replay is not None:
                     return replay
-                body = request.json()
+                body = request.json_body()
                 operation = request.arg("operation") or (
                     "update" if isinstance(body, dict) and "Id" in body else "create"
                 )
@@ -385,7 +370,7 @@ class QuickBooksSandbox(HostedSandbox):
 
     def _batch(self, request: Request) -> Response:
         try:
-            body = request.json()
+            body = request.json_body()
         except ValueError:
             body = None
         items = body.get("BatchItemRequest") if isinstance(body, dict) else None

@@ -16,7 +16,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from connectors.delivery import encode_json
-from connectors.sandbox._server import Clock, HostedSandbox, Request, Response, SandboxServer
+from connectors.sandbox._http import JSON_CONTENT_TYPE, DropConnection, Request, Response, with_headers
+from connectors.sandbox._middleware import Clock, InFlightLimit
+from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.oauth import CONNECTIONS, OAuthSandbox, issued_by
 
 DEFAULT_TENANT = "b2d1a7a4-5d3e-4c55-9a43-7c2f0e1d9a10"
@@ -43,7 +45,6 @@ INVOICES_POST = "invoices.post"
 WRITES = (TIME_CREATE, TIME_UPDATE, TIME_DELETE, INVOICES_PUT, INVOICES_POST)
 
 _NS = uuid.UUID("8f3a2c4e-1b6d-4e8f-9a0b-2c4d6e8f0a1b")
-_DROP = Response(599)
 _WHERE_NAME = re.compile(r'Name\s*==\s*"((?:[^"\\]|\\.)*)"')
 
 Json = dict[str, Any]
@@ -54,7 +55,7 @@ def _id(kind: str, name: str) -> str:
 
 
 def _json(payload: Any, status: int = 200) -> Response:
-    return Response(status, encode_json(payload))
+    return Response(encode_json(payload), status=status, content_type=JSON_CONTENT_TYPE)
 
 
 def _error(status: int, message: str) -> Response:
@@ -71,26 +72,6 @@ class _Refused(Exception):
 
 def _projects_error(message: str, field: str = "") -> _Refused:
     return _Refused(400, {"message": message, "modelState": {field: [message]} if field else {}})
-
-
-class _Server(SandboxServer):
-    """Counts calls in flight (Xero allows five per tenant) and drops connections when asked to."""
-
-    def __init__(self, owner: XeroSandbox, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._owner = owner
-
-    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
-        tenant = headers.get("xero-tenant-id", "")
-        if not self._owner._enter(tenant):
-            return self._owner._throttled(tenant, "concurrent", 1)
-        try:
-            response = super().dispatch(method, target, headers, body)
-        finally:
-            self._owner._leave(tenant)
-        if response is _DROP:
-            raise ConnectionAbortedError("sandbox dropped the connection after committing the write")
-        return response
 
 
 class XeroSandbox(HostedSandbox):
@@ -125,11 +106,9 @@ class XeroSandbox(HostedSandbox):
         self._clock: Clock = clock or time.monotonic
         self._minute_limit = rate_limit_per_minute
         self._day_limit = day_limit
-        self._max_concurrency = max_concurrency
         self._lock = threading.RLock()
         self._minute_hits: deque[float] = deque()
         self._day_hits: deque[float] = deque()
-        self._in_flight: dict[str, int] = {}
         self._projects: dict[str, Json] = {}
         self._tasks: dict[str, dict[str, Json]] = {}
         for name, tasks in (projects or {}).items():
@@ -158,14 +137,23 @@ class XeroSandbox(HostedSandbox):
         self._invoices: dict[str, Json] = {}
         self._replies: dict[str, Response] = {}
         self._drop_after_commit: list[int | None] = []
-        self._server = _Server(self, error_factory=_error)
+        # Xero allows five calls in flight per tenant; the cap wraps everything, routing included.
+        self._server = SandboxServer(
+            error_factory=_error,
+            wrap=lambda app: InFlightLimit(
+                app,
+                max_concurrency,
+                key=lambda request: request.headers.get("xero-tenant-id", ""),
+                refuse=lambda tenant: self._throttled(tenant, "concurrent", 1),
+            ),
+        )
         route = self._server.route
         route("GET", f"{PROJECTS_PATH}/Projects", self._guarded(self._list_projects), name=PROJECTS_LIST)
         route("GET", f"{PROJECTS_PATH}/ProjectsUsers", self._guarded(self._list_users), name=USERS_LIST)
-        route("GET", f"{PROJECTS_PATH}/Projects/{{projectId}}/Tasks", self._guarded(self._list_tasks), name=TASKS_LIST)
-        route("GET", f"{PROJECTS_PATH}/Projects/{{projectId}}/Time", self._guarded(self._list_time), name=TIME_LIST)
-        route("POST", f"{PROJECTS_PATH}/Projects/{{projectId}}/Time", self._write(self._create_time), name=TIME_CREATE)
-        entry = f"{PROJECTS_PATH}/Projects/{{projectId}}/Time/{{timeEntryId}}"
+        route("GET", f"{PROJECTS_PATH}/Projects/<projectId>/Tasks", self._guarded(self._list_tasks), name=TASKS_LIST)
+        route("GET", f"{PROJECTS_PATH}/Projects/<projectId>/Time", self._guarded(self._list_time), name=TIME_LIST)
+        route("POST", f"{PROJECTS_PATH}/Projects/<projectId>/Time", self._write(self._create_time), name=TIME_CREATE)
+        entry = f"{PROJECTS_PATH}/Projects/<projectId>/Time/<timeEntryId>"
         route("PUT", entry, self._write(self._update_time), name=TIME_UPDATE)
         route("DELETE", entry, self._write(self._delete_time), name=TIME_DELETE)
         route("GET", f"{ACCOUNTING_PATH}/Contacts", self._guarded(self._list_contacts), name=CONTACTS_LIST)
@@ -219,17 +207,6 @@ class XeroSandbox(HostedSandbox):
 
     # -- limits ----------------------------------------------------------------------------------
 
-    def _enter(self, tenant: str) -> bool:
-        with self._lock:
-            if self._in_flight.get(tenant, 0) >= self._max_concurrency:
-                return False
-            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
-            return True
-
-    def _leave(self, tenant: str) -> None:
-        with self._lock:
-            self._in_flight[tenant] = max(0, self._in_flight.get(tenant, 0) - 1)
-
     def _remaining(self) -> dict[str, str]:
         now = self._clock()
         while self._minute_hits and self._minute_hits[0] <= now - 60.0:
@@ -248,7 +225,7 @@ class XeroSandbox(HostedSandbox):
         with self._lock:
             headers = self._remaining()
         headers.update({"Retry-After": str(retry_after), "X-Rate-Limit-Problem": problem})
-        return _error(429, f"Rate limit exceeded: {problem}").with_headers(headers)
+        return with_headers(_error(429, f"Rate limit exceeded: {problem}"), headers)
 
     def _spend(self) -> Response | None:
         """Count one call; the 429 to answer when a limit is already spent."""
@@ -279,7 +256,7 @@ class XeroSandbox(HostedSandbox):
 
     def _finish(self, response: Response) -> Response:
         with self._lock:
-            return response.with_headers(self._remaining())
+            return with_headers(response, self._remaining())
 
     def _guarded(self, handler: Any) -> Any:
         def run(request: Request) -> Response:
@@ -314,7 +291,9 @@ class XeroSandbox(HostedSandbox):
                     self._replies[slot] = response
                 if self._drop_after_commit:
                     status = self._drop_after_commit.pop(0)
-                    return _DROP if status is None else _error(status, "The service did not answer in time")
+                    if status is None:
+                        raise DropConnection("sandbox dropped the connection after committing the write")
+                    return _error(status, "The service did not answer in time")
                 return self._finish(response)
 
         return run
@@ -363,7 +342,7 @@ class XeroSandbox(HostedSandbox):
 
     def _entry_body(self, request: Request, pid: str) -> Json:
         try:
-            body = request.json()
+            body = request.json_body()
         except ValueError:
             raise _projects_error("The request body is not valid JSON") from None
         if not isinstance(body, dict):
@@ -411,12 +390,12 @@ class XeroSandbox(HostedSandbox):
         # Xero: leaving description out of an update sets it to null.
         entry.update(userId=body["userId"], taskId=body["taskId"], dateUtc=body["dateUtc"],
                      duration=body["duration"], description=body.get("description"))  # fmt: skip
-        return Response(204)
+        return Response(status=204, content_type=JSON_CONTENT_TYPE)
 
     def _delete_time(self, request: Request) -> Response:
         entry = self._stored_entry(request)
         del self._entries[entry["timeEntryId"]]
-        return Response(204)
+        return Response(status=204, content_type=JSON_CONTENT_TYPE)
 
     # -- accounting --------------------------------------------------------------------------------
 
@@ -459,7 +438,7 @@ class XeroSandbox(HostedSandbox):
 
     def _invoices_body(self, request: Request) -> list[Json]:
         try:
-            body = json.loads(request.body.decode("utf-8"), parse_float=Decimal)
+            body = json.loads(request.get_data().decode("utf-8"), parse_float=Decimal)
         except ValueError:
             raise _Refused(
                 400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": "bad JSON"}

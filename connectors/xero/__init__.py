@@ -5,7 +5,7 @@ from typing import Any
 from connectors.base import SinkLines, SinkPlugin, register_sink
 from connectors.xero.config import XeroConfig, XeroSettings
 from connectors.xero.render import render_bill, render_line_item, render_time_entry
-from connectors.xero.sink import XeroSink
+from connectors.xero.sink import XeroBillsSink, XeroProjectsSink, XeroSink
 
 
 def _lines(config: Any) -> SinkLines:
@@ -25,7 +25,9 @@ register_sink(
 )
 
 __all__ = [
+    "XeroBillsSink",
     "XeroConfig",
+    "XeroProjectsSink",
     "XeroSettings",
     "XeroSink",
     "render_bill",

@@ -11,19 +11,22 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    call_with_retry,
-    error_from_status,
-    limiter_for,
-    make_client,
-    redact,
+from connectors._http import error_from_status, make_client
+from connectors._paging import PageNumbers
+from connectors._ratelimit import RateLimiter, limiter_for
+from connectors._redact import redact
+from connectors._retry import RetryPolicy, Sleep
+from connectors._session import ApiSession
+from connectors.errors import (
+    ConfigError,
+    CredentialRefused,
+    DailyLimitError,
+    OutcomeUnknown,
+    PayloadError,
+    TransientError,
+    XeroRefused,
+    parse_retry_after,
 )
-from connectors.delivery import OutcomeUnknown
-from connectors.errors import Action, ConfigError, HourbridgeError, PayloadError, TransientError, parse_retry_after
 from connectors.xero.config import ENV_PREFIX, XeroConfig
 
 VENDOR = "Xero"
@@ -38,26 +41,6 @@ CREDENTIAL_ADVICE = "an access token (or connect the organisation so the OAuth l
 
 def is_uuid(value: str) -> bool:
     return _UUID.match(value) is not None
-
-
-class DailyLimitReached(HourbridgeError):
-    """Xero's 5,000 calls per day for this organisation are spent; the rest waits for the next run."""
-
-    action = Action.TRANSIENT
-
-
-class XeroAuthError(ConfigError):
-    """The credential or the tenant was refused: nothing this sink sends can succeed until an admin acts."""
-
-
-class XeroRefused(HourbridgeError):
-    """Xero refused one request with a validation message (HTTP 400, or 404 on a record)."""
-
-    action = Action.BUG
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def error_text(payload: Any) -> str:
@@ -114,30 +97,32 @@ class XeroClient:
             what=CREDENTIAL_ADVICE,
         )
         self.config = config
-        self._sleep = sleep
-        self._policy = RetryPolicy(max_attempts=config.max_attempts)
-        # Xero: 60 calls/min, 5 in flight and 5,000/day per tenant connection, whichever API is called.
-        self._limiter = limiter or limiter_for("xero", f"tenant:{config.tenant_id}", config.rate_limit_per_minute)
+        headers = {"Accept": "application/json", "Xero-Tenant-Id": config.tenant_id}
+        # One connection pool for both APIs: requests name their API's full address.
+        http = make_client("", headers=headers, timeout=config.timeout_seconds, transport=transport)
+        http.auth = BearerAuth(source, vendor="Xero", setting=SETTING_TOKEN, reconnect="connect the organisation again")
+        self._bases = {
+            "projects": config.projects_base_url.rstrip("/"),
+            "accounting": config.accounting_base_url.rstrip("/"),
+        }
+        self.session = ApiSession(
+            vendor=VENDOR,
+            setting=SETTING_TENANT,
+            policy=RetryPolicy(max_attempts=config.max_attempts),
+            # Xero: 60 calls/min, 5 in flight and 5,000/day per tenant connection, whichever API is called.
+            limiter=limiter or limiter_for("xero", f"tenant:{config.tenant_id}", config.rate_limit_per_minute),
+            http=http,
+            sleep=sleep,
+        )
+        self.stats = self.session.stats
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
-        self.stats = CallStats()
         self._lock = threading.Lock()
         self._calls_sent = 0
         self.day_remaining: int | None = None
         self.minute_remaining: int | None = None
-        headers = {"Accept": "application/json", "Xero-Tenant-Id": config.tenant_id}
-        self._projects = make_client(
-            config.projects_base_url.rstrip("/"), headers=headers, timeout=config.timeout_seconds, transport=transport
-        )
-        self._accounting = make_client(
-            config.accounting_base_url.rstrip("/"), headers=headers, timeout=config.timeout_seconds, transport=transport
-        )
-        auth = BearerAuth(source, vendor="Xero", setting=SETTING_TOKEN, reconnect="connect the organisation again")
-        self._projects.auth = auth
-        self._accounting.auth = auth
 
     def close(self) -> None:
-        self._projects.close()
-        self._accounting.close()
+        self.session.close()
 
     def counters(self) -> dict[str, int]:
         out = self.stats.as_dict()
@@ -164,7 +149,7 @@ class XeroClient:
 
         ``key`` marks a write: it travels as ``Idempotency-Key``, and a lost answer raises ``OutcomeUnknown``.
         """
-        client = self._projects if api == "projects" else self._accounting
+        url = self._bases["projects" if api == "projects" else "accounting"] + path
         headers: dict[str, str] = {}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -175,14 +160,14 @@ class XeroClient:
         def once() -> httpx.Response | None:
             with self._lock:
                 if self.day_remaining == 0 or self._calls_sent >= self.config.daily_limit:
-                    raise DailyLimitReached(
+                    raise DailyLimitError(
                         f"Xero's daily limit of {self.config.daily_limit} calls for this organisation is used up; "
                         "the rest is delivered by a run after it resets"
                     )
                 self._calls_sent += 1
             with self._slots:
                 try:
-                    response = client.request(method, path, params=params, content=body, headers=headers)
+                    response = self.session.http.request(method, url, params=params, content=body, headers=headers)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     raise TransientError(f"Xero could not be reached ({type(exc).__name__})") from None
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -197,9 +182,7 @@ class XeroClient:
                 return None
             return self._checked(response, write=write)
 
-        response = call_with_retry(
-            once, policy=self._policy, limiter=self._limiter, stats=self.stats, sleep=self._sleep, what=f"Xero {path}"
-        )
+        response = self.session.call(once, what=f"Xero {path}")
         if response is None or response.status_code == 204 or not response.content:
             return None
         try:
@@ -217,7 +200,7 @@ class XeroClient:
                 self.day_remaining = day
         if minute is not None:
             # Xero names no reset time for its minute window; a full minute is the safe assumption.
-            self._limiter.observe_remaining(minute, MINUTE_SECONDS)
+            self.session.limiter.observe_remaining(minute, MINUTE_SECONDS)
 
     def _checked(self, response: httpx.Response, *, write: bool) -> httpx.Response:
         status = response.status_code
@@ -230,7 +213,7 @@ class XeroClient:
             if problem == "day":
                 with self._lock:
                     self.day_remaining = 0
-                raise DailyLimitReached(
+                raise DailyLimitError(
                     "Xero's daily call limit for this organisation is used up; the rest is delivered after it resets"
                 )
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -246,9 +229,10 @@ class XeroClient:
         except ValueError:
             payload = None
         if status in (401, 403):
-            raise XeroAuthError(
+            raise CredentialRefused(
                 f"Xero refused the request (HTTP {status}): reconnect the organisation or set a valid {SETTING_TOKEN}, "
-                f"and check that {SETTING_TENANT} names a tenant this connection may use ({error_text(payload)})"
+                f"and check that {SETTING_TENANT} names a tenant this connection may use ({error_text(payload)})",
+                status=status,
             )
         if status in (400, 404) and payload is not None:
             raise XeroRefused(f"Xero refused the request: {error_text(payload)}", status)
@@ -259,20 +243,24 @@ class XeroClient:
     def pages(self, path: str, params: Mapping[str, str] | None = None) -> list[Mapping[str, Any]]:
         """Every item of a paged Projects API list."""
         items: list[Mapping[str, Any]] = []
-        page = 1
-        while True:
+        paging = PageNumbers(VENDOR, path, first=1)
+        while not paging.done:
             payload = self.call(
-                "projects", "GET", path, params={**(params or {}), "page": str(page), "pageSize": str(PAGE_SIZE)}
+                "projects",
+                "GET",
+                path,
+                params={**(params or {}), "page": str(paging.number), "pageSize": str(PAGE_SIZE)},
             )
             if not isinstance(payload, Mapping):
                 raise PayloadError(f"Xero answered {path} without a page")
-            batch = payload.get("items") or []
-            items.extend(i for i in batch if isinstance(i, Mapping))
+            batch = [i for i in payload.get("items") or [] if isinstance(i, Mapping)]
+            items.extend(batch)
             pagination = payload.get("pagination") or {}
             count = pagination.get("pageCount") if isinstance(pagination, Mapping) else None
-            if not batch or not isinstance(count, int) or page >= count:
-                return items
-            page += 1
+            last = not payload.get("items") or not isinstance(count, int) or paging.number >= count
+            # Projects items carry their own id field (projectId, taskId, ...): the page's JSON tells pages apart.
+            paging.advance(last=last, signature=repr(batch) if batch else None)
+        return items
 
 
 class ProjectNames:

@@ -30,9 +30,10 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors._config import TokenSource
-from connectors._http import Sleep, register_secret
-from connectors.errors import ConfigError
-from connectors.oauth import PROVIDERS, InvalidGrantError, OAuthClient, TokenSet, oauth_app, provider_facts
+from connectors._redact import register_secret
+from connectors._retry import Sleep
+from connectors.errors import ConfigError, InvalidGrantError
+from connectors.oauth import PROVIDERS, OAuthClient, TokenSet, oauth_app, provider_facts
 from sync.settings import Settings
 from sync.store.tables import oauth_tokens
 

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, text
 
-from connectors._http import redact
+from connectors._redact import redact
 from connectors.base import Sink
 from connectors.delivery import Op, Receipt, idempotency_key
 from connectors.errors import HourbridgeError

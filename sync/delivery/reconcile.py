@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from connectors._http import redact
+from connectors._redact import redact
 from connectors.base import Sink, Source
 from connectors.delivery import Holding, Line, billable_minutes
 from connectors.errors import HourbridgeError

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import structlog
 from sqlalchemy import Engine
 
-from connectors._http import redact
+from connectors._redact import redact
 from connectors.errors import Action, HourbridgeError
 from connectors.model import Window
 from sync.reporting.model import Period

@@ -11,9 +11,11 @@ from typing import Any, ClassVar
 
 from adapters import BaselineFigures, CallBound
 
-from connectors._http import CallStats, RateLimiter, RetryPolicy, make_client, send
+from connectors._http import make_client, send
+from connectors._ratelimit import RateLimiter
+from connectors._retry import CallStats, RetryPolicy
+from connectors.asana.client import LIST_FIELDS, TASK_FIELDS
 from connectors.asana.config import PLAN_RATE_LIMITS, AsanaConfig
-from connectors.asana.connector import LIST_FIELDS, TASK_FIELDS
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.asana import AsanaSandbox

@@ -11,9 +11,11 @@ from typing import Any, ClassVar
 
 from adapters import BaselineFigures, CallBound
 
-from connectors._http import CallStats, RateLimiter, RetryPolicy, make_client, send
+from connectors._http import make_client, send
+from connectors._ratelimit import RateLimiter
+from connectors._retry import CallStats, RetryPolicy
+from connectors.clickup.client import TASK_PAGE_SIZE
 from connectors.clickup.config import PLAN_RATE_LIMITS, ClickUpConfig
-from connectors.clickup.connector import TASK_PAGE_SIZE
 from connectors.clickup.normalize import from_ms, to_ms
 from connectors.clickup.schema import ClickUpTask
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window, normalize_custom_fields

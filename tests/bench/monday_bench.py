@@ -12,10 +12,11 @@ from typing import Any, ClassVar
 import httpx
 from adapters import BaselineFigures, CallBound
 
-from connectors._http import CallStats, RateLimiter, RetryPolicy, make_client, send
+from connectors._http import make_client, send
+from connectors._ratelimit import RateLimiter
+from connectors._retry import CallStats, RetryPolicy
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window, normalize_custom_fields
-from connectors.monday.config import MAX_PAGE_SIZE, PERSONAL_TOKEN_BUDGET
-from connectors.monday.connector import (
+from connectors.monday.client import (
     BOARDS_PER_PAGE,
     BOARDS_QUERY,
     REQUESTS_PER_MINUTE,
@@ -24,6 +25,7 @@ from connectors.monday.connector import (
     _errors_of,
     classify_graphql_errors,
 )
+from connectors.monday.config import MAX_PAGE_SIZE, PERSONAL_TOKEN_BUDGET
 from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.dataset import Dataset
 from connectors.sandbox.monday import ACCOUNT_ID, MondaySandbox

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
+from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.asana import AsanaConfig, AsanaSource
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
@@ -33,5 +34,5 @@ def no_sleep(_: float) -> None:
 
 def asana_source(sandbox: AsanaSandbox, **config: object) -> AsanaSource:
     settings = AsanaConfig(token=SecretStr(config.pop("token", sandbox.token)), base_url=sandbox.base_url, **config)  # type: ignore[arg-type]
-    limiter = RateLimiter(1_000_000, sleep=no_sleep)
+    limiter = RateLimiter(1_000_000, clock=FakeClock())
     return AsanaSource(settings, limiter=limiter, sleep=no_sleep)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.base import Source
 from connectors.clickup import ClickUpConfig, ClickUpSource
 from connectors.model import Window
@@ -21,7 +22,7 @@ def clickup_source(sandbox: ClickUpSandbox, **config: object) -> ClickUpSource:
     """A source on the sandbox whose limiter never really sleeps."""
     token = config.pop("token", sandbox.token)
     settings = ClickUpConfig(token=SecretStr(str(token)), base_url=sandbox.base_url, **config)
-    return ClickUpSource(settings, limiter=RateLimiter(1_000_000, sleep=no_sleep), sleep=no_sleep)
+    return ClickUpSource(settings, limiter=RateLimiter(1_000_000, clock=FakeClock()), sleep=no_sleep)
 
 
 @contextmanager

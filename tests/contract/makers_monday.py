@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.base import Source
 from connectors.model import Window
 from connectors.monday import MondayConfig, MondaySource
@@ -21,7 +22,7 @@ from .conftest import no_sleep
 def monday_source(sandbox: MondaySandbox, limiter: RateLimiter | None = None, **config: Any) -> MondaySource:
     token = config.pop("token", sandbox.token)
     settings = MondayConfig(token=SecretStr(token), base_url=sandbox.base_url, **config)
-    return MondaySource(settings, limiter=limiter or RateLimiter(1_000_000, sleep=no_sleep), sleep=no_sleep)
+    return MondaySource(settings, limiter=limiter or RateLimiter(1_000_000, clock=FakeClock()), sleep=no_sleep)
 
 
 @contextmanager

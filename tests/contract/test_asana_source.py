@@ -119,7 +119,7 @@ def test_a_repeated_offset_stops_paging(asana_sandbox: AsanaSandbox) -> None:
             ]
         )
         with pytest.raises(PayloadError, match="same page offset"):
-            list(source._pages("time_tracking_entries", lambda _: next(pages), {}))
+            list(source.client._pages("time_tracking_entries", lambda _: next(pages), {}))
 
 
 def test_edits_and_deletions_show_in_the_next_fetch(asana_sandbox: AsanaSandbox, dataset: Dataset) -> None:

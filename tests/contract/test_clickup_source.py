@@ -14,7 +14,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 import pytest
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.clickup import ClickUpConfig, ClickUpSource
 from connectors.errors import ConfigError
 from connectors.model import TimeEntry, Window
@@ -143,7 +143,7 @@ def _paced(dataset: Dataset, **config: Any) -> tuple[dict[str, int], float, int]
     with ClickUpSandbox(dataset, rate_limit_per_minute=4, clock=clock) as sandbox:
         # The plan setting claims far more than the sandbox allows: only the headers keep us in line.
         settings = ClickUpConfig(token=SecretStr(sandbox.token), base_url=sandbox.base_url, plan="enterprise", **config)
-        limiter = RateLimiter(10_000, clock=clock, sleep=clock.sleep)
+        limiter = RateLimiter(10_000, clock=clock)
         with ClickUpSource(settings, limiter=limiter, sleep=clock.sleep, clock=clock) as source:
             entries = fetch_all(source, dataset.window)
             assert sum(e.duration_seconds for e in entries) == sandbox.total_minutes() * 60
@@ -172,7 +172,7 @@ def test_429_without_retry_after_waits_for_the_reset(dataset: Dataset) -> None:
         reset = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(clock.now) + 25)}
         sandbox.fail_next(routes.TIME_ENTRIES_LIST, 1, 429, reset)
         settings = ClickUpConfig(token=SecretStr(sandbox.token), base_url=sandbox.base_url, concurrency=1)
-        limiter = RateLimiter(10_000, clock=clock, sleep=clock.sleep)
+        limiter = RateLimiter(10_000, clock=clock)
         with ClickUpSource(settings, limiter=limiter, sleep=clock.sleep, clock=clock) as source:
             entries = fetch_all(source, dataset.window)
             stats = source.stats()

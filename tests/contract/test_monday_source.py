@@ -21,7 +21,7 @@ import httpx
 import pytest
 from fakes import FakeClock
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.errors import ConfigError, RequestBugError
 from connectors.model import TimeEntry, Window
 from connectors.monday import MondaySource
@@ -134,7 +134,7 @@ def test_edits_and_deletions_show_in_the_next_fetch(sandbox: MondaySandbox, data
 @pytest.mark.parametrize("errors_as_http_200", [True, False])
 def test_a_small_complexity_budget_is_paced_or_waited_out(dataset: Dataset, errors_as_http_200: bool) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(1_000_000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(1_000_000, clock=clock)
     with (
         MondaySandbox(dataset, complexity_budget=800, clock=clock, errors_as_http_200=errors_as_http_200) as sandbox,
         monday_source(sandbox, limiter=limiter, page_size=2) as source,

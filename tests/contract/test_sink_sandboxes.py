@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, Receipt, encode_json
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksSink
@@ -26,7 +27,7 @@ def no_sleep(_: float) -> None:
 
 
 def fast_limiter() -> RateLimiter:
-    return RateLimiter(1_000_000, sleep=no_sleep)
+    return RateLimiter(1_000_000, clock=FakeClock())
 
 
 def line(n: int, *, version: int = 1, seconds: int = 5400, payee: str = "Zoë Müller", **extra: Any) -> Line:

@@ -9,9 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from fakes import FakeClock
 from sqlalchemy import select
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.quickbooks import QuickBooksSink
 from connectors.sandbox.oauth import TOKEN, OAuthSandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
@@ -142,7 +143,7 @@ def test_connect_quickbooks_stores_the_company_encrypted_and_a_run_can_deliver_w
         engine = make_engine(settings.database_url)
         source = access_token_source(settings, engine, "quickbooks")
         assert source is not None and settings.quickbooks is not None
-        limiter = RateLimiter(1_000_000, sleep=no_sleep)
+        limiter = RateLimiter(1_000_000, clock=FakeClock())
         with QuickBooksSink(settings.quickbooks, token=source, limiter=limiter, batch_limiter=limiter) as sink:
             sink.check()
         engine.dispose()

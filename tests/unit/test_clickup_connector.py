@@ -14,7 +14,7 @@ from fakes import FakeClock
 from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.clickup import ClickUpConfig, ClickUpSource
 from connectors.clickup.normalize import to_ms
 from connectors.errors import ConfigError
@@ -41,7 +41,7 @@ def clock() -> FakeClock:
 
 def make_source(clock: FakeClock, **config: Any) -> ClickUpSource:
     settings = ClickUpConfig(token=SecretStr(config.pop("token", TOKEN)), base_url=BASE, **config)
-    limiter = RateLimiter(1_000_000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(1_000_000, clock=clock)
     return ClickUpSource(settings, limiter=limiter, sleep=clock.sleep, clock=clock)
 
 

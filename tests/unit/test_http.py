@@ -9,18 +9,10 @@ import pytest
 import respx
 from fakes import FakeClock
 
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    backoff_seconds,
-    call_with_retry,
-    error_from_status,
-    make_client,
-    redact,
-    register_secret,
-    send,
-)
+from connectors._http import error_from_status, make_client, send
+from connectors._ratelimit import RateLimiter
+from connectors._redact import redact, register_secret
+from connectors._retry import CallStats, RetryPolicy, backoff_seconds, call_with_retry
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, classify_status
 
 
@@ -32,7 +24,7 @@ def mock() -> Iterator[respx.MockRouter]:
 
 def test_limiter_allows_burst_then_paces_to_the_rate() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(60, burst_seconds=2, clock=clock, sleep=clock.sleep)  # 1/s, burst of 2
+    limiter = RateLimiter(60, burst_seconds=2, clock=clock)  # 1/s, burst of 2
     for _ in range(12):
         limiter.acquire()
     # 2 from the burst, then 10 more at one per second.
@@ -41,7 +33,7 @@ def test_limiter_allows_burst_then_paces_to_the_rate() -> None:
 
 def test_limiter_pause_holds_every_caller() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(600, clock=clock)
     limiter.pause_for(30)
     limiter.acquire()
     assert clock.now - 1000.0 >= 30.0
@@ -49,7 +41,7 @@ def test_limiter_pause_holds_every_caller() -> None:
 
 def test_limiter_observes_remaining_quota() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(6000, clock=clock)
     limiter.observe_remaining(0, 12.0)
     limiter.acquire()
     assert clock.now - 1000.0 == pytest.approx(12.0, abs=0.1)
@@ -57,7 +49,7 @@ def test_limiter_observes_remaining_quota() -> None:
 
 def test_retry_after_is_honoured_and_counted() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(6000, clock=clock)
     stats = CallStats()
     attempts = iter([TransientError("slow down", retry_after=7, status=429), None])
 
@@ -153,7 +145,7 @@ def test_send_retries_429_with_retry_after(mock: respx.MockRouter) -> None:
         side_effect=[httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={"ok": True})]
     )
     clock = FakeClock()
-    limiter = RateLimiter(6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(6000, clock=clock)
     with make_client("https://api.test") as client:
         response = send(
             client,
@@ -221,7 +213,7 @@ def test_send_check_hook_sees_errors_inside_a_200(mock: respx.MockRouter) -> Non
 
 def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(120, burst_seconds=10, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(120, burst_seconds=10, clock=clock)
     grants: list[float] = []
     for _ in range(600):
         limiter.acquire()
@@ -234,3 +226,93 @@ def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
         assert i - j + 1 <= 120
     # And the pace is still the configured rate overall (no needless waiting).
     assert (grants[-1] - grants[0]) / 60.0 == pytest.approx(600 / 120, rel=0.05)
+
+
+class CountingTime:
+    """A time source that records every wait and moves only by them."""
+
+    def __init__(self) -> None:
+        self.now = 50.0
+        self.reads = 0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_the_limiter_waits_on_its_injected_time_source_without_spinning() -> None:
+    time_source = CountingTime()
+    limiter = RateLimiter(60, burst_seconds=1, clock=time_source)  # one a second, no burst to speak of
+    for _ in range(3):
+        limiter.acquire()
+    # The first call is free; each later one waits exactly once for a full second, on the injected
+    # source: a limiter reading a real clock while sleeping on a fake one would loop many times here.
+    assert time_source.sleeps == pytest.approx([1.0, 1.0])
+    assert time_source.reads <= 6
+    assert limiter.waited == pytest.approx(2.0)
+
+
+def test_a_pause_is_waited_out_on_the_injected_time_source() -> None:
+    time_source = CountingTime()
+    limiter = RateLimiter(6000, clock=time_source)
+    limiter.pause_for(12.5)
+    limiter.acquire()
+    # The pause itself, then one token's refill (100 a second): the burst was drained by the pause.
+    assert time_source.sleeps == [pytest.approx(12.5), pytest.approx(0.01)]
+
+
+def test_the_session_counts_calls_and_retries_through_its_policy_and_limiter(mock: respx.MockRouter) -> None:
+    from connectors._session import ApiSession
+
+    clock = FakeClock()
+    mock.get("/thing").mock(side_effect=[httpx.Response(503), httpx.Response(200, json={"ok": True})])
+    session = ApiSession(
+        vendor="Test",
+        setting="HOURBRIDGE_TEST__TOKEN",
+        policy=RetryPolicy(max_attempts=3),
+        limiter=RateLimiter(6000, clock=clock),
+        http=make_client("https://api.test"),
+        sleep=clock.sleep,
+    )
+    with session:
+        assert session.send("GET", "/thing").json() == {"ok": True}
+    assert session.stats.as_dict() == {"api_calls": 2, "retries": 1, "throttled": 0}
+    assert session.http.is_closed
+
+
+def test_a_session_without_httpx_runs_sdk_calls_under_the_same_policy() -> None:
+    from connectors._session import ApiSession
+
+    closed: list[bool] = []
+    session = ApiSession(
+        vendor="Test",
+        setting="HOURBRIDGE_TEST__TOKEN",
+        policy=RetryPolicy(max_attempts=2),
+        limiter=RateLimiter(6000, clock=FakeClock()),
+        sleep=lambda _: None,
+        on_close=lambda: closed.append(True),
+    )
+    attempts = iter([TransientError("HTTP 502", status=502), None])
+
+    def sdk_call() -> str:
+        exc = next(attempts)
+        if exc:
+            raise exc
+        return "ok"
+
+    assert session.call(sdk_call, what="sdk") == "ok"
+    with pytest.raises(RuntimeError, match="SDK"):
+        _ = session.http
+    session.close()
+    assert closed == [True] and session.stats.as_dict()["retries"] == 1
+
+
+def test_error_from_status_keeps_the_status_for_callers_to_tell_errors_apart() -> None:
+    assert error_from_status(404, vendor="ClickUp", setting="X").status == 404
+    assert error_from_status(401, vendor="ClickUp", setting="X").status == 401
+    assert error_from_status(503, vendor="ClickUp", setting="X").status == 503

@@ -13,11 +13,11 @@ import respx
 from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.errors import ConfigError
 from connectors.model import Scope, TimeEntry, Window
 from connectors.monday import DailyLimitError, MondayConfig, MondaySource
-from connectors.monday import connector as monday_connector
+from connectors.monday import source as monday_source
 
 URL = "https://api.monday.com/v2"
 TOKEN = "monday-unit-token-123"
@@ -88,7 +88,7 @@ def waited(clock: FakeClock) -> float:
 
 def make_source(clock: FakeClock | None = None, **config: Any) -> MondaySource:
     clock = clock or FakeClock()
-    limiter = RateLimiter(1_000_000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(1_000_000, clock=clock)
     settings = MondayConfig(token=SecretStr(config.pop("token", TOKEN)), **config)
     return MondaySource(settings, limiter=limiter, sleep=clock.sleep)
 
@@ -307,7 +307,7 @@ def test_two_hundred_new_people_are_looked_up_while_paging_goes_on(mock: respx.M
 
 
 def test_held_sessions_are_released_once_too_many_wait(mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(monday_connector, "HOLD_SESSIONS", 2)
+    monkeypatch.setattr(monday_source, "HOLD_SESSIONS", 2)
     pair = [session(f"s{i}", "2026-11-03T09:00:00Z", "2026-11-03T10:00:00Z") for i in range(2)]
     later = item("12", "B", [session("s9", "2026-11-04T09:00:00Z", "2026-11-04T10:00:00Z", user="8")])
     order = graphql_router(

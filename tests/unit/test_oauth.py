@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from fakes import FakeClock
 from pydantic import SecretStr
 from sqlalchemy import Engine, event, select, text, update
 from structlog.testing import capture_logs
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.errors import ConfigError, TransientError
 from connectors.oauth import PROVIDERS, OAuthApp, OAuthClient, Provider, TokenSet, new_state
 from connectors.quickbooks import QuickBooksConfig, QuickBooksSink
@@ -493,7 +494,7 @@ def test_a_sink_with_the_token_source_refreshes_after_a_401_and_repeats_the_requ
     assert callable(source)
     with QuickBooksSandbox(realm_id=REALM, oauth=qbo.oauth) as company:
         config = QuickBooksConfig(realm_id=REALM, base_url=company.server.root_url)
-        limiter = RateLimiter(1_000_000, sleep=no_sleep)
+        limiter = RateLimiter(1_000_000, clock=FakeClock())
         with QuickBooksSink(config, token=source, limiter=limiter, batch_limiter=limiter, sleep=no_sleep) as sink:
             sink.check()
             assert qbo.refreshes() == 0

@@ -16,7 +16,7 @@ import respx
 from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, idempotency_key, marked_keys
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksIds, QuickBooksSink, render_time_activity
@@ -44,8 +44,8 @@ def make_sink(clock: FakeClock, *, per_minute: float = 1e6, batches: float = 1e6
     settings = QuickBooksConfig(realm_id=REALM, base_url=BASE, access_token=SecretStr(TOKEN), **config)
     return QuickBooksSink(
         settings,
-        limiter=RateLimiter(per_minute, clock=clock, sleep=clock.sleep),
-        batch_limiter=RateLimiter(batches, clock=clock, sleep=clock.sleep),
+        limiter=RateLimiter(per_minute, clock=clock),
+        batch_limiter=RateLimiter(batches, clock=clock),
         sleep=clock.sleep,
     )
 
@@ -369,3 +369,15 @@ def test_holdings_query_the_txn_date_range_a_thousand_at_a_time(mock: respx.Mock
 def test_holdings_of_an_empty_range_ask_nothing(clock: FakeClock) -> None:
     with respx.mock(assert_all_mocked=True), make_sink(clock) as sink:
         assert list(sink.holdings(date(2026, 11, 30), date(2026, 11, 1), [line()])) == []
+
+
+def test_a_query_that_answers_the_same_full_page_again_stops(mock: respx.MockRouter, clock: FakeClock) -> None:
+    from connectors.errors import PayloadError
+
+    page = [{"Id": str(n), "TxnDate": "2026-11-03"} for n in range(1000)]
+    query = mock.get(f"{API}/query").mock(
+        return_value=httpx.Response(200, json={"QueryResponse": {"TimeActivity": page}})
+    )
+    with make_sink(clock) as sink, pytest.raises(PayloadError, match="same page twice"):
+        list(sink.holdings(date(2026, 11, 1), date(2026, 11, 30), []))
+    assert query.call_count == 2

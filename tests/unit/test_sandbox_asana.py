@@ -1,4 +1,4 @@
-"""Tests for the Asana emulator and the HTTP server under it, over real loopback sockets."""
+"""Tests for the Asana emulator, over real loopback sockets."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import yaml
 from fakes import FakeClock
 
 from connectors.sandbox import asana as asana_sandbox
-from connectors.sandbox._server import RateLimiter, Request, Response, SandboxServer, json_response
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 
@@ -603,94 +602,3 @@ def test_concurrent_clients_see_consistent_pages(sandbox: AsanaSandbox, ds: Data
     with ThreadPoolExecutor(max_workers=6) as pool:
         totals = list(pool.map(crawl, [17, 50, 100, 33, 64, 99]))
     assert totals == [ds.total_minutes] * 6
-
-
-# -- the generic server ----------------------------------------------------------------------------
-
-
-def _echo(request: Request) -> Response:
-    return json_response({"params": request.params, "q": request.arg("q"), "route": request.route})
-
-
-def _boom(request: Request) -> Response:
-    raise RuntimeError("handler bug")
-
-
-def test_server_routes_params_and_methods(capfd: pytest.CaptureFixture[str]) -> None:
-    server = SandboxServer(base_path="/v9")
-    server.route("GET", "/items/{item_id}/parts/{part}", _echo, name="parts")
-    server.route("GET", "/boom", _boom)
-    with server, httpx.Client(base_url=server.base_url) as http:
-        assert server.base_url.startswith("http://127.0.0.1:")
-        assert server.base_url.endswith("/v9")
-        body = http.get("/items/42/parts/x%20y", params={"q": "é"}).json()
-        assert body == {"params": {"item_id": "42", "part": "x y"}, "q": "é", "route": "parts"}
-        assert http.post("/items/42/parts/1").status_code == 405
-        assert http.get("/items/42").status_code == 404
-        crashed = http.get("/boom")
-        assert crashed.status_code == 500
-        assert "handler bug" in crashed.text
-        assert server.call_count("parts") == 1  # the 405 matched no route
-        assert server.call_count("GET /boom") == 1
-    assert not server.running
-    captured = capfd.readouterr()
-    assert captured.err == ""
-    assert captured.out == ""
-
-
-def test_server_stop_closes_keep_alive_connections() -> None:
-    server = SandboxServer()
-    server.route("GET", "/ping", lambda request: json_response({"ok": True}))
-    with httpx.Client() as http:
-        server.start()
-        url = server.base_url + "/ping"
-        assert http.get(url).json() == {"ok": True}
-        server.stop()
-        with pytest.raises(httpx.TransportError):
-            http.get(url)
-    server.stop()  # idempotent
-
-
-def test_server_fault_with_custom_body_and_reset() -> None:
-    server = SandboxServer()
-    server.route("GET", "/ping", lambda request: json_response({"ok": True}), name="ping")
-    with server, httpx.Client(base_url=server.base_url) as http:
-        server.fail_next("ping", 1, 502, body=b"<html>bad gateway</html>")
-        failed = http.get("/ping")
-        assert (failed.status_code, failed.text) == (502, "<html>bad gateway</html>")
-        assert http.get("/ping").status_code == 200
-        server.fail_next("ping", 5, 500)
-        server.clear_faults()
-        assert http.get("/ping").status_code == 200
-        server.reset_counts()
-        assert server.call_count() == 0
-
-
-def test_rate_limiter_sliding_window() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(2, clock=clock, count_rejected=False)
-    assert limiter.check("a") is None
-    clock.advance(10)
-    assert limiter.check("a") is None
-    assert limiter.check("b") is None  # keys are independent
-    assert limiter.check("a") == 50
-    clock.advance(50)
-    assert limiter.check("a") is None  # the first hit aged out
-    assert limiter.check("a") == 10
-    clock.advance(0.5)
-    assert limiter.check("a") == 10  # whole seconds, rounded up
-    limiter.set_limit(None)
-    assert all(limiter.check("a") is None for _ in range(100))
-    with pytest.raises(ValueError, match="at least 1"):
-        RateLimiter(0)
-
-
-def test_rejected_requests_count_against_the_window() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(1, clock=clock)
-    assert limiter.check("t") is None
-    clock.advance(59)
-    assert limiter.check("t") == 1
-    clock.advance(1)
-    # The first hit has aged out, but the rejected one at t=59 still fills the window.
-    assert limiter.check("t") == 59

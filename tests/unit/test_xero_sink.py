@@ -16,11 +16,10 @@ import respx
 from fakes import FakeClock
 from pydantic import SecretStr
 
-from connectors._http import RateLimiter
+from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, idempotency_key
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, DailyLimitError
 from connectors.xero import XeroConfig, XeroSink
-from connectors.xero.client import DailyLimitReached
 from connectors.xero.render import BillIds, bill_number, entry_date_utc, render_line_item, written_work_date
 
 PROJECTS = "https://projects.xero.test/projects.xro/2.0"
@@ -48,7 +47,7 @@ def make_sink(clock: FakeClock, **config: Any) -> XeroSink:
         access_token=SecretStr(TOKEN),
         **config,
     )
-    return XeroSink(settings, limiter=RateLimiter(60, clock=clock, sleep=clock.sleep), sleep=clock.sleep)
+    return XeroSink(settings, limiter=RateLimiter(60, clock=clock), sleep=clock.sleep)
 
 
 def line(n: int = 0, *, payee: str = "Zoë Müller", seconds: int = 5400, **extra: Any) -> Line:
@@ -393,7 +392,27 @@ def test_holdings_stop_at_the_daily_limit_and_report_it(mock: respx.MockRouter) 
     )
     lines = [line(0, refs={"xero.project": PROJECT}), line(1, refs={"xero.project": CLOSED_PROJECT})]
     with make_sink(FakeClock()) as sink:
-        with pytest.raises(DailyLimitReached, match="daily limit"):
+        with pytest.raises(DailyLimitError, match="daily limit"):
             list(sink.holdings(*NOVEMBER, lines))
         assert sink.stats()["day_limit_remaining"] == 0
     assert listing.call_count == 1  # the second project was not asked for: no calls were left today
+
+
+def test_xero_sink_is_the_sink_of_the_configured_mode() -> None:
+    from connectors.xero import XeroBillsSink, XeroProjectsSink
+
+    clock = FakeClock()
+    with make_sink(clock, mode="projects") as projects, make_sink(clock, mode="bills") as bills:
+        assert type(projects) is XeroProjectsSink and type(bills) is XeroBillsSink
+        assert isinstance(projects, XeroSink) and isinstance(bills, XeroSink)
+        assert projects.name == bills.name == XeroSink.name == "xero"
+
+
+def test_a_projects_list_that_ignores_the_page_number_stops(mock: respx.MockRouter) -> None:
+    from connectors.errors import PayloadError
+
+    clock = FakeClock()
+    same = {"items": [{"projectId": "p-1", "name": "Website"}], "pagination": {"pageCount": 5}}
+    mock.get(f"{PROJECTS}/Projects").mock(return_value=httpx.Response(200, json=same))
+    with make_sink(clock, mode="projects") as sink, pytest.raises(PayloadError, match="same page twice"):
+        sink.client.pages("/Projects", {"states": "INPROGRESS"})

@@ -2,92 +2,42 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from datetime import time as clock_time
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from pydantic import BaseModel, ValidationError
 
 from connectors._config import require_token
-from connectors._http import (
-    CallStats,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    limiter_for,
-    make_client,
-    send,
-)
-from connectors.clickup.config import ENV_PREFIX, ClickUpConfig
+from connectors._ratelimit import RateLimiter
+from connectors._retry import Sleep
+from connectors.clickup.client import SETTING_TEAM_IDS, SETTING_TOKEN, ClickUpClient, Clock
+from connectors.clickup.config import ClickUpConfig
 from connectors.clickup.normalize import normalize_entry, to_ms, work_date
 from connectors.clickup.schema import (
     ROLE_ADMIN,
     ROLE_NAMES,
     ROLE_OWNER,
-    ClickUpAuthorizedUser,
     ClickUpTask,
-    ClickUpTasksPage,
     ClickUpTeam,
-    ClickUpTeams,
-    ClickUpTimeEntries,
     ClickUpTimeEntry,
     ClickUpUser,
 )
-from connectors.errors import ConfigError, PayloadError
+from connectors.errors import ConfigError
 from connectors.model import Scope, TimeEntry, Window
 
 log = structlog.get_logger("hourbridge.clickup")
 
-SETTING_TOKEN = f"{ENV_PREFIX}TOKEN"
-SETTING_TEAM_IDS = f"{ENV_PREFIX}TEAM_IDS"
-VENDOR = "ClickUp"
-
-# ClickUp: GET /v2/team/{team_id}/task answers 100 tasks per page, pages counted from 0.
-TASK_PAGE_SIZE = 100
-MAX_TASK_PAGES = 10_000
 # Lists named in one task listing, and user ids in one time_entries call: both travel in the URL.
 LISTS_PER_QUERY = 100
 ASSIGNEES_PER_QUERY = 200
-# ClickUp limits per minute, so a reset further away than this means a skewed clock, not a real wait.
-MAX_RESET_SECONDS = 120.0
-
-Clock = Callable[[], float]
-M = TypeVar("M", bound=BaseModel)
-
-
-class _RateLimitHeaders(httpx.BaseTransport):
-    """Hands every answer to ``observe`` before ``send`` sees it, so 429s are read too."""
-
-    def __init__(self, inner: httpx.BaseTransport, observe: Callable[[httpx.Response], None]) -> None:
-        self._inner = inner
-        self._observe = observe
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
-        self._observe(response)
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-def _header_number(headers: httpx.Headers, name: str) -> float | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return float(value.strip())
-    except ValueError:
-        return None
 
 
 class ClickUpSource:
@@ -110,33 +60,15 @@ class ClickUpSource:
         )
         self.config = config
         self._zone = ZoneInfo(config.timezone)
-        self._sleep = sleep
-        self._clock = clock
-        self._policy = RetryPolicy(max_attempts=config.max_attempts)
-        self._limiter = limiter or limiter_for("clickup", token, config.effective_rate_limit)
-        self._stats = CallStats()
+        self.client = ClickUpClient(config, token, limiter=limiter, sleep=sleep, transport=transport, clock=clock)
         self._lock = threading.Lock()
-        connections = max(4, config.concurrency * 2)
-        inner = transport or httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        )
-        # ClickUp: the token goes in Authorization as is, without a "Bearer" scheme.
-        self._client = make_client(
-            config.base_url.rstrip("/"),
-            headers={"Authorization": token},
-            timeout=config.timeout_seconds,
-            transport=_RateLimitHeaders(inner, self._observe_quota),
-        )
-        self._callers = 0  # threads inside _get: each may hold a token or a request on the wire
         self._me: ClickUpUser | None = None
         self._teams: dict[str, ClickUpTeam] | None = None
         self._tasks: dict[str, ClickUpTask | None] = {}
         self._indexed_lists: set[tuple[str, str]] = set()
 
-    # ----------------------------------------------------------------- plumbing
-
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
 
     def __enter__(self) -> ClickUpSource:
         return self
@@ -145,66 +77,7 @@ class ClickUpSource:
         self.close()
 
     def stats(self) -> dict[str, int]:
-        return self._stats.as_dict()
-
-    def _observe_quota(self, response: httpx.Response) -> None:
-        """Let the remaining quota pace every thread, and turn a bare 429 into a timed wait."""
-        reset = _header_number(response.headers, "X-RateLimit-Reset")
-        if reset is None:
-            return
-        if reset > 1e11:
-            reset /= 1000.0  # documented as Unix seconds; tolerate milliseconds
-        reset_in = min(MAX_RESET_SECONDS, reset - self._clock())
-        remaining = _header_number(response.headers, "X-RateLimit-Remaining")
-        if remaining is None and response.status_code == 429:
-            remaining = 0.0
-        if remaining is not None:
-            # Other callers may already hold a token or be on the wire: they will spend quota this
-            # answer does not show yet, so count them as spent.
-            with self._lock:
-                others = self._callers - 1
-            self._limiter.observe_remaining(max(0, int(remaining) - others), reset_in)
-        if response.status_code == 429 and "Retry-After" not in response.headers:
-            # ClickUp: a 429 need not carry Retry-After; X-RateLimit-Reset (Unix seconds) says when
-            # the quota refills. Handing it on as Retry-After keeps the one retry policy in charge:
-            # it pauses the shared limiter, so every thread waits once instead of each retrying.
-            response.headers["Retry-After"] = str(max(1, math.ceil(reset_in)))
-
-    def _get(self, path: str, params: Sequence[tuple[str, str]] | Mapping[str, str], *, setting: str) -> Any:
-        with self._lock:
-            self._callers += 1
-        try:
-            response = self._send(path, params, setting)
-        finally:
-            with self._lock:
-                self._callers -= 1
-        try:
-            return response.json()
-        except ValueError:
-            raise PayloadError(f"ClickUp answered {path} with something that is not JSON") from None
-
-    def _send(self, path: str, params: Sequence[tuple[str, str]] | Mapping[str, str], setting: str) -> httpx.Response:
-        return send(
-            self._client,
-            "GET",
-            path,
-            vendor=VENDOR,
-            setting=setting,
-            policy=self._policy,
-            limiter=self._limiter,
-            stats=self._stats,
-            sleep=self._sleep,
-            params=params,
-        )
-
-    @staticmethod
-    def _parse(model: type[M], payload: Any, what: str) -> M:
-        try:
-            return model.model_validate(payload)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise PayloadError(f"ClickUp {what} could not be read: {where}: {first['msg']}") from None
+        return self.client.session.stats.as_dict()
 
     # ----------------------------------------------------------------- workspaces and people
 
@@ -212,8 +85,7 @@ class ClickUpSource:
         with self._lock:
             if self._me is not None:
                 return self._me
-        payload = self._get("/v2/user", {}, setting=SETTING_TOKEN)
-        me = self._parse(ClickUpAuthorizedUser, payload, "authorized user").user
+        me = self.client.authorized_user()
         with self._lock:
             self._me = me
         return me
@@ -223,8 +95,7 @@ class ClickUpSource:
         with self._lock:
             if self._teams is not None:
                 return self._teams
-        payload = self._get("/v2/team", {}, setting=SETTING_TOKEN)
-        teams = {team.id: team for team in self._parse(ClickUpTeams, payload, "workspace list").teams}
+        teams = {team.id: team for team in self.client.teams()}
         with self._lock:
             self._teams = teams
         return teams
@@ -342,15 +213,7 @@ class ClickUpSource:
                 "include_task_tags": "true",
                 "include_approval_details": "true",
             }
-            try:
-                payload = self._get(f"/v2/team/{team_id}/time_entries", params, setting=SETTING_TOKEN)
-            except ConfigError as exc:
-                raise ConfigError(
-                    f"{exc.message}. Reading every member's time needs the token of a Workspace owner or admin."
-                ) from None
-            # ClickUp: this endpoint does not page; the whole range comes back in one answer.
-            data = self._parse(ClickUpTimeEntries, payload, "time entry list").data
-            entries.extend(self._parse(ClickUpTimeEntry, item, f"time entry {_id_of(item)}") for item in data)
+            entries.extend(self.client.time_entries(team_id, params))
         log.debug("clickup.chunk", team=team_id, start=part.start.isoformat(), end=part.end.isoformat(), n=len(entries))
         return entries
 
@@ -377,42 +240,15 @@ class ClickUpSource:
             return {task_id: self._tasks.get(task_id) for task_id in wanted}
 
     def _index_lists(self, team_id: str, list_ids: list[str]) -> None:
-        base: list[tuple[str, str]] = [("include_closed", "true"), ("subtasks", "true")]
-        base += [("list_ids[]", list_id) for list_id in list_ids]
-        found: dict[str, ClickUpTask] = {}
-        previous_first: str | None = None
-        for page in range(MAX_TASK_PAGES):
-            payload = self._get(f"/v2/team/{team_id}/task", [("page", str(page)), *base], setting=SETTING_TEAM_IDS)
-            listing = self._parse(ClickUpTasksPage, payload, "task list")
-            tasks = [self._parse(ClickUpTask, item, f"task {_id_of(item)}") for item in listing.tasks]
-            if tasks and tasks[0].id == previous_first:
-                raise PayloadError(f"ClickUp returned the same task page twice (page {page}); stopped to avoid a loop")
-            previous_first = tasks[0].id if tasks else None
-            found.update((task.id, task) for task in tasks)
-            # ClickUp: newer answers carry ``last_page``; older ones end with a short page.
-            last = listing.last_page if listing.last_page is not None else len(tasks) < TASK_PAGE_SIZE
-            if last or not tasks:
-                break
-        else:
-            raise PayloadError(f"ClickUp task paging did not end after {MAX_TASK_PAGES} pages")
+        found = self.client.list_tasks(team_id, list_ids)
         with self._lock:
             self._tasks.update(found)
             self._indexed_lists.update((team_id, list_id) for list_id in list_ids)
 
     def _single_task(self, task_id: str) -> None:
-        task: ClickUpTask | None = None
-        try:
-            payload = self._get(f"/v2/task/{task_id}", {}, setting=SETTING_TEAM_IDS)
-        except ConfigError as exc:
-            if "HTTP 404" not in exc.message:
-                raise
+        task = self.client.task(task_id)
+        if task is None:
             # Deleted since the time was logged: the entry keeps its task reference, without fields.
             log.warning("clickup.task_missing", task=task_id)
-        else:
-            task = self._parse(ClickUpTask, payload, f"task {task_id}")
         with self._lock:
             self._tasks[task_id] = task
-
-
-def _id_of(item: Any) -> str:
-    return repr(item.get("id")) if isinstance(item, dict) else "?"

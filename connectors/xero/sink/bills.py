@@ -1,34 +1,31 @@
-"""XeroSink: delivery ops as Projects API time entries or as draft ACCPAY bills, each write keyed by Idempotency-Key."""
+"""XeroBillsSink: delivery ops as lines of draft ACCPAY bills, one bill per payee and period, keyed by call."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import httpx
 
 from connectors._config import TokenSource
-from connectors._http import RateLimiter, Sleep
+from connectors._paging import PageNumbers
+from connectors._ratelimit import RateLimiter
+from connectors._retry import Sleep
 from connectors.delivery import (
     REF_XERO_ACCOUNT,
     REF_XERO_CONTACT,
-    REF_XERO_PROJECT,
-    REF_XERO_TASK,
     REF_XERO_TAX_TYPE,
     REF_XERO_TRACKING_1,
     REF_XERO_TRACKING_2,
-    REF_XERO_USER,
     Holding,
     Line,
     Now,
     Op,
     OpKind,
-    OutcomeUnknown,
     Receipt,
     call_key,
     encode_json,
@@ -40,27 +37,18 @@ from connectors.delivery import (
     unknown,
     utc_now,
 )
-from connectors.errors import ConfigError, PayloadError, TransientError
-from connectors.xero.client import (
-    DailyLimitReached,
-    ProjectNames,
-    XeroAuthError,
-    XeroClient,
+from connectors.errors import (
+    ConfigError,
+    CredentialRefused,
+    DailyLimitError,
+    OutcomeUnknown,
+    TransientError,
     XeroRefused,
-    is_uuid,
-    validation_messages,
-    where_names,
 )
+from connectors.xero.client import VENDOR, is_uuid, validation_messages, where_names
 from connectors.xero.config import XeroConfig
-from connectors.xero.render import (
-    BillIds,
-    bill_number,
-    money,
-    render_bill,
-    render_line_item,
-    render_time_entry,
-    written_work_date,
-)
+from connectors.xero.render import BillIds, bill_number, money, render_bill, render_line_item, written_work_date
+from connectors.xero.sink.base import XeroSink, split_remote
 
 # Contacts named in one where filter: the filter travels in the URL.
 CONTACTS_PER_QUERY = 20
@@ -74,14 +62,6 @@ BILL_PARAMS = {"summarizeErrors": "false", "unitdp": "4"}
 UNIT_PLACES = Decimal("0.0001")
 
 
-def split_remote(remote_id: str) -> tuple[str, str]:
-    """Our remote ids are paths: ``projectId/timeEntryId`` (projects) or ``InvoiceID/LineItemID`` (bills)."""
-    parent, _, child = remote_id.partition("/")
-    if not parent or not child:
-        raise ValueError(f"remote id {remote_id!r} is not of the form parent/child")
-    return parent, child
-
-
 @dataclass(slots=True)
 class _BillWork:
     """One bill to write in this push: its current state in Xero (if any) and the ops that change it."""
@@ -93,10 +73,8 @@ class _BillWork:
     ops: list[tuple[Op, dict[str, Any] | None]] = field(default_factory=list)
 
 
-class XeroSink:
-    """Writes time to one Xero organisation, as project time entries or as draft ACCPAY bills."""
-
-    name: ClassVar[str] = "xero"
+class XeroBillsSink(XeroSink, mode="bills"):
+    """Writes time to one Xero organisation as line items of draft ACCPAY bills."""
 
     def __init__(
         self,
@@ -108,181 +86,35 @@ class XeroSink:
         limiter: RateLimiter | None = None,
         now: Now = utc_now,
     ) -> None:
-        self.config = config
-        self.client = XeroClient(config, token=token, transport=transport, sleep=sleep, limiter=limiter)
-        self.projects = ProjectNames(self.client)
-        self._zone = ZoneInfo(config.organisation_timezone)
-        self._now = now
+        super().__init__(config, token=token, transport=transport, sleep=sleep, limiter=limiter, now=now)
         self._contacts: dict[str, str | None] = {}
         self._tracking: dict[str, dict[str, str]] | None = None
 
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> XeroSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stats(self) -> dict[str, int]:
-        """API calls, retries, 429s and ``day_limit_remaining`` (from X-DayLimit-Remaining when Xero sent it)."""
-        return self.client.counters()
-
     def check(self) -> None:
-        if self.config.mode == "projects":
-            self.client.call("projects", "GET", "/ProjectsUsers", params={"page": "1", "pageSize": "1"})
-        else:
-            self.client.call("accounting", "GET", "/TrackingCategories")
+        self.client.call("accounting", "GET", "/TrackingCategories")
 
     def push(self, ops: Sequence[Op]) -> Iterator[Receipt]:
-        if self.config.mode == "projects":
-            for op in ops:
-                yield self._push_entry(op)
-        else:
-            yield from self._push_bills(list(ops))
+        yield from self._push_bills(list(ops))
 
     def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
-        """Projects: the project's time entries around the work date whose description carries ``[hb:<key>]``.
-        Bills: the bill with our InvoiceNumber for the line, and its line item carrying the marker."""
-        if self.config.mode == "projects":
-            return self._find_entry(idempotency_key, line, kind)
+        """The bill with our InvoiceNumber for the line, and its line item carrying the marker."""
         return self._find_bill_line(idempotency_key, line, kind)
 
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
-        """Every time entry or bill line dated ``start..end`` (inclusive) that carries our marker.
+        """Every bill line dated ``start..end`` (inclusive) that carries our marker.
 
-        Projects: the time entries of every project the ``lines`` name, listed with dateAfterUtc /
-        dateBeforeUtc covering the range in the organisation's zone. ``work_date`` is the entry's
-        dateUtc as a date in that zone (render logs noon of the work date there); minutes are its
-        ``duration``.
-
-        Bills: the bills ``bill_number`` names for the ``lines``, looked up by InvoiceNumbers
-        (DELETED and VOIDED ones skipped). Each line item with a marker is one holding: minutes are
-        its Quantity (hours) times 60, rounded half-up; ``work_date`` is the ``work_date`` of the line
-        in ``lines`` whose op wrote the marker, else the work date render wrote into the item's
+        The bills ``bill_number`` names for the ``lines``, looked up by InvoiceNumbers (DELETED and
+        VOIDED ones skipped). Each line item with a marker is one holding: minutes are its Quantity
+        (hours) times 60, rounded half-up; ``work_date`` is the ``work_date`` of the line in
+        ``lines`` whose op wrote the marker, else the work date render wrote into the item's
         description, else (an item edited by hand, or written for a line not in ``lines``) the
         bill's date, which is its period end. Items whose ``work_date`` falls outside the range are
-        left out.
-
-        The key of a holding is the first marker of the text (render writes exactly one, at its head).
+        left out. The key of a holding is the first marker of the text (render writes exactly one,
+        at its head).
         """
         if end < start:
             return
-        if self.config.mode == "projects":
-            yield from self._entry_holdings(start, end, lines)
-        else:
-            yield from self._bill_holdings(start, end, lines)
-
-    # ================================================================== projects mode
-
-    def _entry_body(self, op: Op, project_id: str) -> dict[str, Any]:
-        line = op.line
-        code = f"the mapping document's code '{line.code}'"
-        task = line.ref(REF_XERO_TASK)
-        if task is None:
-            raise ConfigError(f"{code} names no xero task; add one so its time can be logged in Xero Projects")
-        user = line.ref(REF_XERO_USER) or line.payee
-        return render_time_entry(
-            line,
-            key=op.idempotency_key,
-            user_id=self.projects.user_id(user, f"the mapping document's people entry of '{line.person}'"),
-            task_id=self.projects.task_id(project_id, task, code),
-            zone=self._zone,
-            include_description=self.config.include_description,
-        )
-
-    def _project_of(self, line: Line, *, closed: bool = False) -> str:
-        ref = line.ref(REF_XERO_PROJECT)
-        if ref is None:
-            raise ConfigError(f"the mapping document's code '{line.code}' names no xero project")
-        return self.projects.project_id(ref, f"the mapping document's code '{line.code}'", closed=closed)
-
-    def _push_entry(self, op: Op) -> Receipt:
-        try:
-            if op.kind == "create":
-                project_id = self._project_of(op.line)
-                body = self._entry_body(op, project_id)
-                payload = self.client.call(
-                    "projects",
-                    "POST",
-                    f"/Projects/{project_id}/Time",
-                    body=encode_json(body),
-                    key=op.idempotency_key,
-                )
-                entry_id = payload.get("timeEntryId") if isinstance(payload, Mapping) else None
-                if entry_id is None:
-                    return unknown(op, "Xero answered without the time entry it created", self._now)
-                return ok(op, self._now, remote_id=f"{project_id}/{entry_id}")
-            project_id, entry_id = split_remote(str(op.remote_id))
-            path = f"/Projects/{project_id}/Time/{entry_id}"
-            if op.kind == "delete":
-                # The spec lists Idempotency-Key for POST and PUT only; sending it on DELETE is harmless
-                # and a repeated delete of a vanished entry (404) is what the op wanted anyway.
-                self.client.call("projects", "DELETE", path, key=op.idempotency_key, allow_404=True)
-                return ok(op, self._now, remote_id=op.remote_id)
-            if self._project_of(op.line) != project_id:
-                return failed(
-                    op, "the line moved to another Xero project; plan a delete and a create instead", self._now
-                )
-            body = self._entry_body(op, project_id)
-            self.client.call("projects", "PUT", path, body=encode_json(body), key=op.idempotency_key)
-            return ok(op, self._now, remote_id=op.remote_id)
-        except OutcomeUnknown as exc:
-            return unknown(op, exc.message, self._now)
-        except XeroAuthError:
-            raise
-        except (ConfigError, ValueError) as exc:
-            return failed(op, str(exc), self._now)
-        except (XeroRefused, DailyLimitReached) as exc:
-            return failed(op, exc.message, self._now)
-        except TransientError as exc:
-            return failed(op, f"not sent: {exc.message}; send it again later", self._now)
-
-    def _find_entry(self, key: str, line: Line, kind: OpKind) -> Receipt | None:
-        project_id = self._project_of(line)
-        params = {
-            "dateAfterUtc": f"{line.work_date - timedelta(days=1)}T00:00:00Z",
-            "dateBeforeUtc": f"{line.work_date + timedelta(days=2)}T00:00:00Z",
-        }
-        for entry in self.client.pages(f"/Projects/{project_id}/Time", params):
-            description = entry.get("description")
-            if key in marked_keys(description if isinstance(description, str) else None):
-                remote = f"{project_id}/{entry.get('timeEntryId')}"
-                return Receipt(key, kind, "ok", remote, None, self._now())
-        return None
-
-    def _entry_holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
-        # Time logged before a project closed is still held by it, so closed projects count here.
-        project_ids = sorted({self._project_of(line, closed=True) for line in lines})
-        after = datetime.combine(start, datetime.min.time(), tzinfo=self._zone).astimezone(UTC)
-        before = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=self._zone).astimezone(UTC)
-        params = {"dateAfterUtc": f"{after:%Y-%m-%dT%H:%M:%SZ}", "dateBeforeUtc": f"{before:%Y-%m-%dT%H:%M:%SZ}"}
-        for project_id in project_ids:
-            for entry in self.client.pages(f"/Projects/{project_id}/Time", params):
-                description = entry.get("description")
-                keys = marked_keys(description if isinstance(description, str) else None)
-                if not keys:
-                    continue
-                remote = f"{project_id}/{entry.get('timeEntryId')}"
-                work_date = self._local_date(entry.get("dateUtc"), remote)
-                if not start <= work_date <= end:
-                    continue
-                duration = entry.get("duration")
-                minutes = duration if isinstance(duration, int) and not isinstance(duration, bool) else 0
-                yield Holding(keys[0], remote, work_date, minutes)
-
-    def _local_date(self, value: object, remote: str) -> date:
-        """An entry's dateUtc as a calendar date in the organisation's zone."""
-        try:
-            instant = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise PayloadError(f"Xero answered time entry {remote} without a readable dateUtc") from None
-        if instant.tzinfo is None:  # the field is UTC by definition, whether or not it says so
-            instant = instant.replace(tzinfo=UTC)
-        return instant.astimezone(self._zone).date()
-
-    # ================================================================== bills mode
+        yield from self._bill_holdings(start, end, lines)
 
     def _contact_name(self, line: Line) -> str:
         return line.ref(REF_XERO_CONTACT) or line.payee
@@ -361,10 +193,10 @@ class XeroSink:
         ordered = sorted(set(values))
         for start in range(0, len(ordered), INVOICE_LOOKUP_CHUNK):
             listed = ",".join(ordered[start : start + INVOICE_LOOKUP_CHUNK])
-            page = 1
-            while True:
+            paging = PageNumbers(VENDOR, f"the bills by {param}", first=1)
+            while not paging.done:
                 # Xero: asking for a page is what makes the list include line items.
-                params = {param: listed, "page": str(page), "unitdp": "4"}
+                params = {param: listed, "page": str(paging.number), "unitdp": "4"}
                 payload = self.client.call("accounting", "GET", "/Invoices", params=params)
                 found = [b for b in (payload or {}).get("Invoices") or [] if isinstance(b, Mapping)]
                 fresh = [b for b in found if str(b.get("InvoiceID")) not in seen]
@@ -372,11 +204,10 @@ class XeroSink:
                 bills.extend(fresh)
                 pagination = (payload or {}).get("pagination")
                 count = pagination.get("pageCount") if isinstance(pagination, Mapping) else None
-                more = page < count if isinstance(count, int) else len(found) >= INVOICES_PER_PAGE
-                # A page of nothing new means the paging went nowhere; stop rather than loop.
-                if not more or not fresh:
-                    break
-                page += 1
+                more = paging.number < count if isinstance(count, int) else len(found) >= INVOICES_PER_PAGE
+                # A page of nothing new means the paging went nowhere: it ends here, quietly, since
+                # every bill it could name is already in hand.
+                paging.advance(last=not more or not fresh)
         return bills
 
     def _push_bills(self, ops: list[Op]) -> Iterator[Receipt]:
@@ -394,7 +225,7 @@ class XeroSink:
                     )
                 number = bill_number(op.line, self._contact_name(op.line))
                 pending.append((op, number, ids, item))
-            except XeroAuthError:
+            except CredentialRefused:
                 raise
             except (ConfigError, ValueError) as exc:
                 yield failed(op, str(exc), self._now)
@@ -412,7 +243,7 @@ class XeroSink:
                 for b in self._lookup_bills("IDs", sorted(wanted_ids - set(by_id)))
                 if b.get("Status") not in GONE
             )
-        except (XeroRefused, DailyLimitReached, TransientError, ValueError) as exc:
+        except (XeroRefused, DailyLimitError, TransientError, ValueError) as exc:
             for op, *_ in pending:
                 yield failed(op, f"not sent: could not read the bills from Xero ({exc})", self._now)
             return
@@ -538,7 +369,7 @@ class XeroSink:
                 for op, _ in work.ops:
                     yield unknown(op, exc.message, self._now)
             return
-        except (XeroRefused, DailyLimitReached) as exc:
+        except (XeroRefused, DailyLimitError) as exc:
             for work, _ in group:
                 for op, _ in work.ops:
                     yield failed(op, exc.message, self._now)

@@ -1,0 +1,92 @@
+"""ApiSession: one vendor connection (httpx client, retry policy, the credential's limiter, call stats, close)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from connectors._http import send
+from connectors._ratelimit import RateLimiter
+from connectors._retry import CallStats, RetryPolicy, Sleep, call_with_retry
+
+T = TypeVar("T")
+
+
+class ApiSession:
+    """What every vendor client shares: requests go out under one retry policy and one limiter, and are counted.
+
+    ``http`` is absent when a vendor's SDK sends the requests (Asana): the SDK's calls still run
+    through ``call``, so the same policy, limiter and counters apply. ``on_close`` releases what
+    the SDK holds. ``sleep`` is the wait between retries; the limiter waits on its own time source.
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        setting: str,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        http: httpx.Client | None = None,
+        sleep: Sleep = time.sleep,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.setting = setting
+        self.policy = policy
+        self.limiter = limiter
+        self.stats = CallStats()
+        self.sleep = sleep
+        self._http = http
+        self._on_close = on_close
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            raise RuntimeError(f"the {self.vendor} session sends through an SDK, not httpx")
+        return self._http
+
+    def call(self, fn: Callable[[], T], *, what: str) -> T:
+        """Run one request function under the limiter; retry ``TransientError`` per the policy."""
+        return call_with_retry(
+            fn, policy=self.policy, limiter=self.limiter, stats=self.stats, sleep=self.sleep, what=what
+        )
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        setting: str | None = None,
+        check: Callable[[httpx.Response], None] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request; a failed status becomes the classified error naming ``setting`` (default: the token's)."""
+        return send(
+            self.http,
+            method,
+            url,
+            vendor=self.vendor,
+            setting=setting or self.setting,
+            policy=self.policy,
+            limiter=self.limiter,
+            stats=self.stats,
+            sleep=self.sleep,
+            check=check,
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self) -> ApiSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -220,10 +220,10 @@ RELAXATIONS: tuple[Departure, ...] = (
         spec=XERO_IDENTITY,
         kind="relaxation",
         what="`GET /connections` is the same operation as the document's `/Connections`",
-        why="The document spells the path with a capital C; Xero's OAuth 2.0 guide, its SDKs and the "
-        "connector use https://api.xero.com/connections, and Xero's paths are not case-sensitive.",
-        source="Xero developer docs, 'OAuth 2.0: Check the tenants you're authorized to access'; "
-        "connectors/xero/config.py (connections_url)",
+        why="The document spells the path with a capital C; the connector (and Xero's OAuth 2.0 guide) call "
+        "https://api.xero.com/connections, and Xero routes paths without regard to case.",
+        source="docs/api-facts.md (Xero: 'Tenants', GET https://api.xero.com/connections); "
+        "connectors/xero/config.py (connections_url); case-insensitivity: unconfirmed beyond that usage",
         apply=_xero_connections_lower_case,
     ),
     Departure(
@@ -241,7 +241,8 @@ RELAXATIONS: tuple[Departure, ...] = (
         what="string properties marked `x-is-msdate` / `x-is-msdate-time` must be `/Date(<ms>+0000)/` in answers",
         why="Xero's JSON answers carry .NET dates; the document says so only through its vendor extension, "
         "which JSON Schema ignores. Requests may send ISO dates, so this applies to answers only.",
-        source="xero_accounting.yaml (`x-is-msdate`); Xero developer docs, 'Requests and responses: JSON dates'",
+        source="xero_accounting.yaml: the `x-is-msdate` extension and its answer examples (497 of the form "
+        "`/Date(1550793549320+0000)/`); issue 12 item 6",
         apply=_xero_ms_dates,
     ),
 )

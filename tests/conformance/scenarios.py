@@ -21,8 +21,9 @@ from connectors.sandbox._recording import Exchange, recording
 from connectors.sandbox.oauth import OAuthSandbox
 from connectors.sandbox.xero import XeroSandbox
 from sync.ops.demo import run_demo
-from sync.run.runner import Runner
+from sync.run.pipeline import run_sync
 from sync.settings import DeliverySettings, Settings, XeroSettings
+from sync.store.db import make_engine
 from tests.fakes import ListSource
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -73,12 +74,13 @@ def _xero_run(tmp: Path, source: ListSource, xero: XeroSandbox) -> None:
         ),
         delivery=DeliverySettings(asana_gate="none"),
     )
-    runner = Runner(settings, sources={"asana": source}, as_of=AS_OF, clock=lambda: AS_OF)
+    engine = make_engine(settings.database_url)
     try:
-        result = runner.sync(write_reports=False)
+        result = run_sync(
+            settings, sources={"asana": source}, engine=engine, as_of=AS_OF, clock=lambda: AS_OF, write_reports=False
+        )
     finally:
-        runner.close()
-        runner.engine.dispose()
+        engine.dispose()
     assert not result.deliveries["xero"].failed, result.deliveries["xero"].errors
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import error_from_status, make_client
+from connectors._http import decode_json, error_from_status, make_client
 from connectors._paging import PageNumbers
 from connectors._ratelimit import RateLimiter, limiter_for
 from connectors._redact import redact
@@ -145,7 +145,7 @@ class QuickBooksClient:
         headers = {"Content-Type": "application/json"} if body is not None else None
         taken = [False]
 
-        def once() -> httpx.Response:
+        def once() -> Any:
             if not taken[0]:
                 # QuickBooks counts every batch item as one request; the retry loop takes one permit,
                 # the rest (and the batch permit) are taken once, up front.
@@ -165,13 +165,11 @@ class QuickBooksClient:
                         "look the record up before sending it again"
                     ) from None
                 raise TransientError(f"QuickBooks did not answer ({type(exc).__name__})") from None
-            return self._checked(response, write=write)
+            # Read inside the retry loop: a truncated or non-JSON answer to a read is retried like a
+            # 5xx; to a write it may hide a record that landed, so it becomes OutcomeUnknown.
+            return decode_json(self._checked(response, write=write), vendor=VENDOR, write=write)
 
-        response = self.session.call(once, what=f"QuickBooks {method} {path}")
-        try:
-            return response.json()
-        except ValueError:
-            raise PayloadError(f"QuickBooks answered {path} with something that is not JSON") from None
+        return self.session.call(once, what=f"QuickBooks {method} {path}")
 
     def _checked(self, response: httpx.Response, *, write: bool) -> httpx.Response:
         status = response.status_code

@@ -26,6 +26,7 @@ from connectors.sandbox._http import (
     json_response,
     request_of,
 )
+from connectors.sandbox._garbage import Garbage, GarbageKind
 from connectors.sandbox._middleware import CallCounter, Clock, Faults, RateLimit, RateLimiter
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class SandboxServer:
 
     Routes are werkzeug rules (``/items/<item_id>``) registered relative to ``base_path``;
     ``base_url`` includes it. A request passes: ``wrap`` (if any, outside routing) → router
-    (404/405) → call counter → injected faults → rate limit → the ``inner`` layers, outermost first
+    (404/405) → call counter → injected faults → garbage → rate limit → the ``inner`` layers, outermost first
     (a vendor's own credential check and quota) → the handler (a crash answers 500).
     """
 
@@ -138,7 +139,8 @@ class SandboxServer:
         for layer in reversed(inner):
             handler_app = layer(handler_app)
         self._limits = RateLimit(handler_app, limiter, self._error, rate_limit_key)
-        self._faults = Faults(self._limits, self._error)
+        self._garbage = Garbage(self._limits)
+        self._faults = Faults(self._garbage, self._error)
         self._counter = CallCounter(self._faults)
         self._app: WSGIApplication = self._route_request if wrap is None else wrap(self._route_request)
         self._httpd: BaseWSGIServer | None = None
@@ -271,8 +273,21 @@ class SandboxServer:
             raise KeyError(f"unknown route {route_name!r} (known: {known})")
         self._faults.add(route_name, n, status, headers, body)
 
+    def garble_next(self, route_name: str, n: int, kind: GarbageKind | str) -> None:
+        """Spoil the next ``n`` answers of ``route_name``: cut short, plain text, or an HTML page with 200."""
+        if not self._counter.knows(route_name):
+            known = ", ".join(self._counter.known())
+            raise KeyError(f"unknown route {route_name!r} (known: {known})")
+        self._garbage.add(route_name, n, GarbageKind(kind))
+
+    @property
+    def garbled_count(self) -> int:
+        """Answers spoiled by ``garble_next`` so far."""
+        return self._garbage.spoiled
+
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._garbage.clear()
 
     def call_count(self, route_name: str | None = None) -> int:
         """Requests received on one route (or all routes), including rejected and faulted ones."""
@@ -323,6 +338,10 @@ class HostedSandbox:
     @property
     def server(self) -> SandboxServer:
         return self._server
+
+    def garble_next(self, route_name: str, n: int, kind: GarbageKind | str) -> None:
+        """Spoil the next ``n`` answers of a route (see ``GarbageKind``); the server's route names apply."""
+        self._server.garble_next(route_name, n, kind)
 
     @property
     def token(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import error_from_status, make_client
+from connectors._http import decode_json, error_from_status, make_client
 from connectors._paging import PageNumbers
 from connectors._ratelimit import RateLimiter, limiter_for
 from connectors._redact import redact
@@ -157,7 +157,7 @@ class XeroClient:
             headers["Idempotency-Key"] = key
         write = key is not None
 
-        def once() -> httpx.Response | None:
+        def once() -> Any:
             with self._lock:
                 if self.day_remaining == 0 or self._calls_sent >= self.config.daily_limit:
                     raise DailyLimitError(
@@ -180,15 +180,14 @@ class XeroClient:
             self._observe(response)
             if response.status_code == 404 and allow_404:
                 return None
-            return self._checked(response, write=write)
+            checked = self._checked(response, write=write)
+            if checked.status_code == 204 or not checked.content:
+                return None
+            # Read inside the retry loop: a truncated or non-JSON answer to a read is retried like a
+            # 5xx; to a write it may hide a record that landed, so it becomes OutcomeUnknown.
+            return decode_json(checked, vendor=VENDOR, write=write)
 
-        response = self.session.call(once, what=f"Xero {path}")
-        if response is None or response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise PayloadError(f"Xero answered {path} with something that is not JSON") from None
+        return self.session.call(once, what=f"Xero {path}")
 
     def _observe(self, response: httpx.Response) -> None:
         minute = _header_int(response.headers, "X-MinLimit-Remaining")

@@ -53,7 +53,7 @@ class ApiSession:
     def call(self, fn: Callable[[], T], *, what: str) -> T:
         """Run one request function under the limiter; retry ``TransientError`` per the policy.
 
-        Through an SDK, an answer the SDK could not decode comes back as its raw text (the Asana SDK
+        Through an SDK, an answer the SDK could not decode comes back as its raw bytes (the Asana SDK
         hands back ``response.data`` when ``json.loads`` fails): that is a garbled answer, retried
         like a 5xx, whichever SDK call made it.
         """
@@ -64,7 +64,7 @@ class ApiSession:
 
         def decoded() -> T:
             result = fn()
-            if isinstance(result, bytes | str):
+            if isinstance(result, bytes):
                 raise GarbledAnswer(f"{self.vendor} answered {what} with a body that is not JSON (truncated or a page)")
             return result
 

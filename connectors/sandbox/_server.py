@@ -15,6 +15,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.routing.exceptions import RoutingException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 
+from connectors.sandbox._garbage import Garbage, GarbageKind
 from connectors.sandbox._http import (
     PARAMS_KEY,
     ROUTE_KEY,
@@ -26,7 +27,6 @@ from connectors.sandbox._http import (
     json_response,
     request_of,
 )
-from connectors.sandbox._garbage import Garbage, GarbageKind
 from connectors.sandbox._middleware import CallCounter, Clock, Faults, RateLimit, RateLimiter
 
 if TYPE_CHECKING:

@@ -41,6 +41,20 @@ FAULT_STALE_OBJECT = "5010"
 FAULT_OBJECT_NOT_FOUND = "610"
 
 CREDENTIAL_ADVICE = "an access token (or connect the company so the OAuth layer supplies one)"
+# QuickBooks: at most 10 requests in flight per app and realm (the 11th gets 429 ThrottleExceeded).
+# Shared by every client of the realm in this process, so parallel jobs never exceed it together.
+MAX_CONCURRENT_PER_REALM = 10
+_realm_slots: dict[str, threading.BoundedSemaphore] = {}
+_realm_slots_lock = threading.Lock()
+
+
+def realm_slots(realm_id: str) -> threading.BoundedSemaphore:
+    """The process-wide in-flight cap of one realm."""
+    with _realm_slots_lock:
+        slots = _realm_slots.get(realm_id)
+        if slots is None:
+            slots = _realm_slots[realm_id] = threading.BoundedSemaphore(MAX_CONCURRENT_PER_REALM)
+        return slots
 
 
 def fault_text(fault: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -120,6 +134,7 @@ class QuickBooksClient:
             sleep=sleep,
         )
         self.stats = self.session.stats
+        self._slots = realm_slots(config.realm_id)
 
     def close(self) -> None:
         self.session.close()
@@ -155,7 +170,8 @@ class QuickBooksClient:
                     self._batch_limiter.acquire()
                 taken[0] = True
             try:
-                response = self.session.http.request(method, path, params=query, content=body, headers=headers)
+                with self._slots:
+                    response = self.session.http.request(method, path, params=query, content=body, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise TransientError(f"QuickBooks could not be reached ({type(exc).__name__})") from None
             except (httpx.TimeoutException, httpx.TransportError) as exc:

@@ -77,6 +77,21 @@ def _header_int(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
+# Xero: at most 5 calls in flight per tenant connection, whichever API and whichever job makes them.
+# The cap is process-wide per tenant, so two sinks (or worker jobs) of one organisation share it.
+_tenant_slots: dict[str, threading.BoundedSemaphore] = {}
+_tenant_slots_lock = threading.Lock()
+
+
+def tenant_slots(tenant_id: str, limit: int) -> threading.BoundedSemaphore:
+    """The in-flight cap of one tenant in this process (sized by the first client that asks)."""
+    with _tenant_slots_lock:
+        slots = _tenant_slots.get(tenant_id)
+        if slots is None:
+            slots = _tenant_slots[tenant_id] = threading.BoundedSemaphore(limit)
+        return slots
+
+
 class XeroClient:
     """Calls for one tenant: ``Xero-Tenant-Id`` on all, ``Idempotency-Key`` on every write, limits from headers."""
 
@@ -115,7 +130,7 @@ class XeroClient:
             sleep=sleep,
         )
         self.stats = self.session.stats
-        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._slots = tenant_slots(config.tenant_id, config.max_concurrency)
         self._lock = threading.Lock()
         self._calls_sent = 0
         self.day_remaining: int | None = None

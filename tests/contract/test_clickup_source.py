@@ -275,3 +275,46 @@ def test_time_logged_without_a_task_comes_through_with_no_task(sandbox: ClickUpS
         listed = client.get(f"/v2/team/{sandbox.team_id}/time_entries", params={"assignee": sandbox.owner_id}).json()
     running = [e for e in listed["data"] if e["id"] == sandbox.running_timer_id]
     assert running and "end" not in running[0] and int(running[0]["duration"]) < 0
+
+
+def test_time_without_a_task_is_mapped_by_a_rule_that_needs_no_task_and_reaches_the_reports(
+    tmp_path: Path, sqlite_engine: Any, dataset: Dataset
+) -> None:
+    from sync.run.runner import Runner
+    from sync.settings import Settings
+
+    document = (
+        "version: 1\n"
+        "codes:\n"
+        "  ADMIN: {name: Admin, client: Example, cost_center: CC-1, billable: false}\n"
+        "rules:\n"
+        "  - {id: everything-clickup, priority: 1, code: ADMIN, match: {source: clickup}}\n"
+    )
+    (tmp_path / "rules.yaml").write_text(document, encoding="utf-8")
+    now = datetime.combine(dataset.anchor, datetime.min.time(), tzinfo=UTC).replace(hour=23)
+    settings = Settings(
+        database_url="sqlite://",
+        mappings_file=tmp_path / "rules.yaml",
+        output_dir=tmp_path / "out",
+        start_date=dataset.start,
+    )
+    with ClickUpSandbox(dataset) as sandbox:
+        runner = Runner(
+            settings, sources={"clickup": clickup_source(sandbox)}, engine=sqlite_engine, as_of=now, clock=lambda: now
+        )
+        try:
+            result = runner.sync(write_reports=True, deliver=False)
+        finally:
+            runner.close()
+        without_task = set(sandbox.entries_without_task)
+        expected = sandbox.total_minutes(dataset.start, dataset.anchor) * 60
+    assert result.status == "ok", result.errors
+    reported: dict[str, Any] = {}
+    seconds = unmapped = 0
+    for path in sorted((tmp_path / "out").glob("hours-*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        reported.update({line["external_id"]: line for line in report["entries"]})
+        seconds += report["totals"]["seconds"]
+        unmapped += report["totals"]["unmapped_seconds"]
+    assert without_task <= set(reported)
+    assert seconds == expected and unmapped == 0

@@ -280,7 +280,7 @@ def test_time_logged_without_a_task_comes_through_with_no_task(sandbox: ClickUpS
 def test_time_without_a_task_is_mapped_by_a_rule_that_needs_no_task_and_reaches_the_reports(
     tmp_path: Path, sqlite_engine: Any, dataset: Dataset
 ) -> None:
-    from sync.run.runner import Runner
+    from sync.run.pipeline import run_sync
     from sync.settings import Settings
 
     document = (
@@ -298,14 +298,15 @@ def test_time_without_a_task_is_mapped_by_a_rule_that_needs_no_task_and_reaches_
         output_dir=tmp_path / "out",
         start_date=dataset.start,
     )
-    with ClickUpSandbox(dataset) as sandbox:
-        runner = Runner(
-            settings, sources={"clickup": clickup_source(sandbox)}, engine=sqlite_engine, as_of=now, clock=lambda: now
+    with ClickUpSandbox(dataset) as sandbox, clickup_source(sandbox) as source:
+        result = run_sync(
+            settings,
+            sources={"clickup": source},
+            engine=sqlite_engine,
+            as_of=now,
+            clock=lambda: now,
+            deliver_to_sinks=False,
         )
-        try:
-            result = runner.sync(write_reports=True, deliver=False)
-        finally:
-            runner.close()
         without_task = set(sandbox.entries_without_task)
         expected = sandbox.total_minutes(dataset.start, dataset.anchor) * 60
     assert result.status == "ok", result.errors

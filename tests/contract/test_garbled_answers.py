@@ -145,7 +145,8 @@ def test_garbage_past_the_bound_fails_with_a_readable_transient_error(dataset: D
 def test_a_run_gives_up_one_garbled_source_and_finishes_the_others(
     tmp_path: Path, sqlite_engine: Engine, dataset: Dataset
 ) -> None:
-    from sync.run.runner import Runner
+    from connectors.errors import Action
+    from sync.run.pipeline import run_sync
     from sync.settings import Settings
     from tests.unit.test_delivery import DOCUMENT
 
@@ -160,22 +161,24 @@ def test_a_run_gives_up_one_garbled_source_and_finishes_the_others(
             sleep=no_sleep,
         )
         healthy = monday_source(monday)
-        runner = Runner(
-            settings,
-            sources={"clickup": broken, "monday": healthy},
-            engine=sqlite_engine,
-            as_of=now,
-            clock=lambda: now,
-        )
         try:
-            result = runner.sync(write_reports=False, deliver=False)
+            result = run_sync(
+                settings,
+                sources={"clickup": broken, "monday": healthy},
+                engine=sqlite_engine,
+                as_of=now,
+                clock=lambda: now,
+                write_reports=False,
+                deliver_to_sinks=False,
+            )
         finally:
-            runner.close()
+            broken.close()
+            healthy.close()
         monday_sessions = monday.session_ids(dataset.start, dataset.anchor)
     assert result.status == "partial"
-    failed = [e for e in result.errors if e["source"] == "clickup"]
-    assert failed and all(e["action"] == "transient" for e in failed)
-    assert "ClickUp answered HTTP 200 with a truncated or malformed JSON body" in failed[0]["error"]
+    failed = [e for e in result.errors if e.subject == "clickup"]
+    assert failed and all(e.action is Action.TRANSIENT for e in failed)
+    assert "ClickUp answered HTTP 200 with a truncated or malformed JSON body" in failed[0].message
     done = {s.source: s for s in result.scopes}
     assert done["monday"].error is None
     # Every monday session of the window reached the ledger although ClickUp's window was given up.

@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors._http import send
+from connectors._http import send, send_json
 from connectors._ratelimit import RateLimiter
 from connectors._retry import CallStats, RetryPolicy, Sleep, call_with_retry
+from connectors.errors import GarbledAnswer
 
 T = TypeVar("T")
 
@@ -50,9 +51,25 @@ class ApiSession:
         return self._http
 
     def call(self, fn: Callable[[], T], *, what: str) -> T:
-        """Run one request function under the limiter; retry ``TransientError`` per the policy."""
+        """Run one request function under the limiter; retry ``TransientError`` per the policy.
+
+        Through an SDK, an answer the SDK could not decode comes back as its raw bytes (the Asana SDK
+        hands back ``response.data`` when ``json.loads`` fails): that is a garbled answer, retried
+        like a 5xx, whichever SDK call made it.
+        """
+        if self._http is not None:
+            return call_with_retry(
+                fn, policy=self.policy, limiter=self.limiter, stats=self.stats, sleep=self.sleep, what=what
+            )
+
+        def decoded() -> T:
+            result = fn()
+            if isinstance(result, bytes):
+                raise GarbledAnswer(f"{self.vendor} answered {what} with a body that is not JSON (truncated or a page)")
+            return result
+
         return call_with_retry(
-            fn, policy=self.policy, limiter=self.limiter, stats=self.stats, sleep=self.sleep, what=what
+            decoded, policy=self.policy, limiter=self.limiter, stats=self.stats, sleep=self.sleep, what=what
         )
 
     def send(
@@ -66,6 +83,30 @@ class ApiSession:
     ) -> httpx.Response:
         """One request; a failed status becomes the classified error naming ``setting`` (default: the token's)."""
         return send(
+            self.http,
+            method,
+            url,
+            vendor=self.vendor,
+            setting=setting or self.setting,
+            policy=self.policy,
+            limiter=self.limiter,
+            stats=self.stats,
+            sleep=self.sleep,
+            check=check,
+            **kwargs,
+        )
+
+    def send_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        setting: str | None = None,
+        check: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One request and its decoded JSON body; an unreadable body is retried like a 5xx."""
+        return send_json(
             self.http,
             method,
             url,

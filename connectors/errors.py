@@ -7,6 +7,8 @@
     │   ├── CredentialRefused        CONFIG       a sink's credential or tenant was refused: stop the push
     │   └── InvalidGrantError        CONFIG       OAuth code or refresh token refused: connect again
     ├── TransientError               TRANSIENT    retried per request (.retry_after); 5xx, 429, network
+    │   └── GarbledAnswer            TRANSIENT    an answer that could not be read (truncated, not JSON, an
+    │                                             HTML page with 200, a vendor's internal error in a 200)
     ├── DailyLimitError              TRANSIENT    a daily call cap is spent: NOT retried per request
     │                                             (retries count against the cap); the job runs later
     ├── OutcomeUnknown               TRANSIENT    a write was sent, no answer came: look it up first
@@ -72,6 +74,14 @@ class TransientError(HourbridgeError):
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class GarbledAnswer(TransientError):
+    """An answer that could not be read: a truncated or non-JSON body, an HTML page sent with 200, or a
+    vendor's own internal error inside a 200 (monday). Proxies, gateways and overloaded backends send
+    these for a moment, so a read is retried under the same bounded policy as a 5xx; a write that got
+    one may have landed and becomes ``OutcomeUnknown`` instead.
+    """
 
 
 class DailyLimitError(HourbridgeError):

@@ -152,14 +152,11 @@ class ClickUpClient:
         with self._lock:
             self._callers += 1
         try:
-            response = self.session.send("GET", path, setting=setting, params=params)
+            # A truncated or non-JSON answer (an HTML page from a gateway, say) is retried like a 5xx.
+            return self.session.send_json("GET", path, setting=setting, params=params)
         finally:
             with self._lock:
                 self._callers -= 1
-        try:
-            return response.json()
-        except ValueError:
-            raise PayloadError(f"ClickUp answered {path} with something that is not JSON") from None
 
     # ----------------------------------------------------------------- calls
 

@@ -22,6 +22,7 @@ from connectors.errors import (
     ConfigError,
     CursorExpired,
     DailyLimitError,
+    GarbledAnswer,
     HourbridgeError,
     PayloadError,
     RequestBugError,
@@ -65,6 +66,9 @@ CODE_DAILY_LIMIT = "dailylimitexceeded"
 CODE_THROTTLED = ("maxconcurrencyexceeded", "ratelimitexceeded")
 CODE_UNAUTHENTICATED = ("unauthenticated", "notauthenticated")
 CODE_CURSOR = "cursor"  # CursorExpiredError, InvalidCursorException, ...
+# monday: an internal failure can come inside a 200 as INTERNAL_SERVER_ERROR (or InternalServerException
+# in the flat pre-2024 shape), with extensions.status_code 500; it is retried like an HTTP 5xx.
+CODE_INTERNAL = ("internalservererror", "internalserverexception", "serviceunavailable")
 
 
 def items_selection(field_types: list[str]) -> str:
@@ -171,7 +175,15 @@ def wire_codes(error: dict[str, Any]) -> tuple[str, str]:
         spoken = "notauthenticated"
     elif CODE_CURSOR in folded and ("expired" in folded or "invalid" in folded):
         spoken = CODE_CURSOR
+    elif folded.startswith("internalservererror") or _status_code(error) >= 500:
+        spoken = CODE_INTERNAL[0]
     return code, spoken
+
+
+def _status_code(error: dict[str, Any]) -> int:
+    """The HTTP status monday files a GraphQL error under (``extensions.status_code``), 0 when absent."""
+    value = _number(_extensions(error).get("status_code", error.get("status_code")))
+    return int(value) if value is not None else 0
 
 
 def classify_graphql_errors(errors: list[dict[str, Any]], body: dict[str, Any]) -> HourbridgeError:
@@ -197,6 +209,8 @@ def classify_graphql_errors(errors: list[dict[str, Any]], body: dict[str, Any]) 
             )
         if CODE_CURSOR in code or spoken == CODE_CURSOR:
             return CursorExpired(f"{VENDOR} no longer accepts the page cursor: {text}")
+        if any(k in code for k in CODE_INTERNAL) or spoken in CODE_INTERNAL:
+            return GarbledAnswer(f"{VENDOR} reported an internal error inside a 200: {text}", status=500)
     first = errors[0]
     return RequestBugError(f"{VENDOR} rejected the query: {redact(str(first.get('message') or first))[:300]}")
 
@@ -254,11 +268,8 @@ class MondayClient:
 
     # ----------------------------------------------------------------- plumbing
 
-    def _check_body(self, response: httpx.Response) -> None:
-        try:
-            body = response.json()
-        except ValueError:
-            raise PayloadError(f"{VENDOR} answered HTTP {response.status_code} with a body that is not JSON") from None
+    def _check_body(self, body: Any) -> None:
+        """monday's ``validate_response``: errors inside a 200 become the right error (see ``classify``)."""
         if not isinstance(body, dict):
             raise PayloadError(f"{VENDOR} answered with a JSON {type(body).__name__}, not an object")
         errors = _errors_of(body)
@@ -300,13 +311,13 @@ class MondayClient:
 
     def post(self, kind: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         self._pace(kind)
-        response = self.session.send(
+        body = self.session.send_json(
             "POST",
             self.config.base_url,
             check=self._check_body,
             json={"query": query, "variables": variables or {}},
         )
-        data: dict[str, Any] = response.json()["data"]
+        data: dict[str, Any] = body["data"]
         self._observe(kind, data)
         return data
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import error_from_status, make_client
+from connectors._http import decode_json, error_from_status, make_client
 from connectors._paging import PageNumbers
 from connectors._ratelimit import RateLimiter, limiter_for
 from connectors._redact import redact
@@ -41,6 +41,20 @@ FAULT_STALE_OBJECT = "5010"
 FAULT_OBJECT_NOT_FOUND = "610"
 
 CREDENTIAL_ADVICE = "an access token (or connect the company so the OAuth layer supplies one)"
+# QuickBooks: at most 10 requests in flight per app and realm (the 11th gets 429 ThrottleExceeded).
+# Shared by every client of the realm in this process, so parallel jobs never exceed it together.
+MAX_CONCURRENT_PER_REALM = 10
+_realm_slots: dict[str, threading.BoundedSemaphore] = {}
+_realm_slots_lock = threading.Lock()
+
+
+def realm_slots(realm_id: str) -> threading.BoundedSemaphore:
+    """The process-wide in-flight cap of one realm."""
+    with _realm_slots_lock:
+        slots = _realm_slots.get(realm_id)
+        if slots is None:
+            slots = _realm_slots[realm_id] = threading.BoundedSemaphore(MAX_CONCURRENT_PER_REALM)
+        return slots
 
 
 def fault_text(fault: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -120,6 +134,7 @@ class QuickBooksClient:
             sleep=sleep,
         )
         self.stats = self.session.stats
+        self._slots = realm_slots(config.realm_id)
 
     def close(self) -> None:
         self.session.close()
@@ -145,7 +160,7 @@ class QuickBooksClient:
         headers = {"Content-Type": "application/json"} if body is not None else None
         taken = [False]
 
-        def once() -> httpx.Response:
+        def once() -> Any:
             if not taken[0]:
                 # QuickBooks counts every batch item as one request; the retry loop takes one permit,
                 # the rest (and the batch permit) are taken once, up front.
@@ -155,7 +170,8 @@ class QuickBooksClient:
                     self._batch_limiter.acquire()
                 taken[0] = True
             try:
-                response = self.session.http.request(method, path, params=query, content=body, headers=headers)
+                with self._slots:
+                    response = self.session.http.request(method, path, params=query, content=body, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise TransientError(f"QuickBooks could not be reached ({type(exc).__name__})") from None
             except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -165,13 +181,11 @@ class QuickBooksClient:
                         "look the record up before sending it again"
                     ) from None
                 raise TransientError(f"QuickBooks did not answer ({type(exc).__name__})") from None
-            return self._checked(response, write=write)
+            # Read inside the retry loop: a truncated or non-JSON answer to a read is retried like a
+            # 5xx; to a write it may hide a record that landed, so it becomes OutcomeUnknown.
+            return decode_json(self._checked(response, write=write), vendor=VENDOR, write=write)
 
-        response = self.session.call(once, what=f"QuickBooks {method} {path}")
-        try:
-            return response.json()
-        except ValueError:
-            raise PayloadError(f"QuickBooks answered {path} with something that is not JSON") from None
+        return self.session.call(once, what=f"QuickBooks {method} {path}")
 
     def _checked(self, response: httpx.Response, *, write: bool) -> httpx.Response:
         status = response.status_code

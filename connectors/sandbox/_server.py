@@ -15,6 +15,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.routing.exceptions import RoutingException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 
+from connectors.sandbox._garbage import Garbage, GarbageKind
 from connectors.sandbox._http import (
     PARAMS_KEY,
     ROUTE_KEY,
@@ -108,8 +109,8 @@ class SandboxServer:
     Routes are werkzeug rules (``/items/<item_id>``) registered relative to ``base_path``;
     ``base_url`` includes it. A request passes: the traffic recorder (``_recording``, idle unless a
     recording is open) → ``wrap`` (if any, outside routing) → router (404/405) → call counter →
-    injected faults → rate limit → the ``inner`` layers, outermost first (a vendor's own credential
-    check and quota) → the handler (a crash answers 500).
+    injected faults → garbage → rate limit → the ``inner`` layers, outermost first (a vendor's own
+    credential check and quota) → the handler (a crash answers 500).
     """
 
     def __init__(
@@ -140,7 +141,8 @@ class SandboxServer:
         for layer in reversed(inner):
             handler_app = layer(handler_app)
         self._limits = RateLimit(handler_app, limiter, self._error, rate_limit_key)
-        self._faults = Faults(self._limits, self._error)
+        self._garbage = Garbage(self._limits)
+        self._faults = Faults(self._garbage, self._error)
         self._counter = CallCounter(self._faults)
         routed: WSGIApplication = self._route_request if wrap is None else wrap(self._route_request)
         # Outermost, so a conformance check sees exactly what went over the wire (a no-op unless recording).
@@ -275,8 +277,21 @@ class SandboxServer:
             raise KeyError(f"unknown route {route_name!r} (known: {known})")
         self._faults.add(route_name, n, status, headers, body)
 
+    def garble_next(self, route_name: str, n: int, kind: GarbageKind | str) -> None:
+        """Spoil the next ``n`` answers of ``route_name``: cut short, plain text, or an HTML page with 200."""
+        if not self._counter.knows(route_name):
+            known = ", ".join(self._counter.known())
+            raise KeyError(f"unknown route {route_name!r} (known: {known})")
+        self._garbage.add(route_name, n, GarbageKind(kind))
+
+    @property
+    def garbled_count(self) -> int:
+        """Answers spoiled by ``garble_next`` so far."""
+        return self._garbage.spoiled
+
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._garbage.clear()
 
     def call_count(self, route_name: str | None = None) -> int:
         """Requests received on one route (or all routes), including rejected and faulted ones."""
@@ -327,6 +342,10 @@ class HostedSandbox:
     @property
     def server(self) -> SandboxServer:
         return self._server
+
+    def garble_next(self, route_name: str, n: int, kind: GarbageKind | str) -> None:
+        """Spoil the next ``n`` answers of a route (see ``GarbageKind``); the server's route names apply."""
+        self._server.garble_next(route_name, n, kind)
 
     @property
     def token(self) -> str:

@@ -48,6 +48,8 @@ _FOLDER_BASE = 90160000001
 _LIST_BASE = 901700000001
 _ENTRY_BASE = 4000000000000000001
 _TIMER_ID = "4100000000000000001"
+_NO_TASK_BASE = 4200000000000000001
+_NO_TASK_MINUTES = 20
 _NAMESPACE = uuid.UUID("5f0c6f57-2d3b-4d1c-9a59-0c1c1a9e2b10")
 _COLORS = ("#7b68ee", "#ff7fab", "#f9d900", "#1bbc9c", "#e50000", "#0231e8", "#ff5722", "#3397dd")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,7 +82,7 @@ class _ApiError(Exception):
 class _EntryRecord:
     id: str
     user: int
-    task: str
+    task: str | None  # None: time logged without a task (ClickUp answers ``task: null``)
     start_ms: int
     duration_ms: int  # negative while the timer runs, as ClickUp reports it
     billable: bool
@@ -375,8 +377,39 @@ class ClickUpSandbox(HostedSandbox):
                 description="Timer still running",
                 at_ms=started,
             )
+        self._add_entries_without_task()
         self._max_duration_ms = max((r.duration_ms for r in self._records.values()), default=0)
         self._reindex()
+
+    def _add_entries_without_task(self) -> None:
+        """One stopped entry with no task per member who tracked time, on a day inside the data set.
+
+        ClickUp: time can be logged without a task (a timesheet row, or the API without ``tid``); such
+        an entry comes back with ``task`` null and no location, so only rules that do not need a task
+        or a list can map it. Every consumer of the emulator meets a few.
+        """
+        ds = self.dataset
+        days = (ds.anchor - ds.start).days
+        if days < 1:
+            return
+        people = sorted({r.user for r in self._records.values() if r.id != _TIMER_ID})
+        for i, user in enumerate(people):
+            day = ds.start + timedelta(days=(3 + 5 * i) % days)
+            started = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=16)
+            record = _EntryRecord(
+                id=str(_NO_TASK_BASE + i),
+                user=user,
+                task=None,
+                start_ms=_ms(started),
+                duration_ms=_NO_TASK_MINUTES * 60_000,
+                billable=False,
+                approval=None,
+                approval_id=None,
+                category=None,
+                description="Admin time, no task",
+                at_ms=_ms(started + timedelta(minutes=_NO_TASK_MINUTES)),
+            )
+            self._records[record.id] = record
 
     def _reindex(self) -> None:
         self._order = sorted((r.start_ms, r.id) for r in self._records.values())
@@ -409,6 +442,12 @@ class ClickUpSandbox(HostedSandbox):
 
     def user_id(self, contractor_id: str) -> str:
         return str(self._user_by_contractor[contractor_id])
+
+    @property
+    def entries_without_task(self) -> list[str]:
+        """Ids of the stopped entries logged without a task."""
+        with self._lock:
+            return sorted(r.id for r in self._records.values() if r.task is None)
 
     def task_custom_id(self, task_id: str) -> str | None:
         custom: str | None = self._tasks[task_id]["custom_id"]
@@ -609,6 +648,8 @@ class ClickUpSandbox(HostedSandbox):
         return json_response({"data": data})
 
     def _at_location(self, record: _EntryRecord, kind: str, value: str) -> bool:
+        if record.task is None:
+            return False  # an entry without a task is in no space, folder, list or task
         list_id = self._task_list[record.task]
         if kind == "task_id":
             return record.task == value
@@ -619,6 +660,8 @@ class ClickUpSandbox(HostedSandbox):
         return str(SPACE_ID) == value
 
     def _entry_json(self, record: _EntryRecord, *, names: bool, task_tags: bool, approval: bool) -> Json:
+        if record.task is None:
+            return self._entry_without_task_json(record, task_tags=task_tags)
         task = self._tasks[record.task]
         list_id = self._task_list[record.task]
         folder_id = self._list_folder[list_id]
@@ -659,6 +702,28 @@ class ClickUpSandbox(HostedSandbox):
         if approval and record.approval is not None:
             out["approval_id"] = record.approval_id
             out["approval"] = {"id": record.approval_id, "workspace_id": int(TEAM_ID), "status": record.approval}
+        return out
+
+    def _entry_without_task_json(self, record: _EntryRecord, *, task_tags: bool) -> Json:
+        # ClickUp: no task, so ``task``, its location and its URL are null, and it has no task tags.
+        out: Json = {
+            "id": record.id,
+            "task": None,
+            "wid": TEAM_ID,
+            "user": self._users[record.user],
+            "billable": record.billable,
+            "start": str(record.start_ms),
+            "end": str(record.start_ms + record.duration_ms),
+            "duration": str(record.duration_ms),
+            "description": record.description,
+            "tags": [],
+            "source": "clickup",
+            "at": str(record.at_ms),
+            "task_location": None,
+            "task_url": None,
+        }
+        if task_tags:
+            out["task_tags"] = []
         return out
 
     def _list_tasks(self, request: Request) -> Response:

@@ -50,6 +50,8 @@ USERS = "users"
 ACCOUNT = "account"
 ME = "me"
 OPERATIONS = (BOARDS, ITEMS_PAGE, NEXT_ITEMS_PAGE, USERS, ACCOUNT, ME)
+# Codes ``fail_next`` puts inside a 200 besides the default: a passing internal failure.
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 # The served part of the official schema (API version 2026-10): names, arguments, defaults,
 # nullability and types exactly as there, so a query this rejects the real API rejects too.
@@ -526,6 +528,9 @@ class MondaySandbox(HostedSandbox):
 
     def _fault_response(self, fault: _Fault) -> Response:
         error: Json = {"message": fault.message, "extensions": {"code": fault.code}}
+        if fault.code == INTERNAL_SERVER_ERROR:
+            # monday: an internal failure inside a 200 carries the status it stands for.
+            error["extensions"]["status_code"] = 500
         if fault.retry_in_seconds is not None:
             error["extensions"]["retry_in_seconds"] = fault.retry_in_seconds
         return self._graphql_errors([error], fault.status, fault.headers)

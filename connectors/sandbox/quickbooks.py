@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.sandbox._http import DropConnection, Request, Response, json_response, with_headers
-from connectors.sandbox._middleware import Clock, RateLimiter
+from connectors.sandbox._middleware import Clock, InFlightLimit, RateLimiter
 from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.oauth import OAuthSandbox, issued_by
 
@@ -23,9 +23,13 @@ MAX_BATCH_ITEMS = 30
 MAX_REQUEST_ID = 50
 MAX_BATCH_REQUEST_ID = 36
 MAX_BID = 10
+# QuickBooks: at most 10 requests in flight per app and realm; the next one is refused with 429.
+MAX_CONCURRENT = 10
 
 # Route names, for ``fail_next`` and ``call_count``.
 QUERY = "query"
+QUERY_POST = "query.post"
+ENTITY_GET = "entity.get"
 TIME_ACTIVITY = "timeactivity.write"
 TIME_ACTIVITY_GET = "timeactivity.get"
 BATCH = "batch"
@@ -50,6 +54,10 @@ _NAME_FIELDS = {
     "Department": ("Name", "FullyQualifiedName"),
 }
 _ID_BASE = {"Vendor": 50, "Employee": 100, "Customer": 1, "Item": 200, "Class": 5000000000, "Department": 1}
+# ``GET /{entity}/{id}`` for the named lists the sink resolves: URL segment -> entity.
+_READABLE = {entity.lower(): entity for entity in _NAME_FIELDS}
+# What python-quickbooks sends with ``POST /query``: the statement as the body, in this content type.
+_QUERY_CONTENT_TYPES = ("application/text", "text/plain")
 
 Json = dict[str, Any]
 
@@ -106,6 +114,12 @@ def _literals(text: str) -> list[str]:
 
 
 def _split_and(where: str) -> list[str]:
+    return _split_on(where, " AND ")
+
+
+def _split_on(where: str, keyword: str) -> list[str]:
+    """``where`` cut at ``keyword`` (spaces around it, any case) wherever it is outside a quoted literal."""
+    width = len(keyword)
     parts: list[str] = []
     buf: list[str] = []
     quoted = False
@@ -118,10 +132,10 @@ def _split_and(where: str) -> list[str]:
             continue
         if ch == "'":
             quoted = not quoted
-        if not quoted and where[i : i + 5].upper() == " AND ":
+        if not quoted and where[i : i + width].upper() == keyword:
             parts.append("".join(buf))
             buf = []
-            i += 5
+            i += width
             continue
         buf.append(ch)
         i += 1
@@ -135,8 +149,10 @@ def _compare(actual: str | None, op: str, values: list[str]) -> bool:
     op = op.upper()
     if op == "IN":
         return actual.casefold() in {v.casefold() for v in values}
-    if not values:
-        raise _Fault(400, "4000", "Error parsing query", "a comparison needs a quoted value")
+    if len(values) != 1:
+        # One literal per comparison; a second one means a clause this parser does not know (the
+        # real parser refuses it rather than using the first value).
+        raise _Fault(400, "4000", "Error parsing query", "a comparison takes exactly one quoted value")
     value = values[0]
     if op == "LIKE":
         pattern = "^" + ".*".join(re.escape(part) for part in value.split("%")) + "$"
@@ -204,8 +220,15 @@ class QuickBooksSandbox(HostedSandbox):
         self._next_id = 1
         self._replies: dict[str, Response] = {}
         self._drop_after_commit: list[int | None] = []
-        self._server = SandboxServer(base_path=f"/v3/company/{realm_id}", error_factory=_fault_response)
+        self._server = SandboxServer(
+            base_path=f"/v3/company/{realm_id}",
+            error_factory=_fault_response,
+            inner=(self._in_flight_cap,),
+        )
         self._server.route("GET", "/query", self._query, name=QUERY)
+        self._server.route("POST", "/query", self._query_posted, name=QUERY_POST)
+        readable = ",".join(sorted(_READABLE))
+        self._server.route("GET", f"/<any({readable}):entity>/<id>", self._read_entity, name=ENTITY_GET)
         self._server.route("POST", "/timeactivity", self._write_one, name=TIME_ACTIVITY)
         self._server.route("GET", "/timeactivity/<id>", self._read_one, name=TIME_ACTIVITY_GET)
         self._server.route("POST", "/batch", self._batch, name=BATCH)
@@ -245,6 +268,13 @@ class QuickBooksSandbox(HostedSandbox):
         raise KeyError(f"no {entity} named {name!r}")
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    def _in_flight_cap(self, app: Any) -> Any:
+        def refuse(_key: str) -> Response:
+            headers = {"Retry-After": "1"} if self._send_retry_after else {}
+            return with_headers(_fault_response(429, "Too many concurrent requests for this realm"), headers)
+
+        return InFlightLimit(app, MAX_CONCURRENT, key=lambda _request: self._realm, refuse=refuse)
 
     def _now(self) -> str:
         return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
@@ -312,11 +342,50 @@ class QuickBooksSandbox(HostedSandbox):
         except _Fault as fault:
             return json_response(fault.body, fault.status)
 
+    def _query_posted(self, request: Request) -> Response:
+        """``POST /query`` as python-quickbooks sends it: the statement is the body, ``application/text``."""
+        blocked = self._guard(request)
+        if blocked is not None:
+            return blocked
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type not in _QUERY_CONTENT_TYPES:
+            fault = _Fault(
+                415, "4000", "Unsupported Media Type", f"a posted query is sent as application/text, not {content_type}"
+            )
+            return json_response(fault.body, fault.status)
+        try:
+            statement = request.get_data().decode("utf-8")
+            return self._answer({"QueryResponse": self._run_query(statement)})
+        except UnicodeDecodeError:
+            return json_response(_Fault(400, "4000", "Error parsing query", "the body is not UTF-8").body, 400)
+        except _Fault as fault:
+            return json_response(fault.body, fault.status)
+
+    def _read_entity(self, request: Request) -> Response:
+        """``GET /{entity}/{id}`` for the named lists (vendor, customer, item, class, department, employee)."""
+        blocked = self._guard(request)
+        if blocked is not None:
+            return blocked
+        entity = _READABLE[request.params["entity"]]
+        with self._lock:
+            found = self._lists[entity].get(request.params["id"])
+            if found is None:
+                return json_response(
+                    _Fault(400, "610", "Object Not Found", f"no {entity} {request.params['id']}").body, 400
+                )
+            return self._answer({entity: copy.deepcopy(found)})
+
     def _run_query(self, statement: str) -> Json:
         match = _QUERY.match(statement)
         if match is None:
             raise _Fault(400, "4000", "Error parsing query", f"QueryParserError: {statement[:80]}")
         entity = match.group("entity")
+        where = match.group("where") or ""
+        if len(_split_on(where, " OR ")) > 1:
+            # QuickBooks: the query language has no OR (IN lists stand in for it); the parser refuses it.
+            raise _Fault(
+                400, "4000", "Error parsing query", 'QueryParserError: Encountered " <OR> "OR "" in the WHERE clause'
+            )
         with self._lock:
             if entity == "TimeActivity":
                 rows = [self._activities[k] for k in sorted(self._activities, key=int)]
@@ -324,7 +393,7 @@ class QuickBooksSandbox(HostedSandbox):
                 rows = list(self._lists[entity].values())
             else:
                 raise _Fault(400, "4001", "Invalid query", f"unsupported entity {entity}")
-            for condition in _split_and(match.group("where") or ""):
+            for condition in _split_and(where):
                 parsed = _CONDITION.match(condition)
                 if parsed is None:
                     raise _Fault(400, "4000", "Error parsing query", f"cannot read condition {condition!r}")

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -302,8 +302,10 @@ class XeroSandbox(HostedSandbox):
 
     @staticmethod
     def _page(request: Request, items: list[Json]) -> Json:
-        page = max(1, int(request.arg("page") or 1))
-        size = min(500, max(1, int(request.arg("pageSize") or 50)))
+        # Xero Projects: page must be a number greater than 0, pageSize a number from 1 to 500; any
+        # other value is refused with 400 and the parameter named.
+        page = _whole_arg(request, "page", 1, low=1, high=None, refuse=_projects_error)
+        size = _whole_arg(request, "pageSize", 50, low=1, high=500, refuse=_projects_error)
         chunk = items[(page - 1) * size : page * size]
         count = max(1, -(-len(items) // size))
         return {"pagination": {"page": page, "pageSize": size, "pageCount": count, "itemCount": len(items)},
@@ -312,6 +314,18 @@ class XeroSandbox(HostedSandbox):
     def _list_projects(self, request: Request) -> Response:
         states = set((request.arg("states") or "").split(",")) - {""}
         rows = [p for p in self._projects.values() if not states or p["status"] in states]
+        # Xero Projects: projectIds is a comma-separated list of project ids (uuids).
+        ids = {part.strip().lower() for part in (request.arg("projectIds") or "").split(",") if part.strip()}
+        for ident in ids:
+            try:
+                uuid.UUID(ident)
+            except ValueError:
+                raise _projects_error(f"The value '{ident}' is not valid for projectIds.", "projectIds") from None
+        if ids:
+            rows = [p for p in rows if p["projectId"].lower() in ids]
+        contact = (request.arg("contactID") or "").strip().lower()
+        if contact:
+            rows = [p for p in rows if str(p.get("contactId", "")).lower() == contact]
         return _json(self._page(request, rows))
 
     def _list_users(self, request: Request) -> Response:
@@ -425,15 +439,35 @@ class XeroSandbox(HostedSandbox):
             for invoice in public:
                 invoice.pop("LineItems", None)
             return _json({"Invoices": public})
-        page = max(1, int(request.arg("page") or 1))
-        size = min(1000, max(1, int(request.arg("pageSize") or 100)))
+        page = _whole_arg(request, "page", 1, low=1, high=None, refuse=_accounting_error)
+        size = _whole_arg(request, "pageSize", 100, low=1, high=1000, refuse=_accounting_error)
         count = max(1, -(-len(public) // size))
         return _json({"pagination": {"page": page, "pageSize": size, "pageCount": count, "itemCount": len(public)},
                       "Invoices": public[(page - 1) * size : page * size]})  # fmt: skip
 
     def _public_invoice(self, invoice: Json) -> Json:
+        """An invoice as Xero's Accounting API answers it: ``/Date(ms+0000)/`` dates and the totals."""
         out = copy.deepcopy(invoice)
         out["Contact"] = copy.deepcopy(self._contacts.get(invoice["Contact"]["ContactID"], invoice["Contact"]))
+        for field in ("Date", "DueDate"):
+            day = invoice.get(field)
+            if isinstance(day, str) and day:
+                # Xero: dates travel as Microsoft JSON dates, with an ISO twin in ``<field>String``.
+                out[field] = _ms_date(datetime.combine(date.fromisoformat(day[:10]), datetime.min.time(), tzinfo=UTC))
+                out[f"{field}String"] = f"{day[:10]}T00:00:00"
+        out["UpdatedDateUTC"] = _ms_date(invoice["_updated"])
+        out.pop("_updated", None)
+        lines = out.get("LineItems") or []
+        for line in lines:
+            line.setdefault("TaxAmount", Decimal("0.00"))  # the emulator knows no tax rates
+        tax = sum((Decimal(str(line["TaxAmount"])) for line in lines), Decimal("0.00"))
+        gross = sum((Decimal(str(line["LineAmount"])) for line in lines), Decimal("0.00"))
+        # Inclusive line amounts already hold their tax; Exclusive and NoTax ones do not.
+        subtotal = gross - tax if invoice.get("LineAmountTypes") == "Inclusive" else gross
+        total = subtotal + tax
+        paid = total if invoice["Status"] == "PAID" else Decimal("0.00")
+        out.update(SubTotal=subtotal, TotalTax=tax, Total=total, AmountPaid=paid, AmountCredited=Decimal("0.00"),
+                   AmountDue=total - paid)  # fmt: skip
         return out
 
     def _invoices_body(self, request: Request) -> list[Json]:
@@ -495,6 +529,7 @@ class XeroSandbox(HostedSandbox):
             errors.append("A valid Contact is required")
         if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
             errors.append(f"Status {status} is not valid when saving an invoice")
+        day, due = _wire_day(raw.get("Date"), "Date", errors), _wire_day(raw.get("DueDate"), "DueDate", errors)
         items = raw.get("LineItems") or []
         kept = {li["LineItemID"] for li in (current or {}).get("LineItems", [])}
         lines: list[Json] = []
@@ -505,11 +540,10 @@ class XeroSandbox(HostedSandbox):
         stored = {
             "InvoiceID": str(invoice_id or uuid.uuid4()), "Type": raw["Type"],
             "Contact": {"ContactID": contact["ContactID"]}, "InvoiceNumber": raw.get("InvoiceNumber"),
-            "Date": raw.get("Date") or date.today().isoformat(), "DueDate": raw.get("DueDate"),
+            "Date": day or date.today().isoformat(), "DueDate": due,
             "Status": status, "LineAmountTypes": raw.get("LineAmountTypes", "Exclusive"),
             "CurrencyCode": raw.get("CurrencyCode", "USD"), "LineItems": lines,
-            "SubTotal": sum((li["LineAmount"] for li in lines), Decimal("0")),
-            "HasErrors": False, "StatusAttributeString": "OK",
+            "HasErrors": False, "StatusAttributeString": "OK", "_updated": datetime.now(UTC),
         }  # fmt: skip
         self._invoices[stored["InvoiceID"]] = stored
         return stored
@@ -540,6 +574,51 @@ class XeroSandbox(HostedSandbox):
         out.update(LineItemID=line_id, Quantity=quantity, UnitAmount=unit,
                    LineAmount=(quantity * unit).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))  # fmt: skip
         return out
+
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def _wire_day(value: Any, field: str, errors: list[str]) -> str | None:
+    """A date Xero accepts in a body (``YYYY-MM-DD``, with a time, or ``/Date(ms+0000)/``) as ``YYYY-MM-DD``."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    found = _MS_DATE.match(text)
+    try:
+        if found is not None:
+            return datetime.fromtimestamp(int(found.group(1)) / 1000, tz=UTC).date().isoformat()
+        return date.fromisoformat(text[:10]).isoformat()
+    except (ValueError, OverflowError):
+        errors.append(f"{field} '{text}' is not a valid date")
+        return None
+
+
+def _ms_date(value: datetime) -> str:
+    """A Microsoft JSON date, as Xero's Accounting API writes them: ``/Date(1700000000000+0000)/``."""
+    millis = int((value - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+    return f"/Date({millis}+0000)/"
+
+
+def _accounting_error(message: str, field: str = "") -> _Refused:
+    return _Refused(400, {"ErrorNumber": 10, "Type": "ValidationException", "Message": message})
+
+
+def _whole_arg(
+    request: Request, name: str, default: int, *, low: int, high: int | None, refuse: Callable[[str, str], _Refused]
+) -> int:
+    """A whole-number query parameter within ``low..high``; anything else is a 400 naming it."""
+    text = request.arg(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bound = f"greater than {low - 1}" if high is None else f"between {low} and {high}"
+        raise refuse(f"The value '{text}' is not valid for {name}: it must be a number {bound}.", name)
+    return value
 
 
 def _instant(value: str) -> datetime:

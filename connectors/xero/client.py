@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connectors._config import BearerAuth, TokenSource, resolve_token_source
-from connectors._http import error_from_status, make_client
+from connectors._http import decode_json, error_from_status, make_client
 from connectors._paging import PageNumbers
 from connectors._ratelimit import RateLimiter, limiter_for
 from connectors._redact import redact
@@ -77,6 +77,21 @@ def _header_int(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
+# Xero: at most 5 calls in flight per tenant connection, whichever API and whichever job makes them.
+# The cap is process-wide per tenant, so two sinks (or worker jobs) of one organisation share it.
+_tenant_slots: dict[str, threading.BoundedSemaphore] = {}
+_tenant_slots_lock = threading.Lock()
+
+
+def tenant_slots(tenant_id: str, limit: int) -> threading.BoundedSemaphore:
+    """The in-flight cap of one tenant in this process (sized by the first client that asks)."""
+    with _tenant_slots_lock:
+        slots = _tenant_slots.get(tenant_id)
+        if slots is None:
+            slots = _tenant_slots[tenant_id] = threading.BoundedSemaphore(limit)
+        return slots
+
+
 class XeroClient:
     """Calls for one tenant: ``Xero-Tenant-Id`` on all, ``Idempotency-Key`` on every write, limits from headers."""
 
@@ -115,7 +130,7 @@ class XeroClient:
             sleep=sleep,
         )
         self.stats = self.session.stats
-        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._slots = tenant_slots(config.tenant_id, config.max_concurrency)
         self._lock = threading.Lock()
         self._calls_sent = 0
         self.day_remaining: int | None = None
@@ -157,7 +172,7 @@ class XeroClient:
             headers["Idempotency-Key"] = key
         write = key is not None
 
-        def once() -> httpx.Response | None:
+        def once() -> Any:
             with self._lock:
                 if self.day_remaining == 0 or self._calls_sent >= self.config.daily_limit:
                     raise DailyLimitError(
@@ -180,15 +195,14 @@ class XeroClient:
             self._observe(response)
             if response.status_code == 404 and allow_404:
                 return None
-            return self._checked(response, write=write)
+            checked = self._checked(response, write=write)
+            if checked.status_code == 204 or not checked.content:
+                return None
+            # Read inside the retry loop: a truncated or non-JSON answer to a read is retried like a
+            # 5xx; to a write it may hide a record that landed, so it becomes OutcomeUnknown.
+            return decode_json(checked, vendor=VENDOR, write=write)
 
-        response = self.session.call(once, what=f"Xero {path}")
-        if response is None or response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise PayloadError(f"Xero answered {path} with something that is not JSON") from None
+        return self.session.call(once, what=f"Xero {path}")
 
     def _observe(self, response: httpx.Response) -> None:
         minute = _header_int(response.headers, "X-MinLimit-Remaining")

@@ -123,8 +123,11 @@ def test_edits_and_deletions_show_in_the_next_fetch(sandbox: ClickUpSandbox, dat
 def test_only_the_exposed_projects_are_served(dataset: Dataset) -> None:
     with ClickUpSandbox(dataset, projects={"pr01", "pr02"}) as sandbox, clickup_source(sandbox) as source:
         entries = fetch_all(source, dataset.window)
-    lists = {e.container("list").id for e in entries}  # type: ignore[union-attr]
+        without_task = set(sandbox.entries_without_task)
+    # Time logged without a task is in no list (it belongs to the Workspace only).
+    lists = {e.container("list").id for e in entries if e.external_id not in without_task}  # type: ignore[union-attr]
     assert entries and lists <= {sandbox.list_id("pr01"), sandbox.list_id("pr02")}
+    assert all(e.container("list") is None for e in entries if e.external_id in without_task)
 
 
 def test_local_time_zone_decides_the_work_date(dataset: Dataset) -> None:
@@ -257,3 +260,62 @@ def test_sandbox_answers_match_the_official_schemas(sandbox: ClickUpSandbox, spe
 
 def _day_ms(day: date) -> str:
     return str(int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() * 1000))
+
+
+def test_time_logged_without_a_task_comes_through_with_no_task(sandbox: ClickUpSandbox, dataset: Dataset) -> None:
+    without_task = sandbox.entries_without_task
+    with clickup_source(sandbox) as source:
+        entries = {e.external_id: e for e in fetch_all(source, dataset.window)}
+    assert without_task and set(without_task) <= set(entries)
+    for key in without_task:
+        assert entries[key].task is None and entries[key].custom_fields == ()
+        assert [c.kind for c in entries[key].containers] == ["workspace"]
+    # The running timer answers without ``end``, as ClickUp's do.
+    with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": sandbox.token}) as client:
+        listed = client.get(f"/v2/team/{sandbox.team_id}/time_entries", params={"assignee": sandbox.owner_id}).json()
+    running = [e for e in listed["data"] if e["id"] == sandbox.running_timer_id]
+    assert running and "end" not in running[0] and int(running[0]["duration"]) < 0
+
+
+def test_time_without_a_task_is_mapped_by_a_rule_that_needs_no_task_and_reaches_the_reports(
+    tmp_path: Path, sqlite_engine: Any, dataset: Dataset
+) -> None:
+    from sync.run.pipeline import run_sync
+    from sync.settings import Settings
+
+    document = (
+        "version: 1\n"
+        "codes:\n"
+        "  ADMIN: {name: Admin, client: Example, cost_center: CC-1, billable: false}\n"
+        "rules:\n"
+        "  - {id: everything-clickup, priority: 1, code: ADMIN, match: {source: clickup}}\n"
+    )
+    (tmp_path / "rules.yaml").write_text(document, encoding="utf-8")
+    now = datetime.combine(dataset.anchor, datetime.min.time(), tzinfo=UTC).replace(hour=23)
+    settings = Settings(
+        database_url="sqlite://",
+        mappings_file=tmp_path / "rules.yaml",
+        output_dir=tmp_path / "out",
+        start_date=dataset.start,
+    )
+    with ClickUpSandbox(dataset) as sandbox, clickup_source(sandbox) as source:
+        result = run_sync(
+            settings,
+            sources={"clickup": source},
+            engine=sqlite_engine,
+            as_of=now,
+            clock=lambda: now,
+            deliver_to_sinks=False,
+        )
+        without_task = set(sandbox.entries_without_task)
+        expected = sandbox.total_minutes(dataset.start, dataset.anchor) * 60
+    assert result.status == "ok", result.errors
+    reported: dict[str, Any] = {}
+    seconds = unmapped = 0
+    for path in sorted((tmp_path / "out").glob("hours-*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        reported.update({line["external_id"]: line for line in report["entries"]})
+        seconds += report["totals"]["seconds"]
+        unmapped += report["totals"]["unmapped_seconds"]
+    assert without_task <= set(reported)
+    assert seconds == expected and unmapped == 0

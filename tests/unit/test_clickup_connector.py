@@ -326,3 +326,54 @@ def test_unknown_team_names_the_setting(mock: respx.MockRouter, clock: FakeClock
         pytest.raises(ConfigError, match="HOURBRIDGE_CLICKUP__TEAM_IDS"),
     ):
         list(source.scopes())
+
+
+# --------------------------------------------------------------------------- nulls the spec allows
+
+
+NULL_TASK_FIELDS = ("date_closed", "parent", "priority", "due_date", "start_date", "points", "time_estimate")
+
+
+def test_entries_without_a_task_or_with_null_task_fields_are_kept_and_mapped_or_held(
+    mock: respx.MockRouter, clock: FakeClock
+) -> None:
+    import sync.settings  # noqa: F401  (installs the registry's vocabulary: ``list`` is a ClickUp container)
+    from mappings.engine import Mapped, Unmapped, compile_rules
+    from mappings.schema import MappingDocument
+
+    mock_people(mock)
+    day = utc(2026, 11, 2, 9)
+    # ClickUp: time logged without a task answers ``task: null`` and no location; a task's own
+    # ``custom_id``, ``name`` and ``status`` may be null too.
+    no_task = entry("1", day, 600_000, task=None, task_location=None, task_url=None, task_tags=[])
+    nulls = entry("2", day, 600_000, task="t2")
+    nulls["task"] = {"id": "t2", "custom_id": None, "name": None, "status": None, "custom_type": None}
+    mock.get(ENTRIES).respond(json={"data": [no_task, nulls]})
+    listed = {**task("t2", 1), **dict.fromkeys(NULL_TASK_FIELDS), "custom_id": None, "name": None, "tags": None}
+    mock.get(TASKS).respond(json={"tasks": [listed], "last_page": True})
+    with make_source(clock) as source:
+        entries = {e.external_id: e for e in fetch(source, Window(date(2026, 11, 2), date(2026, 11, 2)))}
+    assert sorted(entries) == ["1", "2"]
+    bare, coded = entries["1"], entries["2"]
+    assert bare.task is None and [c.kind for c in bare.containers] == ["workspace"]
+    assert bare.duration_seconds == 600 and bare.tags == ("Design",)
+    assert coded.task is not None and coded.task.custom_id is None and coded.task.name == ""
+    assert coded.custom_field_map.get("Project code") == "LDC-BRAND"
+
+    codes = {
+        name: {"name": name, "client": "Client", "cost_center": "CC-1", "billable": True}
+        for name in ("LDC-BRAND", "ADMIN")
+    }
+    rules: list[dict[str, Any]] = [
+        {"id": "by-field", "priority": 200, "code_from_custom_field": "Project code"},
+        {"id": "by-list", "priority": 100, "code": "LDC-BRAND", "match": {"list": "Łódź – Brand refresh"}},
+    ]
+    strict = compile_rules(MappingDocument.model_validate({"version": 1, "codes": codes, "rules": rules}))
+    held = strict.match(bare)
+    assert isinstance(held, Unmapped) and held.reason == "no_rule_matched"
+    assert isinstance(strict.match(coded), Mapped)
+    # Another rule that needs no task or list (the Workspace and the source) maps it.
+    rules.append({"id": "workspace", "priority": 10, "code": "ADMIN", "match": {"source": "clickup"}})
+    lenient = compile_rules(MappingDocument.model_validate({"version": 1, "codes": codes, "rules": rules}))
+    result = lenient.match(bare)
+    assert isinstance(result, Mapped) and result.code == "ADMIN"

@@ -316,3 +316,80 @@ def test_error_from_status_keeps_the_status_for_callers_to_tell_errors_apart() -
     assert error_from_status(404, vendor="ClickUp", setting="X").status == 404
     assert error_from_status(401, vendor="ClickUp", setting="X").status == 401
     assert error_from_status(503, vendor="ClickUp", setting="X").status == 503
+
+
+# -- garbled answers: the one place that decides -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "described"),
+    [
+        (b'{"data": [1, 2', "application/json", "a truncated or malformed JSON body"),
+        (b"<!DOCTYPE html><html><body>Bad Gateway</body></html>", "text/html", "an HTML page instead of JSON"),
+        (b"<html>maintenance</html>", "application/json", "an HTML page instead of JSON"),
+        (b"null", "text/html; charset=utf-8", "an HTML page instead of JSON"),  # parses, still a page
+        (b"upstream reset", "text/plain", "a body that is not JSON"),
+        (b"", "application/json", "an empty body instead of JSON"),
+    ],
+)
+def test_garbage_is_a_transient_garbled_answer_for_reads_and_outcome_unknown_for_writes(
+    content: bytes, content_type: str, described: str
+) -> None:
+    from connectors._http import decode_json
+    from connectors.errors import GarbledAnswer, OutcomeUnknown
+
+    response = httpx.Response(200, content=content, headers={"Content-Type": content_type})
+    with pytest.raises(GarbledAnswer) as read:
+        decode_json(response, vendor="Test")
+    assert read.value.message.startswith(f"Test answered HTTP 200 with {described}")
+    assert isinstance(read.value, TransientError) and read.value.status == 200
+    with pytest.raises(OutcomeUnknown, match="may have landed"):
+        decode_json(response, vendor="Test", write=True)
+
+
+def test_send_json_retries_one_garbled_answer_then_gives_up_after_the_bound(mock: respx.MockRouter) -> None:
+    from connectors._http import send_json
+    from connectors.errors import GarbledAnswer
+
+    html = httpx.Response(200, content=b"<html>gateway</html>", headers={"Content-Type": "text/html"})
+    route = mock.get("https://api.example.test/ok").mock(side_effect=[html, httpx.Response(200, json={"ok": True})])
+    stats = CallStats()
+    with make_client("https://api.example.test") as client:
+        payload = send_json(
+            client,
+            "GET",
+            "/ok",
+            vendor="Test",
+            setting="S",
+            policy=RetryPolicy(max_attempts=3),
+            stats=stats,
+            sleep=lambda _: None,
+        )
+        assert payload == {"ok": True} and route.call_count == 2 and stats.retries == 1
+        route.mock(side_effect=None, return_value=html)
+        with pytest.raises(GarbledAnswer):
+            send_json(
+                client,
+                "GET",
+                "/ok",
+                vendor="Test",
+                setting="S",
+                policy=RetryPolicy(max_attempts=3),
+                sleep=lambda _: None,
+            )
+    assert route.call_count == 5
+
+
+def test_an_sdk_session_retries_raw_bytes_the_sdk_could_not_decode() -> None:
+    from connectors._session import ApiSession
+
+    session = ApiSession(
+        vendor="Test",
+        setting="HOURBRIDGE_TEST__TOKEN",
+        policy=RetryPolicy(max_attempts=3),
+        limiter=RateLimiter(6000, clock=FakeClock()),
+        sleep=lambda _: None,
+    )
+    answers = iter([b"<html>gateway</html>", {"data": []}])
+    assert session.call(lambda: next(answers), what="list") == {"data": []}
+    assert session.stats.as_dict()["retries"] == 1

@@ -42,12 +42,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
         "issue 12 item 1: opt_fields asks for task, task.name, billable_status, approval_status, description "
         "and created_at, none of which is in the GET /time_tracking_entries opt_fields enum"
     ),
-    ("xero-accounting", "invoices.list", "answer"): (
-        "issue 12 item 6: the emulator answers Date/DueDate as 2026-09-30, not Xero's /Date(<ms>+0000)/"
-    ),
-    ("xero-accounting", "invoices.put", "answer"): (
-        "issue 12 item 6: the emulator answers Date/DueDate as 2026-09-30, not Xero's /Date(<ms>+0000)/"
-    ),
 }
 
 

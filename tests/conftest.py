@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from sync.store.db import make_engine, upgrade
 
@@ -35,11 +36,11 @@ def postgres_engine() -> Iterator[Engine]:
     engine = make_engine(POSTGRES_URL)
 
     @event.listens_for(engine, "connect")
-    def _search_path(dbapi_connection: object, _: object) -> None:
-        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    def _search_path(dbapi_connection: DBAPIConnection, _: object) -> None:
+        cursor = dbapi_connection.cursor()
         cursor.execute(f'SET search_path TO "{schema}"')
         cursor.close()
-        dbapi_connection.commit()  # type: ignore[attr-defined]
+        dbapi_connection.commit()
 
     upgrade(engine)
     yield engine
@@ -53,4 +54,4 @@ def postgres_engine() -> Iterator[Engine]:
 def engine(request: pytest.FixtureRequest) -> Engine:
     """The ledger on both supported databases."""
     name = "sqlite_engine" if request.param == "sqlite" else "postgres_engine"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    return request.getfixturevalue(name)

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from datetime import date
-from typing import Any, ClassVar
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, TypedDict
 
+from connectors.delivery import Holding, Line, Op, OpKind, Receipt, billable_minutes
 from connectors.model import Container, Person, Scope, TaskRef, TimeEntry, Window
+
+
+def no_sleep(_: float) -> None:
+    """Tests never sleep: waits are recorded by a fake clock (or not at all) instead."""
 
 
 class FakeClock:
     """Seconds (monotonic or Unix, from ``start``) that move only when ``sleep`` or ``advance`` is called.
 
     Tests never sleep for real: the code under test gets ``clock`` and ``clock.sleep`` injected, and
-    the test reads back how long it would have waited.
+    the test reads back how long it would have waited (``sleeps``, ``slept``) and how often the time
+    was read (``reads``).
     """
 
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
         self.sleeps: list[float] = []
+        self.reads = 0
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
         with self._lock:
+            self.reads += 1
             return self.now
+
+    @property
+    def slept(self) -> float:
+        """Seconds waited in all."""
+        with self._lock:
+            return sum(self.sleeps)
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
@@ -40,19 +54,26 @@ class Crash(BaseException):
     """Stands in for the process dying (SIGKILL): nothing in the code under test catches it."""
 
 
+class MemoryRecord(TypedDict):
+    """One record ``MemorySink`` holds: the key of the op that last wrote it, the line, its version token."""
+
+    key: str
+    line: Line
+    token: str
+
+
 class MemorySink:
     """An accounting sink in memory: records keyed by remote id, each carrying the op's key marker.
 
     ``crash_after_commit`` stores the next push's records and then dies before any receipt is
-    returned, the way a killed process leaves an op whose outcome nobody recorded.
+    returned, the way a killed process leaves an op whose outcome nobody recorded. A sink of another
+    name is a subclass that sets ``name``.
     """
 
-    def __init__(self, name: str = "quickbooks") -> None:
-        from connectors.delivery import Holding, Line, Op, Receipt  # local: keep this module light
+    name: ClassVar[str] = "quickbooks"
 
-        self._types = (Holding, Line, Op, Receipt)
-        self.name = name  # type: ignore[misc]
-        self.records: dict[str, dict[str, object]] = {}
+    def __init__(self) -> None:
+        self.records: dict[str, MemoryRecord] = {}
         self.pushes: list[list[str]] = []
         self.finds = 0
         self.crash_after_commit = False
@@ -62,10 +83,7 @@ class MemorySink:
     def check(self) -> None:
         return None
 
-    def push(self, ops):  # type: ignore[no-untyped-def]
-        from datetime import UTC, datetime
-
-        Receipt = self._types[3]
+    def push(self, ops: Sequence[Op]) -> Iterator[Receipt]:
         self.pushes.append([op.idempotency_key for op in ops])
         receipts = []
         for op in ops:
@@ -78,12 +96,14 @@ class MemorySink:
                 self._next += 1
                 self.records[remote] = {"key": op.idempotency_key, "line": op.line, "token": "0"}
             elif op.kind == "update":
-                record = self.records[op.remote_id]
-                record.update(key=op.idempotency_key, line=op.line, token=str(int(record["token"]) + 1))
+                assert op.remote_id is not None  # Op refuses an update without one
                 remote = op.remote_id
+                record = self.records[remote]
+                record.update({"key": op.idempotency_key, "line": op.line, "token": str(int(record["token"]) + 1)})
             else:
-                self.records.pop(op.remote_id, None)
+                assert op.remote_id is not None  # Op refuses a delete without one
                 remote = op.remote_id
+                self.records.pop(remote, None)
             token = self.records[remote]["token"] if remote in self.records else None
             receipts.append(Receipt(op.idempotency_key, op.kind, "ok", remote, token, now))
         if self.crash_after_commit:
@@ -91,20 +111,14 @@ class MemorySink:
             raise Crash("killed between send and receipt")
         yield from receipts
 
-    def find(self, idempotency_key, line, kind="create"):  # type: ignore[no-untyped-def]
-        from datetime import UTC, datetime
-
-        Receipt = self._types[3]
+    def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
         self.finds += 1
         for remote, record in self.records.items():
             if record["key"] == idempotency_key:
                 return Receipt(idempotency_key, kind, "ok", remote, record["token"], datetime.now(UTC))
         return None
 
-    def holdings(self, start, end, lines):  # type: ignore[no-untyped-def]
-        from connectors.delivery import billable_minutes
-
-        Holding = self._types[0]
+    def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
         for remote, record in self.records.items():
             line = record["line"]
             if start <= line.work_date <= end:
@@ -116,7 +130,7 @@ class MemorySink:
     def close(self) -> None:
         return None
 
-    def lines(self) -> list[object]:
+    def lines(self) -> list[Line]:
         return [record["line"] for record in self.records.values()]
 
 
@@ -132,7 +146,9 @@ class ListSource:
     def __init__(self) -> None:
         self.entries: dict[str, TimeEntry] = {}
 
-    def put(self, ident: str, minutes: int, day: date, *, person: str = "u1", project: str = "Website", **more: Any):
+    def put(
+        self, ident: str, minutes: int, day: date, *, person: str = "u1", project: str = "Website", **more: Any
+    ) -> TimeEntry:
         entry = TimeEntry(
             source="asana",
             account="ws1",

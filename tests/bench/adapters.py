@@ -88,8 +88,8 @@ class SourceBench(Protocol):
 
 def registered() -> dict[str, type[SourceBench]]:
     """Every source the harness measures, by name, in table order."""
-    from asana_bench import AsanaBench
-    from clickup_bench import ClickUpBench
-    from monday_bench import MondayBench
+    from tests.bench.asana_bench import AsanaBench
+    from tests.bench.clickup_bench import ClickUpBench
+    from tests.bench.monday_bench import MondayBench
 
     return {"asana": AsanaBench, "clickup": ClickUpBench, "monday": MondayBench}

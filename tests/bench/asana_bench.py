@@ -9,8 +9,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar
 
-from adapters import BaselineFigures, CallBound
-
 from connectors._http import make_client, send
 from connectors._ratelimit import RateLimiter
 from connectors._retry import CallStats, RetryPolicy
@@ -21,6 +19,7 @@ from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
 from sync.run.context import CHUNK_DAYS
+from tests.bench.adapters import BaselineFigures, CallBound
 
 PAGE = 100  # Asana's largest page, for every list endpoint used here
 

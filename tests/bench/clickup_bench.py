@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar
 
-from adapters import BaselineFigures, CallBound
-
 from connectors._http import make_client, send
 from connectors._ratelimit import RateLimiter
 from connectors._retry import CallStats, RetryPolicy
@@ -22,6 +20,7 @@ from connectors.model import Container, Person, TaskRef, TimeEntry, Window, norm
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset
 from sync.run.context import CHUNK_DAYS
+from tests.bench.adapters import BaselineFigures, CallBound
 
 PLAN = "business_plus"
 # How the sandbox reports a data-set approval status; a draft week has no approval object.

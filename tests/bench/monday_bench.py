@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 import httpx
-from adapters import BaselineFigures, CallBound
 
 from connectors._http import make_client, send
 from connectors._ratelimit import RateLimiter
@@ -29,6 +28,7 @@ from connectors.monday.config import MAX_PAGE_SIZE, PERSONAL_TOKEN_BUDGET
 from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.dataset import Dataset
 from connectors.sandbox.monday import ACCOUNT_ID, MondaySandbox
+from tests.bench.adapters import BaselineFigures, CallBound
 
 API_VERSION = "2026-10"
 HISTORY = "history { id started_at ended_at started_user_id created_at }"

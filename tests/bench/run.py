@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
-    # Run as a script: make the project importable without installing it (this folder is already on the path).
+    # Run as a script: make the project (and tests.bench) importable without installing it.
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from adapters import SourceBench, registered
-from pipeline import measure_pipeline, postgres_ledger, sqlite_ledger
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -36,6 +34,8 @@ from sync.ops.demo import EXAMPLE_MAPPINGS
 from sync.store import ledger
 from sync.store.db import make_engine
 from sync.store.tables import entries as entries_table
+from tests.bench.adapters import SourceBench, registered
+from tests.bench.pipeline import measure_pipeline, postgres_ledger, sqlite_ledger
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     mapping_figures: list[dict[str, Any]] = []
     if not args.skip_mappings:
         step("mapping engine bench (bench_mappings.run)")
-        import bench_mappings
+        from tests.bench import bench_mappings
 
         mapping_figures = bench_mappings.run()
     results = {

@@ -107,9 +107,9 @@ def answer_problems(schema: GraphQLSchema, exchange: Exchange) -> list[str]:
     if not isinstance(answer, dict) or not ({"data", "errors"} & answer.keys()):
         return [f"{exchange.label}: answer has neither `data` nor `errors`"]
     problems = []
-    for error in answer.get("errors") or ():
-        if not isinstance(error, dict) or not isinstance(error.get("message"), str):
-            problems.append(f"{exchange.label}: an error without a string `message`: {error!r}")
+    for reported in answer.get("errors") or ():
+        if not isinstance(reported, dict) or not isinstance(reported.get("message"), str):
+            problems.append(f"{exchange.label}: an error without a string `message`: {reported!r}")
     data = answer.get("data")
     if data is None:
         return problems

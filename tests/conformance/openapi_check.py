@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from openapi_core import OpenAPI
@@ -94,11 +95,16 @@ def _quiet_security() -> Iterator[None]:
         yield
 
 
+def _as_request(request: WireRequest) -> Any:
+    # openapi-core's Request protocol declares settable attributes; a frozen record satisfies it when read.
+    return request
+
+
 def request_problems(api: OpenAPI, exchange: Exchange, host: str) -> list[str]:
     """What the document says is wrong with the request as sent (empty: it conforms)."""
     try:
         with _quiet_security():
-            api.validate_request(wire_request(exchange, host))
+            api.validate_request(_as_request(wire_request(exchange, host)))
     except PathNotFound as error:
         return [f"{exchange.label}: not an operation of the spec ({error})"]
     except Exception as error:  # openapi-core raises one of many validation errors; all are findings
@@ -110,7 +116,7 @@ def response_problems(api: OpenAPI, exchange: Exchange, host: str) -> list[str]:
     """What the document says is wrong with the answer as given (empty: it conforms)."""
     try:
         with _quiet_security():
-            api.validate_response(wire_request(exchange, host), wire_response(exchange))
+            api.validate_response(_as_request(wire_request(exchange, host)), wire_response(exchange))
     except Exception as error:  # as above: every validation error is a finding
         return [f"{exchange.label}: answer: {_describe(error)}"]
     return []

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 from xml.etree.ElementTree import Element
 
 from xmlschema import XMLSchema
-from xmlschema.validators import XsdElement
+from xmlschema.validators import XsdComplexType, XsdElement, XsdGroup
 
 from connectors.sandbox._recording import Exchange
 
@@ -49,6 +49,7 @@ def _build(xsd: XsdElement, value: Any, problems: list[str], path: str) -> Eleme
             problems.append(f"{path}: a {type(value).__name__} where the XSD has a simple value")
         node.text = _text(value)
         return node
+    assert isinstance(kind, XsdComplexType)  # simple types returned above
     if kind.has_simple_content():  # ReferenceType and friends: {"value": ..., "name": ...}
         if not isinstance(value, dict):
             problems.append(f"{path}: {value!r} where the XSD has a value with attributes (e.g. {{'value': ...}})")
@@ -66,7 +67,9 @@ def _build(xsd: XsdElement, value: Any, problems: list[str], path: str) -> Eleme
     if not isinstance(value, dict):
         problems.append(f"{path}: {value!r} where the XSD has an object")
         return node
-    children = {child.local_name: child for child in kind.content.iter_elements()}
+    # Complex content (simple kinds returned above) is a model group of elements.
+    content = cast(XsdGroup, kind.content)
+    children = {child.local_name: cast(XsdElement, child) for child in content.iter_elements()}
     for key in value.keys() - children.keys() - kind.attributes.keys() - JSON_ONLY_KEYS:
         problems.append(f"{path}.{key}: not an element of {kind.local_name or xsd.local_name} in the XSD")
     for key in value.keys() & kind.attributes.keys():

@@ -72,7 +72,7 @@ def _xero_run(tmp: Path, source: ListSource, xero: XeroSandbox) -> None:
             tracking_categories=["Cost center"],
             rate_limit_per_minute=10_000,
         ),
-        delivery=DeliverySettings(asana_gate="none"),
+        delivery=DeliverySettings.with_gates(asana="none"),
     )
     engine = make_engine(settings.database_url)
     try:

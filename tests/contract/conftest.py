@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pytest
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
 from connectors.asana import AsanaConfig, AsanaSource
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
+from tests.fakes import FakeClock, no_sleep
 
 ANCHOR = date(2026, 11, 20)
 
@@ -28,11 +29,7 @@ def asana_sandbox(dataset: Dataset) -> Iterator[AsanaSandbox]:
         yield sandbox
 
 
-def no_sleep(_: float) -> None:
-    """Tests never sleep: waits are recorded by the fake clock of the limiter instead."""
-
-
-def asana_source(sandbox: AsanaSandbox, **config: object) -> AsanaSource:
-    settings = AsanaConfig(token=SecretStr(config.pop("token", sandbox.token)), base_url=sandbox.base_url, **config)  # type: ignore[arg-type]
+def asana_source(sandbox: AsanaSandbox, **config: Any) -> AsanaSource:
+    settings = AsanaConfig(token=SecretStr(config.pop("token", sandbox.token)), base_url=sandbox.base_url, **config)
     limiter = RateLimiter(1_000_000, clock=FakeClock())
     return AsanaSource(settings, limiter=limiter, sleep=no_sleep)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
@@ -14,8 +13,7 @@ from connectors.clickup import ClickUpConfig, ClickUpSource
 from connectors.model import Window
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset
-
-from .conftest import no_sleep
+from tests.fakes import FakeClock, no_sleep
 
 
 def clickup_source(sandbox: ClickUpSandbox, **config: object) -> ClickUpSource:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
@@ -15,8 +14,7 @@ from connectors.model import Window
 from connectors.monday import MondayConfig, MondaySource
 from connectors.sandbox.dataset import Dataset
 from connectors.sandbox.monday import MondaySandbox
-
-from .conftest import no_sleep
+from tests.fakes import FakeClock, no_sleep
 
 
 def monday_source(sandbox: MondaySandbox, limiter: RateLimiter | None = None, **config: Any) -> MondaySource:

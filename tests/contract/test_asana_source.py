@@ -15,7 +15,7 @@ from connectors.sandbox.dataset import Dataset
 from .conftest import asana_source
 
 
-def fetch_all(sandbox: AsanaSandbox, dataset: Dataset, **config: object) -> tuple[list, dict[str, int]]:  # type: ignore[type-arg]
+def fetch_all(sandbox: AsanaSandbox, dataset: Dataset, **config: object) -> tuple[list, dict[str, int]]:
     with asana_source(sandbox, **config) as source:
         window = Window(dataset.start, dataset.anchor)
         entries = [e for s in source.scopes() for e in source.fetch(s, window)]
@@ -35,7 +35,7 @@ def test_normalized_fields_match_the_data_set(asana_sandbox: AsanaSandbox, datas
     assert entry.person.name == person.name and entry.person.email == person.email.lower()
     assert entry.task is not None and entry.task.name == task.name
     assert entry.container("project") is not None
-    assert entry.container("project").name == dataset.project(sample.project_id).name  # type: ignore[union-attr]
+    assert entry.container("project").name == dataset.project(sample.project_id).name
     assert entry.billable is sample.billable
     assert entry.approval_status == sample.approval_status
     if task.code:
@@ -45,7 +45,7 @@ def test_normalized_fields_match_the_data_set(asana_sandbox: AsanaSandbox, datas
 def test_full_list_costs_one_call_per_page_plus_tasks_and_users(asana_sandbox: AsanaSandbox, dataset: Dataset) -> None:
     entries, stats = fetch_all(asana_sandbox, dataset)
     pages = -(-len(entries) // 100) + 1  # the window is split in 31-day parts; allow one partial page each
-    projects = len({e.container("project").id for e in entries if e.container("project")})  # type: ignore[union-attr]
+    projects = len({e.container("project").id for e in entries if e.container("project")})
     assert asana_sandbox.call_count(routes.ENTRIES_GET) == 0
     assert asana_sandbox.call_count(routes.ENTRIES_LIST) <= pages + 1
     assert asana_sandbox.call_count(routes.TASKS_LIST) == projects

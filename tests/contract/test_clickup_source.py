@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
+import jsonschema
 import pytest
 from pydantic import SecretStr
 
@@ -21,27 +20,13 @@ from connectors.model import TimeEntry, Window
 from connectors.sandbox import clickup as routes
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
+from tests.fakes import FakeClock
 
 from .conftest import ANCHOR
 from .makers_clickup import clickup_source
 
-
-class FakeClock:
-    """Wall-clock seconds shared by the sandbox and the source; only sleeping moves them."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.slept = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-            self.slept += seconds
+# Wall-clock seconds shared by the sandbox and the source; only sleeping moves them.
+CLOCK_START = 1_800_000_000.0
 
 
 @pytest.fixture
@@ -73,7 +58,8 @@ def test_totals_and_fields_match_the_sandbox(sandbox: ClickUpSandbox, dataset: D
         assert entry.person.name == person.name and entry.person.email == person.email.lower()
         assert entry.task is not None and entry.task.name == task.name
         assert entry.task.custom_id == sandbox.task_custom_id(entry.task.id)
-        assert entry.container("list").name == dataset.project(sample.project_id).name  # type: ignore[union-attr]
+        container = entry.container("list")
+        assert container is not None and container.name == dataset.project(sample.project_id).name
         assert entry.billable is sample.billable
         assert entry.custom_field_map.get("Project code") == task.code
         assert set(task.tags) <= set(entry.tags)
@@ -124,7 +110,8 @@ def test_only_the_exposed_projects_are_served(dataset: Dataset) -> None:
     with ClickUpSandbox(dataset, projects={"pr01", "pr02"}) as sandbox, clickup_source(sandbox) as source:
         entries = fetch_all(source, dataset.window)
         without_task = set(sandbox.entries_without_task)
-    # Time logged without a task is in no list (it belongs to the Workspace only).
+    # Time logged without a task is in no list (it belongs to the Workspace only); every other sandbox
+    # entry has a list, and a None would fail here anyway.
     lists = {e.container("list").id for e in entries if e.external_id not in without_task}  # type: ignore[union-attr]
     assert entries and lists <= {sandbox.list_id("pr01"), sandbox.list_id("pr02")}
     assert all(e.container("list") is None for e in entries if e.external_id in without_task)
@@ -142,7 +129,7 @@ def test_local_time_zone_decides_the_work_date(dataset: Dataset) -> None:
 
 
 def _paced(dataset: Dataset, **config: Any) -> tuple[dict[str, int], float, int]:
-    clock = FakeClock()
+    clock = FakeClock(CLOCK_START)
     with ClickUpSandbox(dataset, rate_limit_per_minute=4, clock=clock) as sandbox:
         # The plan setting claims far more than the sandbox allows: only the headers keep us in line.
         settings = ClickUpConfig(token=SecretStr(sandbox.token), base_url=sandbox.base_url, plan="enterprise", **config)
@@ -170,7 +157,7 @@ def test_parallel_chunks_share_the_pause_instead_of_storming(dataset: Dataset) -
 
 
 def test_429_without_retry_after_waits_for_the_reset(dataset: Dataset) -> None:
-    clock = FakeClock()
+    clock = FakeClock(CLOCK_START)
     with ClickUpSandbox(dataset, clock=clock) as sandbox:
         reset = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(clock.now) + 25)}
         sandbox.fail_next(routes.TIME_ENTRIES_LIST, 1, 429, reset)

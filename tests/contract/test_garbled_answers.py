@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fakes import FakeClock
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
@@ -25,8 +24,9 @@ from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset
 from connectors.sandbox.monday import MondaySandbox
+from tests.fakes import FakeClock, no_sleep
 
-from .conftest import asana_source, no_sleep
+from .conftest import asana_source
 from .makers_clickup import clickup_source
 from .makers_monday import monday_source
 

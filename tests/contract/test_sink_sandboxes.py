@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
@@ -20,10 +19,7 @@ from connectors.quickbooks import QuickBooksConfig, QuickBooksSink
 from connectors.sandbox.quickbooks import BATCH, QUERY, TIME_ACTIVITY, QuickBooksSandbox
 from connectors.sandbox.xero import INVOICES_PUT, TIME_CREATE, TIME_LIST, XeroSandbox
 from connectors.xero import XeroConfig, XeroSink
-
-
-def no_sleep(_: float) -> None:
-    """Waits are not slept in tests."""
+from tests.fakes import FakeClock, no_sleep
 
 
 def fast_limiter() -> RateLimiter:
@@ -175,7 +171,7 @@ def xero() -> Iterator[XeroSandbox]:
 def xero_sink(sandbox: XeroSandbox, mode: str, **config: Any) -> XeroSink:
     settings = XeroConfig(
         tenant_id=config.pop("tenant_id", sandbox.tenant_id),
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         projects_base_url=sandbox.projects_url,
         accounting_base_url=sandbox.accounting_url,
         access_token=SecretStr(sandbox.token),

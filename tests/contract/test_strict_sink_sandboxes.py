@@ -16,8 +16,9 @@ from connectors.delivery import Op
 from connectors.sandbox.quickbooks import ENTITY_GET, QUERY, QUERY_POST, QuickBooksSandbox
 from connectors.sandbox.xero import PROJECTS_LIST, TIME_CREATE, XeroSandbox
 from connectors.xero import XeroConfig, XeroSink
+from tests.fakes import no_sleep
 
-from .test_sink_sandboxes import fast_limiter, line, no_sleep, qbo_sink, xero_sink, xline
+from .test_sink_sandboxes import fast_limiter, line, qbo_sink, xero_sink, xline
 
 # --------------------------------------------------------------------------- QuickBooks
 

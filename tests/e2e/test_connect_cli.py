@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from cryptography.fernet import Fernet
-from fakes import FakeClock
 from sqlalchemy import select
 
 from connectors._ratelimit import RateLimiter
@@ -19,9 +19,10 @@ from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
 from sync.admin.oauth import TokenCipher, access_token_source
 from sync.cli import connect as cli_connect
-from sync.settings import load_settings
+from sync.settings import QuickBooksSettings, load_settings
 from sync.store.db import make_engine
 from sync.store.tables import oauth_tokens
+from tests.fakes import FakeClock
 
 from .conftest import run_cli
 
@@ -30,10 +31,6 @@ pytestmark = pytest.mark.e2e
 REALM = "9130350000000001"
 TENANTS = {"b2d1a7a4-5d3e-4c55-9a43-7c2f0e1d9a10": "Demo Org", "0c9e2f6a-1111-4a7b-9c3d-5e6f7a8b9c0d": "Other Org"}
 KEY = Fernet.generate_key().decode()
-
-
-def no_sleep(_: float) -> None:
-    """Waits are not slept in tests."""
 
 
 class Browser:
@@ -142,9 +139,10 @@ def test_connect_quickbooks_stores_the_company_encrypted_and_a_run_can_deliver_w
         settings = load_settings()
         engine = make_engine(settings.database_url)
         source = access_token_source(settings, engine, "quickbooks")
-        assert source is not None and settings.quickbooks is not None
+        qbo = settings.sink_config("quickbooks")
+        assert source is not None and isinstance(qbo, QuickBooksSettings)
         limiter = RateLimiter(1_000_000, clock=FakeClock())
-        with QuickBooksSink(settings.quickbooks, token=source, limiter=limiter, batch_limiter=limiter) as sink:
+        with QuickBooksSink(qbo, token=source, limiter=limiter, batch_limiter=limiter) as sink:
             sink.check()
         engine.dispose()
 
@@ -221,7 +219,7 @@ def test_connect_with_a_redirect_elsewhere_takes_the_pasted_address(
         return True
 
     monkeypatch.setattr(cli_connect, "open_browser", browser)
-    monkeypatch.setattr(cli_connect.typer, "prompt", lambda *args, **kwargs: landed[0])
+    monkeypatch.setattr(typer, "prompt", lambda *args, **kwargs: landed[0])  # the module connect prompts through
     code, output = run_cli("connect", "quickbooks")
     assert code == 0, output
     assert landed[0].startswith("https://hourbridge.example.com/oauth-callback?code=")

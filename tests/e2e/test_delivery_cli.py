@@ -125,7 +125,9 @@ def test_sync_delivers_each_mapped_entry_once_and_follows_edits(
     gids = sandbox.entry_gids(date(2026, 11, 10), date(2026, 11, 19))
     mapped_gids = [g for g in gids if _record_for(qbo, env, g) is not None]
     edited, deleted = mapped_gids[0], mapped_gids[1]
-    edited_id = _record_for(qbo, env, edited)["Id"]  # type: ignore[index]
+    edited_record = _record_for(qbo, env, edited)
+    assert edited_record is not None
+    edited_id = edited_record["Id"]
     sandbox.edit_entry(edited, duration_minutes=77)
     sandbox.delete_entry(deleted)
     code, output = run_cli("sync", "--as-of", AS_OF)

@@ -75,14 +75,14 @@ def run(tmp: Path, engine: Engine, source: ListSource, xero: XeroSandbox, mode: 
         lookback_days=60,
         xero=XeroSettings(
             tenant_id=xero.tenant_id,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             projects_base_url=xero.projects_url,
             accounting_base_url=xero.accounting_url,
             access_token=SecretStr(xero.token),
             tracking_categories=["Cost center"],
             rate_limit_per_minute=10_000,
         ),
-        delivery=DeliverySettings(asana_gate="none"),
+        delivery=DeliverySettings.with_gates(asana="none"),
     )
     sinks = build_sinks(settings, engine)
     try:

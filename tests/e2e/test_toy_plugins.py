@@ -79,7 +79,13 @@ class ToyLedgerConfig(BaseModel):
     granularity: str = Field(default="entry", description="Lines delivered (entry, day or period).")
 
 
-TOY_SINK = MemorySink("toyledger")
+class ToyLedgerSink(MemorySink):
+    """The toy accounting ledger: a sink in memory under its own name."""
+
+    name: ClassVar[str] = "toyledger"
+
+
+TOY_SINK = ToyLedgerSink()
 
 MAPPINGS = """\
 version: 1

@@ -209,8 +209,9 @@ def worker_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
             "HOURBRIDGE_SCHEDULE": "0 0 29 2 *",
         }
     )
-    if settings.quickbooks is not None:
-        qbo = settings.quickbooks
+    qbo = settings.sink_config("quickbooks")
+    if qbo is not None:
+        assert isinstance(qbo, QuickBooksSettings)
         env.update(
             {
                 "HOURBRIDGE_QUICKBOOKS__REALM_ID": qbo.realm_id,
@@ -218,9 +219,9 @@ def worker_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
                 "HOURBRIDGE_QUICKBOOKS__ACCESS_TOKEN": qbo.access_token.get_secret_value() if qbo.access_token else "",
                 "HOURBRIDGE_QUICKBOOKS__RATE_LIMIT_PER_MINUTE": str(qbo.rate_limit_per_minute),
                 "HOURBRIDGE_QUICKBOOKS__MAX_BATCHES_PER_MINUTE": str(qbo.max_batches_per_minute),
-                "HOURBRIDGE_DELIVERY__ASANA_GATE": settings.delivery.asana_gate,
-                "HOURBRIDGE_DELIVERY__CLICKUP_GATE": settings.delivery.clickup_gate,
-                "HOURBRIDGE_DELIVERY__MONDAY_GATE": settings.delivery.monday_gate,
+                "HOURBRIDGE_DELIVERY__ASANA_GATE": settings.delivery.gate("asana"),
+                "HOURBRIDGE_DELIVERY__CLICKUP_GATE": settings.delivery.gate("clickup"),
+                "HOURBRIDGE_DELIVERY__MONDAY_GATE": settings.delivery.gate("monday"),
             }
         )
     return env
@@ -417,7 +418,7 @@ def test_worker_once_drains_the_queue_delivers_and_exits(
                 rate_limit_per_minute=1_000_000,
                 max_batches_per_minute=1_000_000,
             ),
-            delivery=DeliverySettings(asana_gate="none", clickup_gate="none", monday_gate="none"),
+            delivery=DeliverySettings.with_gates(asana="none", clickup="none", monday="none"),
         )
         worker_app = prepare_store(settings, request)
         assert len(enqueue(worker_app)) == 10

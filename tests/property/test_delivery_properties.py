@@ -54,8 +54,8 @@ def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
         output_dir=folder / "out",
         start_date=date(2026, 10, 1),
         lookback_days=90,
-        quickbooks=QuickBooksSettings(realm_id="1", granularity=granularity),  # type: ignore[arg-type]
-        delivery=DeliverySettings(asana_gate="none"),
+        quickbooks=QuickBooksSettings(realm_id="1", granularity=granularity),
+        delivery=DeliverySettings.with_gates(asana="none"),
     )
 
     def run() -> Any:
@@ -95,15 +95,15 @@ def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
         if any(c.name == "Website" for c in entry.containers):
             wanted[_month(entry.work_date)] += entry.duration_seconds
     held: dict[str, int] = defaultdict(int)
-    keys = [line.line_key for line in sink.lines()]  # type: ignore[attr-defined]
+    keys = [line.line_key for line in sink.lines()]
     assert len(keys) == len(set(keys))  # one record per line: nothing duplicated
     for line in sink.lines():
-        if line.line_key.startswith(ADJUSTMENT_PREFIX):  # type: ignore[attr-defined]
-            origin = re.search(r"Adjustment of (\d{4}-\d{2})", line.description or "")  # type: ignore[attr-defined]
+        if line.line_key.startswith(ADJUSTMENT_PREFIX):
+            origin = re.search(r"Adjustment of (\d{4}-\d{2})", line.description or "")
             assert origin is not None
-            held[origin.group(1)] += line.seconds  # type: ignore[attr-defined]
+            held[origin.group(1)] += line.seconds
         else:
-            held[_month(line.work_date)] += line.seconds  # type: ignore[attr-defined]
+            held[_month(line.work_date)] += line.seconds
     credits: dict[str, int] = defaultdict(int)
     for credit in result.credits:
         credits[credit.period] += credit.seconds

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
-from fakes import FakeClock
 from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
@@ -19,6 +18,7 @@ from connectors.clickup import ClickUpConfig, ClickUpSource
 from connectors.clickup.normalize import to_ms
 from connectors.errors import ConfigError
 from connectors.model import Scope, TimeEntry, Window
+from tests.fakes import FakeClock
 
 BASE = "https://api.clickup.test/api"
 TOKEN = "pk_unit_clickup_4242"

@@ -70,7 +70,7 @@ def run(world: dict[str, Any], *, granularity: str = "day", as_of: datetime = AS
 
 
 def minutes_by_key(sink: MemorySink) -> dict[str, int]:
-    return {line.line_key: line.seconds // 60 for line in sink.lines()}  # type: ignore[attr-defined]
+    return {line.line_key: line.seconds // 60 for line in sink.lines()}
 
 
 def test_day_lines_are_created_once_and_a_rerun_sends_nothing(world: dict[str, Any]) -> None:
@@ -157,7 +157,7 @@ def test_outbox_row_committed_before_send_is_sent_once_after_a_crash(world: dict
     source.put("e1", 30, date(2026, 11, 3))
 
     class Dying(MemorySink):
-        def push(self, ops):  # type: ignore[no-untyped-def]
+        def push(self, ops):
             raise Crash("killed before sending")
 
     world["sink"] = Dying()
@@ -290,7 +290,7 @@ def reconcile(world: dict[str, Any], month: str = "2026-11") -> Any:
         database_url="sqlite://",
         mappings_file=world["tmp"] / "rules.yaml",
         quickbooks=QuickBooksSettings(realm_id="1", granularity="entry"),
-        delivery=DeliverySettings(asana_gate="none"),
+        delivery=DeliverySettings.with_gates(asana="none"),
     )
     context = RunContext.create(settings, world["engine"], as_of=AS_OF)
     mapping = adopt_mapping(context, load_mapping(settings, world["engine"]))

@@ -34,8 +34,8 @@ def manifests() -> dict[str, dict[str, Any]]:
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     if doc["kind"] == "CronJob":
-        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
-    return doc["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return doc["spec"]["template"]["spec"]
 
 
 def workloads() -> dict[str, dict[str, Any]]:

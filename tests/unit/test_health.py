@@ -23,7 +23,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 def record_run(engine: Engine, finished: datetime, scopes: list[str], errors: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
         run_id = start_run(conn, command="worker", as_of=finished, now=finished)
-        counts = {"scopes": {scope: {} for scope in scopes}}
+        counts: dict[str, Any] = {"scopes": {scope: {} for scope in scopes}}
         status = "ok" if not errors else "partial"
         finish_run(conn, run_id, status=status, counts=counts, errors=errors, now=finished)
 

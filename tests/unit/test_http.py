@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import respx
-from fakes import FakeClock
 
 from connectors._http import error_from_status, make_client, send
 from connectors._ratelimit import RateLimiter
 from connectors._redact import redact, register_secret
 from connectors._retry import CallStats, RetryPolicy, backoff_seconds, call_with_retry
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, classify_status
+from tests.fakes import FakeClock
 
 
 @pytest.fixture
@@ -228,25 +228,8 @@ def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
     assert (grants[-1] - grants[0]) / 60.0 == pytest.approx(600 / 120, rel=0.05)
 
 
-class CountingTime:
-    """A time source that records every wait and moves only by them."""
-
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.reads = 0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        self.reads += 1
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_the_limiter_waits_on_its_injected_time_source_without_spinning() -> None:
-    time_source = CountingTime()
+    time_source = FakeClock(50.0)  # records every wait and read; moves only by the waits
     limiter = RateLimiter(60, burst_seconds=1, clock=time_source)  # one a second, no burst to speak of
     for _ in range(3):
         limiter.acquire()
@@ -258,7 +241,7 @@ def test_the_limiter_waits_on_its_injected_time_source_without_spinning() -> Non
 
 
 def test_a_pause_is_waited_out_on_the_injected_time_source() -> None:
-    time_source = CountingTime()
+    time_source = FakeClock(50.0)  # records every wait and read; moves only by the waits
     limiter = RateLimiter(6000, clock=time_source)
     limiter.pause_for(12.5)
     limiter.acquire()

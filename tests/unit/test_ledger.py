@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -35,7 +36,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 WINDOW = Window(date(2026, 11, 1), date(2026, 11, 20))
 
 
-def make_entry(external_id: str, minutes: int = 30, day: int = 5, **changes: object) -> TimeEntry:
+def make_entry(external_id: str, minutes: int = 30, day: int = 5, **changes: Any) -> TimeEntry:
     entry = TimeEntry(
         source="asana",
         account="ws1",
@@ -56,9 +57,9 @@ def ingest(engine: Engine, batch: list[TimeEntry], window: Window = WINDOW) -> l
         return writer.close()
 
 
-def count(engine: Engine, table: object) -> int:
+def count(engine: Engine, table: Table) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def test_first_ingest_creates_entries_and_versions(engine: Engine) -> None:

@@ -316,16 +316,16 @@ def test_match_many_keeps_order() -> None:
 def test_results_are_frozen_slotted_values() -> None:
     result = mapped(matcher({"code": "NWT-WEB"}).match(entry()))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        result.code = "X"  # type: ignore[misc]
+        result.code = "X"  # type: ignore[misc]  # deliberate: the frozen result must refuse the write
     assert not hasattr(result, "__dict__")
     assert not hasattr(Unmapped("a", "b", "c"), "__dict__")
 
 
 def test_match_never_raises_on_malformed_entries() -> None:
     m = matcher({"code": "NWT-WEB", "match": {"task_name": "x*", "project": "Northwind Website"}})
-    broken_task = dataclasses.replace(entry(), task=TaskRef("t", None))  # type: ignore[arg-type]
+    broken_task = dataclasses.replace(entry(), task=TaskRef("t", None))  # type: ignore[arg-type]  # deliberately malformed
     assert isinstance(m.match(broken_task), Unmapped)
-    result = m.match("not an entry")  # type: ignore[arg-type]
+    result = m.match("not an entry")  # type: ignore[arg-type]  # deliberately not an entry
     assert unmapped(result).reason == "entry_unreadable"
     weird = entry(project="\x00\U0010ffff" * 1000, tags=("",), fields=(("", "x"),), task="é" * 100_000)
     assert isinstance(m.match(weird), Unmapped)

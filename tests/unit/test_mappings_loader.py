@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
+import jsonschema
 import pytest
 import yaml
 
@@ -71,7 +71,7 @@ def test_minimal_document_and_lines_of_each_path() -> None:
         """
     )
     loaded = load_document(text)
-    assert loaded.rules[0].match.project == ["Northwind Website"]
+    assert loaded.rules[0].match.containers()["project"] == ["Northwind Website"]
     assert loaded.lines["codes.NWT-WEB"] == 3
     assert loaded.lines["rules[0]"] == 9
     assert loaded.lines["rules[0].match.project"] == 13
@@ -249,7 +249,7 @@ def test_currency_and_dates_say_what_is_expected() -> None:
 
 def test_unquoted_ids_become_text_and_yes_no_words_are_refused() -> None:
     loaded = load_document(CODES + "rules:\n  - {id: web, priority: 1, code: NWT-WEB, match: {project: 1200001}}\n")
-    assert loaded.rules[0].match.project == ["1200001"]
+    assert loaded.rules[0].match.containers()["project"] == ["1200001"]
     problem = only_problem(CODES + "rules:\n  - {id: web, priority: 1, code: NWT-WEB, match: {tag: yes}}\n")
     assert problem.path == "rules[0].match.tag"
     assert "write the text in quotes" in problem.message

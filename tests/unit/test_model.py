@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window, normalize_custom_fields
 
 
-def entry(**changes: object) -> TimeEntry:
+def entry(**changes: Any) -> TimeEntry:
     base = TimeEntry(
         source="clickup",
         account="9001",

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
@@ -18,6 +17,7 @@ from connectors.errors import ConfigError
 from connectors.model import Scope, TimeEntry, Window
 from connectors.monday import DailyLimitError, MondayConfig, MondaySource
 from connectors.monday import source as monday_source
+from tests.fakes import FakeClock
 
 URL = "https://api.monday.com/v2"
 TOKEN = "monday-unit-token-123"
@@ -113,7 +113,8 @@ def test_items_page_then_next_items_page_until_the_cursor_is_null(mock: respx.Mo
     assert order == ["boards(", "items_page", "next_items_page", "users("]
     entry = entries[0]
     assert entry.person.email == "zoe@example.com" and entry.person.name == "Zoë Müller"
-    assert entry.container("board") is not None and entry.container("board").name == "Bøard 1"  # type: ignore[union-attr]
+    board = entry.container("board")
+    assert board is not None and board.name == "Bøard 1"
     assert entry.container("group") is not None and entry.custom_field_map == {"Project code": "ACME-1"}
 
 
@@ -140,7 +141,8 @@ def test_a_session_crossing_midnight_is_filed_under_the_local_start_day(mock: re
         on_third = list(source.fetch(SCOPE, Window(date(2026, 11, 3), date(2026, 11, 3))))
         on_second = list(source.fetch(SCOPE, Window(date(2026, 11, 2), date(2026, 11, 2))))
     assert [e.work_date for e in on_third] == [date(2026, 11, 3)] and on_second == []
-    assert on_third[0].duration_seconds == 5400 and on_third[0].task.name == "Nachtschicht"  # type: ignore[union-attr]
+    task = on_third[0].task
+    assert on_third[0].duration_seconds == 5400 and task is not None and task.name == "Nachtschicht"
 
 
 def test_a_complexity_error_inside_a_200_waits_retry_in_seconds(mock: respx.MockRouter) -> None:
@@ -234,7 +236,7 @@ def test_the_daily_limit_stops_without_retrying(mock: respx.MockRouter) -> None:
     graphql_router(mock, {"boards(": [daily]})
     with pytest.raises(DailyLimitError) as info:
         fetch(make_source())
-    assert 0 < info.value.retry_after <= 24 * 3600
+    assert info.value.retry_after is not None and 0 < info.value.retry_after <= 24 * 3600
     assert mock.calls.call_count == 1
 
 

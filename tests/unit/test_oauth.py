@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from fakes import FakeClock
 from pydantic import SecretStr
 from sqlalchemy import Engine, event, select, text, update
 from structlog.testing import capture_logs
@@ -36,16 +35,13 @@ from sync.admin.oauth import (
 )
 from sync.settings import Settings
 from sync.store.tables import oauth_tokens
+from tests.fakes import FakeClock, no_sleep
 
 REALM = "9130350000000001"
 TENANT = "b2d1a7a4-5d3e-4c55-9a43-7c2f0e1d9a10"
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 REDIRECT = "http://127.0.0.1:8765/callback"
 KEY = Fernet.generate_key().decode()
-
-
-def no_sleep(_: float) -> None:
-    """Retry waits are not slept in tests."""
 
 
 class Clock:
@@ -287,7 +283,12 @@ def two_processes_refresh_once(rig: Rig) -> None:
     """Process A is inside its refresh when process B needs a token: B waits and uses A's."""
     rig.connect()
     rig.clock.advance(minutes=58 if rig.provider == "quickbooks" else 28)
-    paused = type("Paused", (PausedClient,), {"inside": threading.Event(), "release": threading.Event()})
+
+    class Paused(PausedClient):  # events of its own, fresh for this scenario
+        inside = threading.Event()
+        release = threading.Event()
+
+    paused = Paused
     a_done = threading.Event()
     got: dict[str, str] = {}
 

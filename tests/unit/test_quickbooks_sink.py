@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import respx
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
@@ -21,6 +20,7 @@ from connectors.delivery import Holding, Line, Op, idempotency_key, marked_keys
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksIds, QuickBooksSink, render_time_activity
 from connectors.quickbooks.render import DESCRIPTION_LIMIT
+from tests.fakes import FakeClock
 
 BASE = "https://qbo.test"
 REALM = "4620816365000000001"

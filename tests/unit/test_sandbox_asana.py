@@ -14,11 +14,11 @@ import httpx
 import jsonschema
 import pytest
 import yaml
-from fakes import FakeClock
 
 from connectors.sandbox import asana as asana_sandbox
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
+from tests.fakes import FakeClock
 
 ANCHOR = date(2026, 11, 20)
 FULL_ONLY = {"task", "billable_status", "approval_status", "description", "created_at"}

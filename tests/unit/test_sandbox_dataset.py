@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connectors.model import Window
-from connectors.sandbox.dataset import Dataset, generate_dataset
+from connectors.sandbox.dataset import Client, Contractor, Dataset, Entry, Project, Task, generate_dataset
 
 ANCHOR = date(2026, 11, 20)  # a Friday
 
@@ -106,7 +106,14 @@ def test_projects_clients_and_tasks_hang_together(ds: Dataset) -> None:
     assert tags["billable"] > 0
     assert tags["internal"] > 0
     assert all(not t.billable for t in ds.tasks if "internal" in t.tags)
-    ids = [x.id for x in (*ds.contractors, *ds.clients, *ds.projects, *ds.tasks, *ds.entries)]
+    records: tuple[Contractor | Client | Project | Task | Entry, ...] = (
+        *ds.contractors,
+        *ds.clients,
+        *ds.projects,
+        *ds.tasks,
+        *ds.entries,
+    )
+    ids = [x.id for x in records]
     assert len(ids) == len(set(ids))
     for entry in ds.entries:
         assert ds.task(entry.task_id).project_id == entry.project_id

@@ -47,9 +47,14 @@ def test_runs_at_start_then_on_every_firing_until_max_runs() -> None:
 def test_without_run_at_start_the_first_run_waits_for_the_schedule() -> None:
     clock = FakeClock()
     started: list[datetime] = []
+
+    def job() -> str:
+        started.append(clock.now)
+        return "ok"
+
     run_schedule(
         "0 * * * *",
-        lambda: started.append(clock.now) or "ok",  # type: ignore[func-returns-value]
+        job,
         stop=StopFlag(),
         max_runs=1,
         run_at_start=False,

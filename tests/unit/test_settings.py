@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.asana import AsanaConfig
 from connectors.errors import ConfigError
 from sync.settings import Settings, describe_settings, load_settings
 
@@ -32,10 +33,11 @@ def test_nested_variables_enable_asana(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOURBRIDGE_ASANA__WORKSPACES", '["111", "222"]')
     monkeypatch.setenv("HOURBRIDGE_ASANA__PLAN", "free")
     settings = load_settings()
-    assert settings.asana is not None
-    assert settings.asana.token is not None and settings.asana.token.get_secret_value() == "1/abc"
-    assert settings.asana.workspaces == ["111", "222"]
-    assert settings.asana.effective_rate_limit == 150
+    asana = settings.source_config("asana")
+    assert isinstance(asana, AsanaConfig)
+    assert asana.token is not None and asana.token.get_secret_value() == "1/abc"
+    assert asana.workspaces == ["111", "222"]
+    assert asana.effective_rate_limit == 150
     assert "1/abc" not in repr(settings)
 
 
@@ -44,9 +46,9 @@ def test_token_from_a_secret_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     secrets.mkdir()
     (secrets / "hourbridge_asana__token").write_text("from-file-token")
     monkeypatch.setenv("HOURBRIDGE_SECRETS_DIR", str(secrets))
-    settings = load_settings()
-    assert settings.asana is not None and settings.asana.token is not None
-    assert settings.asana.token.get_secret_value() == "from-file-token"
+    asana = load_settings().source_config("asana")
+    assert isinstance(asana, AsanaConfig) and asana.token is not None
+    assert asana.token.get_secret_value() == "from-file-token"
 
 
 def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from typing import ClassVar
 
 import pytest
 from pydantic import BaseModel
@@ -26,7 +27,7 @@ def row(ident: str, person: str, day: date, seconds: int = 3600) -> TimeEntry:
 class UploadSource:
     """A timesheet upload: complete only for the (person, dates) slices it names."""
 
-    name = "upload"
+    name: ClassVar[str] = "upload"
 
     def __init__(self, rows: list[TimeEntry], slices: list[Slice]) -> None:
         self.rows, self.slices = rows, slices
@@ -56,8 +57,15 @@ class UploadConfig(BaseModel):
 
 @pytest.fixture(autouse=True)
 def upload_registered() -> Iterator[None]:
+    # Built from settings an upload has no rows; the tests hand theirs to UploadSource directly.
     register_source(
-        SourcePlugin(name="upload", label="Upload", factory=UploadSource, config=UploadConfig, coverage="snapshot")
+        SourcePlugin(
+            name="upload",
+            label="Upload",
+            factory=lambda config: UploadSource([], []),
+            config=UploadConfig,
+            coverage="snapshot",
+        )
     )
     yield
     unregister("upload")

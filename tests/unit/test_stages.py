@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -38,14 +39,14 @@ class FailingSource(ListSource):
         yield  # pragma: no cover  (a generator, like every source's fetch)
 
 
-def settings_for(tmp_path: Path, **more: object) -> Settings:
+def settings_for(tmp_path: Path, **more: Any) -> Settings:
     (tmp_path / "rules.yaml").write_text(DOCUMENT, encoding="utf-8")
     return Settings(
         database_url="sqlite://",
         mappings_file=tmp_path / "rules.yaml",
         output_dir=tmp_path / "out",
         start_date=date(2026, 11, 1),
-        **more,  # type: ignore[arg-type]
+        **more,
     )
 
 

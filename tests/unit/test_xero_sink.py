@@ -13,14 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import respx
-from fakes import FakeClock
 from pydantic import SecretStr
 
 from connectors._ratelimit import RateLimiter
 from connectors.delivery import Holding, Line, Op, idempotency_key
 from connectors.errors import ConfigError, DailyLimitError
-from connectors.xero import XeroConfig, XeroSink
+from connectors.xero import XeroBillsSink, XeroConfig, XeroSink
 from connectors.xero.render import BillIds, bill_number, entry_date_utc, render_line_item, written_work_date
+from tests.fakes import FakeClock
 
 PROJECTS = "https://projects.xero.test/projects.xro/2.0"
 ACCOUNTING = "https://api.xero.test/api.xro/2.0"
@@ -191,6 +191,7 @@ def test_bill_with_unknown_tracking_option_names_the_category(mock: respx.MockRo
     mock.get(f"{ACCOUNTING}/Contacts").respond(json={"Contacts": [{"ContactID": CONTACT_A, "Name": "Zoë Müller"}]})
     mock.get(f"{ACCOUNTING}/TrackingCategories").respond(json={"TrackingCategories": []})
     with make_sink(FakeClock(), mode="bills", tracking_categories=["Cost Center"]) as sink:
+        assert isinstance(sink, XeroBillsSink)
         with pytest.raises(ConfigError, match="tracking category 'Cost Center'"):
             sink.bill_ids(line())
         [receipt] = list(sink.push([Op.for_line("create", line())]))

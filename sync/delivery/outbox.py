@@ -7,7 +7,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -244,27 +244,40 @@ class Deliverer:
             )
 
     def _resolve_open(self, result: DeliveryResult) -> None:
-        """Settle ops an earlier run left ``sending`` or ``unknown``: found at the sink → done; else send again."""
+        """Settle ops an earlier run left ``sending`` or ``unknown``: found at the sink → done; else send again.
+
+        Looked up ``chunk`` keys at a time with one ``Sink.find_many`` each (a crash mid-push leaves
+        a whole push open; one lookup per op would cost a vendor read per op).
+        """
         with self.engine.connect() as conn:
             rows = store_outbox.open_ops(conn, self.spec.sink)
-        for row in rows:
-            line = line_from_json(row.line)
-            receipt: Receipt | None = None
-            if row.kind != "delete":
-                try:
-                    receipt = self.sink.find(row.idempotency_key, line, row.kind)
-                except HourbridgeError as exc:
-                    result.note_error(f"could not look up an earlier write: {redact(exc.message)}")
-                    continue
+        for start in range(0, len(rows), self.chunk):
+            batch = rows[start : start + self.chunk]
+            # A delete is safe to repeat (a vanished record is what it wanted), so it is not looked up.
+            lookups = [row for row in batch if row.kind != "delete"]
+            try:
+                found = self._find_many(lookups)
+            except HourbridgeError as exc:
+                result.note_error(f"could not look up earlier writes: {redact(exc.message)}")
+                continue
             with self.engine.begin() as conn:
-                if receipt is not None:
-                    self._record(conn, row, receipt)
-                    result.found += 1
-                else:
-                    # Not there (or a delete, which is safe to repeat): send it again under the same key.
-                    store_outbox.reset_to_pending(conn, row.id)
-                    result.resent += 1
-            log.info("delivery.resolved", key=row.idempotency_key, landed=receipt is not None, kind=row.kind)
+                for row in batch:
+                    receipt = found.get(row.idempotency_key)
+                    if receipt is not None:
+                        self._record(conn, row, replace(receipt, kind=row.kind))
+                        result.found += 1
+                    else:
+                        # Not there (or a delete): send it again under the same key.
+                        store_outbox.reset_to_pending(conn, row.id)
+                        result.resent += 1
+            log.info("delivery.resolved", sink=self.spec.sink, looked_up=len(lookups), landed=len(found))
+
+    def _find_many(self, rows: Sequence[Any]) -> dict[str, Receipt]:
+        if not rows:
+            return {}
+        keys = [row.idempotency_key for row in rows]
+        lines = [line_from_json(row.line) for row in rows]
+        return self.sink.find_many(keys, lines)
 
     def _send_pending(self, result: DeliveryResult) -> None:
         while True:

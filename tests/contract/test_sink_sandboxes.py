@@ -287,9 +287,15 @@ NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 
 
 def held_as_pushed(ops: list[Op], receipts: dict[str, Receipt]) -> set[Holding]:
-    """The holdings a sink should report for ``ops``: their keys, remote ids, work dates and minutes."""
+    """The holdings a sink should report for ``ops``: their keys, remote ids, work dates, minutes and sync tokens."""
     return {
-        Holding(op.idempotency_key, str(receipts[op.idempotency_key].remote_id), op.line.work_date, op.line.minutes)
+        Holding(
+            op.idempotency_key,
+            str(receipts[op.idempotency_key].remote_id),
+            op.line.work_date,
+            op.line.minutes,
+            receipts[op.idempotency_key].sync_token,
+        )
         for op in ops
     }
 

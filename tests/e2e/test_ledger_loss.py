@@ -17,7 +17,11 @@ from sqlalchemy import Engine, func, select, text
 from connectors.files.sink import FileSink
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import TIME_CREATE, XeroSandbox
-from sync.run.runner import Runner
+from sync.run.context import RunContext
+from sync.run.factory import build_sinks
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.pipeline import run_sync
+from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store.copy import copy_ledger
 from sync.store.db import make_engine, upgrade
@@ -134,13 +138,26 @@ class Company:
 def deliver(company: Company, engine: Engine, source: ListSource, tmp: Path) -> tuple[Any, list[Any]]:
     """One sync of ``source`` into ledger ``engine``, delivered to ``company``; then every month reconciled."""
     settings = company.settings(tmp)
-    sinks = {"files": FileSink(company.folder, clock=lambda: AS_OF)} if company.kind == "files" else None
-    runner = Runner(settings, sources={"asana": source}, sinks=sinks, engine=engine, as_of=AS_OF, clock=lambda: AS_OF)
+    if company.kind == "files":
+        sinks: dict[str, Any] = {"files": FileSink(company.folder, clock=lambda: AS_OF)}
+    else:
+        sinks = dict(build_sinks(settings, engine))
     try:
-        result = runner.sync(write_reports=False)
-        reconciled = [runner.reconcile(month, read_sources=False) for month in MONTHS]
+        result = run_sync(
+            settings,
+            sources={"asana": source},
+            sinks=sinks,
+            engine=engine,
+            as_of=AS_OF,
+            clock=lambda: AS_OF,
+            write_reports=False,
+        )
+        context = RunContext.create(settings, engine, as_of=AS_OF)
+        mapping = adopt_mapping(context, load_mapping(settings, engine))
+        reconciled = [reconcile_month(context, month, mapping, sources={}, sinks=sinks) for month in MONTHS]
     finally:
-        runner.close()
+        for sink in sinks.values():
+            sink.close()
     return result.deliveries[company.sink_name], reconciled
 
 

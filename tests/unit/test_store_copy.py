@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from sync.cli.app import app
 from sync.delivery import periods
-from sync.run.runner import Runner
+from sync.run.pipeline import run_sync
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.copy import copy_ledger, tables
 from sync.store.db import current_revision, head_revision, make_engine, upgrade
@@ -75,21 +75,21 @@ def full_ledger(tmp: Path) -> Engine:
         quickbooks=QuickBooksSettings(realm_id="1"),
         delivery=DeliverySettings(asana_gate="none"),
     )
-    Runner(
-        settings, sources={"asana": source}, sinks={"quickbooks": sink}, engine=engine, as_of=AS_OF, clock=lambda: AS_OF
-    ).sync(write_reports=False)
+    run_sync(
+        settings, sources={"asana": source}, sinks={"quickbooks": sink}, engine=engine, as_of=AS_OF, write_reports=False
+    )
     periods.close(engine, "2026-10", by="finance", reason="month end", now=AS_OF)
     source.put("e3", 20, date(2026, 11, 5))
     sink.crash_after_commit = True
     with pytest.raises(Crash):
-        Runner(
+        run_sync(
             settings,
             sources={"asana": source},
             sinks={"quickbooks": sink},
             engine=engine,
             as_of=AS_OF,
-            clock=lambda: AS_OF,
-        ).sync(write_reports=False)
+            write_reports=False,
+        )
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -78,6 +78,13 @@ class Sink(Protocol):
     def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
         """The receipt of the create/update keyed ``idempotency_key`` if the vendor shows it landed, else None."""
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        """``find`` for a batch: ``keys[i]`` is the key of a write of ``lines[i]``; the ones that landed, by key.
+
+        One read per batch, not one per key (a crash can leave a whole push's outcomes open). The
+        receipts say ``create``; the caller knows which kind of op each key was.
+        """
+
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
         """Every record dated ``start..end`` that carries our marker; ``lines`` say where to look (projects, bills)."""
 

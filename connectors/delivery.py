@@ -203,13 +203,16 @@ class Holding:
     """One record a sink holds that carries our marker: what ``reconcile`` compares with the ledger.
 
     ``idempotency_key`` is the key in the record's ``[hb:<key>]`` marker (it names the op, and so
-    the line and version, that wrote it); ``minutes`` is the duration the sink records.
+    the line and version, that wrote it); ``minutes`` is the duration the sink records;
+    ``sync_token`` the record's version where the sink keeps one (QuickBooks), so a ledger that
+    adopts the record can still change it.
     """
 
     idempotency_key: str
     remote_id: str
     work_date: date
     minutes: int
+    sync_token: str | None = None
 
 
 # --------------------------------------------------------------------------- wire encoding

@@ -76,6 +76,8 @@ class MemorySink:
         self.records: dict[str, MemoryRecord] = {}
         self.pushes: list[list[str]] = []
         self.finds = 0
+        self.find_manys = 0
+        self.holding_reads = 0
         self.crash_after_commit = False
         self.refuse: set[str] = set()  # line keys whose writes are refused
         self._next = 1
@@ -118,11 +120,21 @@ class MemorySink:
                 return Receipt(idempotency_key, kind, "ok", remote, record["token"], datetime.now(UTC))
         return None
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        self.find_manys += 1
+        wanted = set(keys)
+        return {
+            record["key"]: Receipt(record["key"], "create", "ok", remote, record["token"], datetime.now(UTC))
+            for remote, record in self.records.items()
+            if record["key"] in wanted
+        }
+
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
-        for remote, record in self.records.items():
+        self.holding_reads += 1
+        for remote, record in list(self.records.items()):
             line = record["line"]
             if start <= line.work_date <= end:
-                yield Holding(record["key"], remote, line.work_date, billable_minutes(line.seconds))
+                yield Holding(record["key"], remote, line.work_date, billable_minutes(line.seconds), record["token"])
 
     def stats(self) -> dict[str, int]:
         return {"calls": len(self.pushes)}

@@ -136,6 +136,17 @@ class FileSink:
                 return Receipt(idempotency_key, kind, "ok", row["record"], None, self._clock().astimezone(UTC))
         return None
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        """The rows carrying any of ``keys``: each month file the lines fall in, read once."""
+        wanted = set(keys)
+        found: dict[str, Receipt] = {}
+        for month in sorted({_month(line.work_date) for line in lines}):
+            for row in self._read(month).values():
+                for key in marked_keys(row["key"]):
+                    if key in wanted and key not in found:
+                        found[key] = Receipt(key, "create", "ok", row["record"], None, self._clock().astimezone(UTC))
+        return found
+
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
         month = date(start.year, start.month, 1)
         while month <= end:

@@ -229,6 +229,28 @@ class QuickBooksSink:
                 )
         return None
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        """The TimeActivity records carrying any of ``keys``: one query per 1000 over the lines' TxnDate span.
+
+        The same read as ``find``, once for the whole batch: the span from the earliest to the latest
+        work date of ``lines`` (a batch of open outcomes is usually one push, a few days wide).
+        """
+        wanted = set(keys)
+        if not wanted or not lines:
+            return {}
+        first, last = min(line.work_date for line in lines), max(line.work_date for line in lines)
+        where = f"TxnDate >= {quote(first.isoformat())} AND TxnDate <= {quote(last.isoformat())}"
+        found: dict[str, Receipt] = {}
+        for row in self.client.query_all(ENTITY, where):
+            description = row.get("Description")
+            for key in marked_keys(description if isinstance(description, str) else None):
+                if key in wanted and key not in found:
+                    token = row.get("SyncToken")
+                    found[key] = Receipt(
+                        key, "create", "ok", str(row.get("Id")), None if token is None else str(token), self._now()
+                    )
+        return found
+
     # ------------------------------------------------------------------ read back
 
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
@@ -260,7 +282,10 @@ class QuickBooksSink:
             if not start <= work_date <= end:
                 continue
             seconds = _whole(row.get("Hours")) * 3600 + _whole(row.get("Minutes")) * 60 + _whole(row.get("Seconds"))
-            yield Holding(keys[0], remote_id, work_date, billable_minutes(seconds))
+            token = row.get("SyncToken")
+            yield Holding(
+                keys[0], remote_id, work_date, billable_minutes(seconds), None if token is None else str(token)
+            )
 
 
 def _whole(value: object) -> int:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from connectors.errors import ConfigError
 from sync.cli.connect import register as register_connect_commands
+from sync.cli.db import register as register_db_commands
 from sync.cli.delivery import print_deliveries, print_reconciliation
 from sync.cli.delivery import register as register_delivery_commands
 from sync.cli.mappings import register as register_mapping_commands
@@ -309,6 +310,7 @@ register_mapping_commands(app, mappings_app)
 register_delivery_commands(app)
 register_connect_commands(app)
 register_statement_commands(app)
+register_db_commands(db_app)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Engine, text
 
 from connectors._redact import redact
 from connectors.base import Sink
-from connectors.delivery import Op, Receipt, idempotency_key
-from connectors.errors import HourbridgeError
-from sync.delivery import periods
+from connectors.delivery import Holding, Line, Op, Receipt, idempotency_key
+from connectors.errors import ConfigError, CredentialRefused, HourbridgeError
+from sync.delivery import adopt, periods
 from sync.delivery.desired import Catalogs, Held, SinkSpec
 from sync.delivery.lines import line_from_json, line_to_json
 from sync.delivery.plan import CreditNeeded, Plan, PlannedOp, months_to_plan, plan_deliveries
@@ -43,6 +43,7 @@ class DeliveryResult:
     failed: int = 0
     unknown: int = 0
     found: int = 0  # outcomes left open by an earlier run that the sink showed had landed
+    adopted: int = 0  # lines the sink already held under our markers (another ledger's writes), recorded, not sent
     resent: int = 0  # outcomes left open that had not landed, sent again under the same key
     waiting: int = 0
     capped: int = 0
@@ -60,6 +61,7 @@ class DeliveryResult:
             "failed": self.failed,
             "unknown": self.unknown,
             "found": self.found,
+            "adopted": self.adopted,
             "resent": self.resent,
             "waiting": self.waiting,
             "capped": self.capped,
@@ -202,6 +204,8 @@ class Deliverer:
     def _deliver(self, touched: Iterable[str], as_of: datetime, result: DeliveryResult) -> None:
         self._resolve_open(result)
         plan = self.plan(touched, as_of)
+        if self._adopt(plan, result):
+            plan = self.plan(touched, as_of)  # adopted lines now count as delivered
         result.planned = len(plan.ops)
         result.waiting, result.capped, result.credits = plan.waiting, plan.capped, plan.credits
         for by_reason in plan.held.values():
@@ -221,50 +225,131 @@ class Deliverer:
         now = self._clock()
         with self.engine.begin() as conn:
             store_outbox.add_pending(
-                conn,
-                [
-                    {
-                        "idempotency_key": idempotency_key(self.spec.sink, op.line.line_key, op.line.version),
-                        "sink": self.spec.sink,
-                        "line_key": op.line.line_key,
-                        "version": op.line.version,
-                        "kind": op.kind,
-                        "line": line_to_json(op.line, adjusts=op.adjusts, adjusts_period=op.adjusts_period),
-                        "content_hash": op.content_hash,
-                        "period": op.period,
-                        "target_remote_id": op.target_remote_id,
-                        "target_sync_token": op.target_sync_token,
-                        "state": "pending",
-                        "attempts": 0,
-                        "run_id": self.run_id,
-                        "created_at": now,
-                    }
-                    for op in ops
-                ],
+                conn, [self._row(op, op.line, op.content_hash) | {"state": "pending", "created_at": now} for op in ops]
             )
 
+    def _row(self, op: PlannedOp, line: Line, content_hash: str) -> dict[str, Any]:
+        """The outbox columns of ``op`` writing ``line`` (the op's own line, or the one adopted in its place)."""
+        return {
+            "idempotency_key": idempotency_key(self.spec.sink, line.line_key, line.version),
+            "sink": self.spec.sink,
+            "line_key": line.line_key,
+            "version": line.version,
+            "kind": op.kind,
+            "line": line_to_json(line, adjusts=op.adjusts, adjusts_period=op.adjusts_period),
+            "content_hash": content_hash,
+            "period": op.period,
+            "target_remote_id": op.target_remote_id,
+            "target_sync_token": op.target_sync_token,
+            "attempts": 0,
+            "run_id": self.run_id,
+        }
+
+    # ------------------------------------------------------------------ adoption
+
+    def _adopt(self, plan: Plan, result: DeliveryResult) -> bool:
+        """Take over what the sink already holds for the planned lines; True when anything was adopted.
+
+        One read-back (``Sink.holdings``) per month with creates or updates, before anything is
+        sent: a new, restored or copied ledger finds the records another ledger (or its own past)
+        wrote under our key markers and records them instead of creating them again. A month whose
+        read-back fails keeps its creates back for a later run (a create sent blind could duplicate).
+        """
+        adopted_any = False
+        for label, ops in adopt.months_to_read(plan.ops).items():
+            holdings = self._read_back(label, ops, result)
+            if holdings is None:
+                held_back = {id(op) for op in ops if op.kind == "create"}
+                plan.ops = [op for op in plan.ops if id(op) not in held_back]
+                result.waiting += len(held_back)
+                continue
+            with self.engine.connect() as conn:
+                known = store_outbox.known_keys(conn, self.spec.sink, [h.idempotency_key for h in holdings])
+            found = adopt.match(self.spec.sink, ops, adopt.unexplained(holdings, known))
+            if not found:
+                continue
+            now = self._clock()
+            with self.engine.begin() as conn:
+                for taken in found:
+                    store_outbox.record_adopted(
+                        conn,
+                        self._row(taken.op, taken.line, taken.content_hash),
+                        remote_id=taken.holding.remote_id,
+                        sync_token=taken.holding.sync_token,
+                        now=now,
+                    )
+            result.adopted += len(found)
+            adopted_any = True
+            log.info("delivery.adopted", sink=self.spec.sink, period=label, records=len(found))
+        return adopted_any
+
+    def _read_back(self, label: str, ops: Sequence[PlannedOp], result: DeliveryResult) -> list[Holding] | None:
+        """The month's records under our markers, or None when they could not be read."""
+        start, end = periods.month_bounds(label)
+        lines = [op.line for op in ops]
+        try:
+            return list(self.sink.holdings(start, end, lines))
+        except CredentialRefused:
+            raise
+        except ConfigError:
+            # A line the sink cannot place (Xero: a code naming an unknown project) spoils the read
+            # of the whole month: read per code, and let the codes that still fail through — their
+            # creates fail at the push with the same admin-readable message, and create nothing.
+            pass
+        except HourbridgeError as exc:
+            result.note_error(f"could not read back what the sink holds for {label}: {redact(exc.message)}")
+            return None
+        holdings: list[Holding] = []
+        by_code: dict[str, list[Line]] = {}
+        for line in lines:
+            by_code.setdefault(line.code, []).append(line)
+        for group in by_code.values():
+            try:
+                holdings.extend(self.sink.holdings(start, end, group))
+            except CredentialRefused:
+                raise
+            except ConfigError:
+                continue
+            except HourbridgeError as exc:
+                result.note_error(f"could not read back what the sink holds for {label}: {redact(exc.message)}")
+                return None
+        return holdings
+
     def _resolve_open(self, result: DeliveryResult) -> None:
-        """Settle ops an earlier run left ``sending`` or ``unknown``: found at the sink → done; else send again."""
+        """Settle ops an earlier run left ``sending`` or ``unknown``: found at the sink → done; else send again.
+
+        Looked up ``chunk`` keys at a time with one ``Sink.find_many`` each (a crash mid-push leaves
+        a whole push open; one lookup per op would cost a vendor read per op).
+        """
         with self.engine.connect() as conn:
             rows = store_outbox.open_ops(conn, self.spec.sink)
-        for row in rows:
-            line = line_from_json(row.line)
-            receipt: Receipt | None = None
-            if row.kind != "delete":
-                try:
-                    receipt = self.sink.find(row.idempotency_key, line, row.kind)
-                except HourbridgeError as exc:
-                    result.note_error(f"could not look up an earlier write: {redact(exc.message)}")
-                    continue
+        for start in range(0, len(rows), self.chunk):
+            batch = rows[start : start + self.chunk]
+            # A delete is safe to repeat (a vanished record is what it wanted), so it is not looked up.
+            lookups = [row for row in batch if row.kind != "delete"]
+            try:
+                found = self._find_many(lookups)
+            except HourbridgeError as exc:
+                result.note_error(f"could not look up earlier writes: {redact(exc.message)}")
+                continue
             with self.engine.begin() as conn:
-                if receipt is not None:
-                    self._record(conn, row, receipt)
-                    result.found += 1
-                else:
-                    # Not there (or a delete, which is safe to repeat): send it again under the same key.
-                    store_outbox.reset_to_pending(conn, row.id)
-                    result.resent += 1
-            log.info("delivery.resolved", key=row.idempotency_key, landed=receipt is not None, kind=row.kind)
+                for row in batch:
+                    receipt = found.get(row.idempotency_key)
+                    if receipt is not None:
+                        self._record(conn, row, replace(receipt, kind=row.kind))
+                        result.found += 1
+                    else:
+                        # Not there (or a delete): send it again under the same key.
+                        store_outbox.reset_to_pending(conn, row.id)
+                        result.resent += 1
+            log.info("delivery.resolved", sink=self.spec.sink, looked_up=len(lookups), landed=len(found))
+
+    def _find_many(self, rows: Sequence[Any]) -> dict[str, Receipt]:
+        if not rows:
+            return {}
+        keys = [row.idempotency_key for row in rows]
+        lines = [line_from_json(row.line) for row in rows]
+        return self.sink.find_many(keys, lines)
 
     def _send_pending(self, result: DeliveryResult) -> None:
         while True:

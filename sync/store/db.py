@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +12,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from connectors.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The PostgreSQL advisory lock migrations take (a fixed 64-bit number: "hourbrdg" in ASCII).
+MIGRATION_LOCK_KEY = int.from_bytes(b"hourbrdg", "big") >> 1
 
 
 def make_engine(url: str) -> Engine:
@@ -57,11 +62,36 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the store's schema to ``revision`` (idempotent)."""
+    """Bring the store's schema to ``revision`` (idempotent; concurrent callers take turns).
+
+    Two processes starting on a fresh database at once (a worker and a cron sync, two replicas)
+    would both create the tables, and one would fail with "table entries already exists". So
+    migrations run under one lock per database: a PostgreSQL advisory lock held by the migrating
+    transaction, or an OS file lock beside a SQLite file. The one that waits then finds the schema
+    current and has nothing to do.
+    """
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with _migration_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Transaction-scoped: released by the commit (or rollback) that ends the migration.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """SQLite: an exclusive lock on ``<database>.migrate.lock`` (dies with its holder); otherwise nothing."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -20,12 +21,14 @@ __all__ = [
     "adjustments_into",
     "close_op",
     "delivered_in",
+    "known_keys",
     "mark_sending",
     "mark_unanswered",
     "op_owners",
     "open_ops",
     "outbox_summary",
     "pending_ops",
+    "record_adopted",
     "reset_to_pending",
 ]
 
@@ -33,6 +36,8 @@ __all__ = [
 OPEN_STATES = ("pending", "sending", "unknown")
 # Latest failures shown per sink by `status`.
 _FAILURES_SHOWN = 5
+# Keys bound in one IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
+_KEYS_PER_QUERY = 500
 
 
 def add_pending(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -97,6 +102,11 @@ def close_op(
         .where(outbox.c.id == row.id)
         .values(state="ok", done_at=now, remote_id=remote_id, sync_token=sync_token, error=None)
     )
+    _hold(conn, row, remote_id=remote_id, sync_token=sync_token, now=now)
+
+
+def _hold(conn: Connection, row: Any, *, remote_id: str | None, sync_token: str | None, now: datetime) -> None:
+    """Make ``row``'s line what its sink holds (or no longer holds, for a delete)."""
     values = {
         "version": row.version,
         "content_hash": row.content_hash,
@@ -115,6 +125,42 @@ def close_op(
     ).rowcount
     if not changed:
         conn.execute(insert(delivered_lines).values(sink=row.sink, line_key=row.line_key, **values))
+
+
+def record_adopted(
+    conn: Connection, values: dict[str, Any], *, remote_id: str, sync_token: str | None, now: datetime
+) -> None:
+    """An op that was never sent from here because the sink already held its record (adopted).
+
+    Stored as a closed ``ok`` op with no attempts (how adoption reads in the outbox), so the
+    record's key has an owner here and ``reconcile`` matches it like any delivered line.
+    """
+    row = {
+        **values,
+        "state": "ok",
+        "attempts": 0,
+        "created_at": now,
+        "done_at": now,
+        "remote_id": remote_id,
+        "sync_token": sync_token,
+        "error": None,
+    }
+    conn.execute(insert(outbox).values(row))
+    _hold(conn, SimpleNamespace(**row), remote_id=remote_id, sync_token=sync_token, now=now)
+
+
+def known_keys(conn: Connection, sink: str, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` this ledger ever enqueued for ``sink`` (in any month)."""
+    known: set[str] = set()
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), _KEYS_PER_QUERY):
+        chunk = ordered[start : start + _KEYS_PER_QUERY]
+        known.update(
+            conn.execute(
+                select(outbox.c.idempotency_key).where(outbox.c.sink == sink, outbox.c.idempotency_key.in_(chunk))
+            ).scalars()
+        )
+    return known
 
 
 def outbox_summary(conn: Connection) -> dict[str, Any]:

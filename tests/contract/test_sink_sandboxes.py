@@ -17,7 +17,7 @@ from connectors.delivery import Holding, Line, Op, Receipt, encode_json
 from connectors.errors import ConfigError
 from connectors.quickbooks import QuickBooksConfig, QuickBooksSink
 from connectors.sandbox.quickbooks import BATCH, QUERY, TIME_ACTIVITY, QuickBooksSandbox
-from connectors.sandbox.xero import INVOICES_PUT, TIME_CREATE, TIME_LIST, XeroSandbox
+from connectors.sandbox.xero import INVOICES_LIST, INVOICES_PUT, TIME_CREATE, TIME_LIST, XeroSandbox
 from connectors.xero import XeroConfig, XeroSink
 from tests.fakes import FakeClock, no_sleep
 
@@ -97,6 +97,18 @@ def test_qbo_lost_answer_is_unknown_then_found_and_never_duplicated(qbo: QuickBo
         again = list(sink.push(ops))
     assert {r.status for r in again} == {"ok"} and len(qbo.time_activities()) == 3
     assert sorted(str(f.remote_id) for f in found if f) == sorted(str(r.remote_id) for r in again)
+
+
+def test_qbo_find_many_resolves_a_lost_batch_with_one_query(qbo: QuickBooksSandbox) -> None:
+    ops = [Op.for_line("create", line(i, work_date=date(2026, 11, 3 + i))) for i in range(5)]
+    qbo.fail_after_commit(1)
+    with qbo_sink(qbo) as sink:
+        assert {r.status for r in sink.push(ops)} == {"unknown"}
+        queries = qbo.call_count(QUERY)
+        found = sink.find_many([op.idempotency_key for op in ops[:4]], [op.line for op in ops[:4]])
+    assert qbo.call_count(QUERY) - queries == 1
+    assert sorted(found) == sorted(op.idempotency_key for op in ops[:4])
+    assert all(r.status == "ok" and r.remote_id and r.sync_token == "0" for r in found.values())
 
 
 def test_qbo_update_delete_and_stale_sync_token(qbo: QuickBooksSandbox) -> None:
@@ -283,9 +295,15 @@ NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 
 
 def held_as_pushed(ops: list[Op], receipts: dict[str, Receipt]) -> set[Holding]:
-    """The holdings a sink should report for ``ops``: their keys, remote ids, work dates and minutes."""
+    """The holdings a sink should report for ``ops``: their keys, remote ids, work dates, minutes and sync tokens."""
     return {
-        Holding(op.idempotency_key, str(receipts[op.idempotency_key].remote_id), op.line.work_date, op.line.minutes)
+        Holding(
+            op.idempotency_key,
+            str(receipts[op.idempotency_key].remote_id),
+            op.line.work_date,
+            op.line.minutes,
+            receipts[op.idempotency_key].sync_token,
+        )
         for op in ops
     }
 
@@ -482,3 +500,18 @@ def test_xero_sandbox_pages_invoices_and_lists_line_items_only_on_a_page(xero: X
     assert len(first["Invoices"]) == 2 and len(second["Invoices"]) == 1
     assert all(i["LineItems"] for i in first["Invoices"] + second["Invoices"])
     assert len(unpaged["Invoices"]) == 3 and not any("LineItems" in i for i in unpaged["Invoices"])
+
+
+@pytest.mark.parametrize("mode", ["projects", "bills"])
+def test_xero_find_many_resolves_lost_writes_with_one_listing(xero: XeroSandbox, mode: str) -> None:
+    days = [date(2026, 11, 3 + i) for i in range(4)]
+    ops = [Op.for_line("create", xline(i, work_date=day)) for i, day in enumerate(days)]
+    with xero_sink(xero, mode) as sink:
+        xero.fail_after_commit(len(ops) if mode == "projects" else 1)
+        assert {r.status for r in sink.push(ops)} == {"unknown"}
+        route = TIME_LIST if mode == "projects" else INVOICES_LIST
+        listed = xero.call_count(route)
+        found = sink.find_many([op.idempotency_key for op in ops], [op.line for op in ops])
+    assert xero.call_count(route) - listed == 1
+    assert sorted(found) == sorted(op.idempotency_key for op in ops)
+    assert all(r.status == "ok" and r.remote_id for r in found.values())

@@ -328,3 +328,35 @@ def test_reconcile_agrees_and_then_names_every_difference_line_by_line(world: di
     assert "in the sink but not a line it should hold" in notes[1]
     assert notes[2] == "missing in the sink"
     assert not result.ok
+
+
+def test_open_outcomes_are_looked_up_in_one_batch_not_one_per_op(world: dict[str, Any]) -> None:
+    source, sink = world["source"], world["sink"]
+    for day in range(3, 9):
+        source.put(f"e{day}", 30, date(2026, 11, day))
+    sink.crash_after_commit = True
+    with pytest.raises(Crash):
+        run(world)
+    result = run(world)
+    assert (result.found, result.resent, result.planned) == (6, 0, 0)
+    assert (sink.find_manys, sink.finds) == (1, 0)
+    assert len(sink.records) == 6
+
+
+def test_a_fresh_ledger_adopts_what_the_sink_holds_with_one_read_per_month(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    source, sink = world["source"], world["sink"]
+    source.put("e1", 30, date(2026, 10, 3))
+    source.put("e2", 30, date(2026, 11, 3))
+    source.put("e3", 30, date(2026, 11, 4))
+    run(world)
+    from sync.store.db import make_engine, upgrade
+
+    world["engine"] = make_engine(f"sqlite:///{tmp_path / 'lost.db'}")
+    upgrade(world["engine"])
+    reads = sink.holding_reads
+    result = run(world)
+    assert (result.adopted, result.sent) == (3, 0) and len(sink.records) == 3
+    assert sink.holding_reads - reads == 2  # October and November, once each
+    assert run(world).sent == 0 and sink.holding_reads - reads == 2  # nothing planned: nothing read

@@ -83,5 +83,8 @@ class XeroSink:
     def find(self, idempotency_key: str, line: Line, kind: OpKind = "create") -> Receipt | None:
         raise NotImplementedError
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        raise NotImplementedError
+
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
         raise NotImplementedError

@@ -100,6 +100,24 @@ class XeroBillsSink(XeroSink, mode="bills"):
         """The bill with our InvoiceNumber for the line, and its line item carrying the marker."""
         return self._find_bill_line(idempotency_key, line, kind)
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        """The bill lines carrying any of ``keys``: the bills the lines name, read by InvoiceNumbers (50 a call)."""
+        wanted = set(keys)
+        numbers = [bill_number(line, self._contact_name(line)) for line in lines]
+        found: dict[str, Receipt] = {}
+        for bill in self._lookup_bills("InvoiceNumbers", numbers):
+            if bill.get("Status") in GONE:
+                continue
+            for item in bill.get("LineItems") or []:
+                if not isinstance(item, Mapping):
+                    continue
+                description = item.get("Description")
+                for key in marked_keys(description if isinstance(description, str) else None):
+                    if key in wanted and key not in found:
+                        remote = f"{bill.get('InvoiceID')}/{item.get('LineItemID')}"
+                        found[key] = Receipt(key, "create", "ok", remote, None, self._now())
+        return found
+
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
         """Every bill line dated ``start..end`` (inclusive) that carries our marker.
 

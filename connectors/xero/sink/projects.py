@@ -73,6 +73,31 @@ class XeroProjectsSink(XeroSink, mode="projects"):
         """The project's time entries around the work date whose description carries ``[hb:<key>]``."""
         return self._find_entry(idempotency_key, line, kind)
 
+    def find_many(self, keys: Sequence[str], lines: Sequence[Line]) -> dict[str, Receipt]:
+        """The time entries carrying any of ``keys``: one listing per project the lines name, over their dates.
+
+        Each listing spans the lines' earliest to latest work date, a day wider on each side as
+        ``find`` looks (render logs noon in the organisation's zone, which may be another UTC day).
+        """
+        wanted = set(keys)
+        by_project: dict[str, list[Line]] = {}
+        for line in lines:
+            by_project.setdefault(self._project_of(line, closed=True), []).append(line)
+        found: dict[str, Receipt] = {}
+        for project_id, group in sorted(by_project.items()):
+            first, last = min(x.work_date for x in group), max(x.work_date for x in group)
+            params = {
+                "dateAfterUtc": f"{first - timedelta(days=1)}T00:00:00Z",
+                "dateBeforeUtc": f"{last + timedelta(days=2)}T00:00:00Z",
+            }
+            for entry in self.client.pages(f"/Projects/{project_id}/Time", params):
+                description = entry.get("description")
+                for key in marked_keys(description if isinstance(description, str) else None):
+                    if key in wanted and key not in found:
+                        remote = f"{project_id}/{entry.get('timeEntryId')}"
+                        found[key] = Receipt(key, "create", "ok", remote, None, self._now())
+        return found
+
     def holdings(self, start: date, end: date, lines: Sequence[Line]) -> Iterator[Holding]:
         """Every time entry dated ``start..end`` (inclusive) that carries our marker.
 

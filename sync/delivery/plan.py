@@ -132,19 +132,35 @@ def months_to_plan(conn: Connection, sink: str, touched: Iterable[str], closed: 
     return sorted(months)
 
 
-def _prior_adjustments(conn: Connection, sink: str, closed: ClosedPeriods) -> dict[str, int]:
+@dataclass(slots=True)
+class _Prior:
+    """What closed adjustment lines already added to one closed line."""
+
+    period: str | None  # the closed month of the line they adjust
+    seconds: int
+    model: Line  # one of them, to describe the line when nothing else is left of it
+
+
+def _prior_adjustments(conn: Connection, sink: str, closed: ClosedPeriods) -> dict[str, _Prior]:
     """Seconds already adjusted per closed line, by adjustment lines that are themselves closed."""
-    totals: dict[str, int] = defaultdict(int)
+    totals: dict[str, _Prior] = {}
     rows = conn.execute(
-        select(delivered_lines.c.line, delivered_lines.c.period, delivered_lines.c.seconds).where(
+        select(delivered_lines.c.line, delivered_lines.c.period, delivered_lines.c.seconds)
+        .where(
             delivered_lines.c.sink == sink,
             delivered_lines.c.line_key.startswith(ADJUSTMENT_PREFIX),
             delivered_lines.c.deleted.is_(False),
         )
+        .order_by(delivered_lines.c.period, delivered_lines.c.line_key)
     )
     for row in rows:
-        if closed.is_closed(row.period) and row.line.get("adjusts"):
-            totals[row.line["adjusts"]] += int(row.seconds)
+        adjusts = row.line.get("adjusts")
+        if not closed.is_closed(row.period) or not adjusts:
+            continue
+        prior = totals.get(adjusts)
+        if prior is None:
+            prior = totals[adjusts] = _Prior(row.line.get("adjusts_period"), 0, line_from_json(row.line))
+        prior.seconds += int(row.seconds)
     return totals
 
 
@@ -179,14 +195,19 @@ def plan_deliveries(
         delivered = _delivered(conn, spec.sink, label)
         target = closed.first_open_after(label)
         start, end = month_bounds(target)
-        for key in sorted(set(desired.lines) | {k for k in delivered if not k.startswith(ADJUSTMENT_PREFIX)}):
+        # Every line the month holds or should hold, and every line it never held itself but that
+        # closed adjustments hold for it (time first delivered as an adjustment, then its month closed).
+        keys = set(desired.lines) | {k for k in delivered if not k.startswith(ADJUSTMENT_PREFIX)}
+        keys.update(k for k, p in prior.items() if p.period == label)
+        for key in sorted(keys):
             want = desired.lines.get(key)
             have = delivered.get(key)
+            adjusted = prior.get(key)
             held_seconds = 0 if have is None or have.deleted else have.seconds
-            delta = (want.seconds if want is not None else 0) - held_seconds - prior.get(key, 0)
+            delta = (want.seconds if want is not None else 0) - held_seconds - (adjusted.seconds if adjusted else 0)
             if delta == 0:
                 continue
-            model = want if want is not None else _line_of(have)
+            model = want if want is not None else _line_of(have, adjusted)
             if delta < 0:
                 plan.credits.append(CreditNeeded(spec.sink, label, key, model.person, model.code, delta))
                 continue
@@ -210,9 +231,12 @@ def plan_deliveries(
     return plan
 
 
-def _line_of(have: _Delivered | None) -> Line:
-    assert have is not None
-    return line_from_json(have.line)
+def _line_of(have: _Delivered | None, adjusted: _Prior | None) -> Line:
+    """The line a closed month no longer wants: as it was delivered, else as its closed adjustments carry it."""
+    if have is not None:
+        return line_from_json(have.line)
+    assert adjusted is not None
+    return adjusted.model
 
 
 def _diff_open_month(

@@ -223,6 +223,23 @@ def test_closed_period_change_becomes_an_adjustment_in_the_next_open_month(world
     assert [line.seconds for line in sink.lines() if line.line_key.startswith("day:")] == [30 * 60]
 
 
+def test_time_delivered_only_as_an_adjustment_is_a_credit_once_its_month_closes_too(world: dict[str, Any]) -> None:
+    source, sink, engine = world["source"], world["sink"], world["engine"]
+    assert periods.close(engine, "2026-10", by="finance", reason="month end", now=AS_OF)
+    source.put("e1", 30, date(2026, 10, 14))  # logged after October closed: October never holds it
+    run(world)
+    assert [(line.work_date, line.seconds) for line in sink.lines()] == [(date(2026, 11, 1), 30 * 60)]
+    assert periods.close(engine, "2026-11", by="finance", reason="month end", now=AS_OF)
+    del source.entries["e1"]
+    result = run(world)
+    # November's adjustment is closed too, so the deleted time can only be credited, against October.
+    assert [line.seconds for line in sink.lines()] == [30 * 60]
+    assert [(c.period, c.person, c.code, c.seconds) for c in result.credits] == [
+        ("2026-10", "Zoë Müller", "WEB", -30 * 60)
+    ]
+    assert run(world).sent == 0
+
+
 def test_reopen_needs_a_reason_and_then_edits_in_place(world: dict[str, Any]) -> None:
     source, sink, engine = world["source"], world["sink"], world["engine"]
     source.put("e1", 30, date(2026, 10, 14))

@@ -35,7 +35,11 @@ class PlannedOp:
 
 @dataclass(frozen=True, slots=True)
 class CreditNeeded:
-    """A closed line whose time went down after it closed: a sink cannot take negative time."""
+    """A line whose time went below what closed months hold for it: a sink cannot take negative time.
+
+    ``period`` is the month of the line: a closed one, or a reopened one whose earlier adjustments
+    sit in a month that is still closed.
+    """
 
     sink: str
     period: str
@@ -180,7 +184,8 @@ def plan_deliveries(
     Open months: create what is missing, update what changed, delete what should no longer be there.
     Closed months are never touched: the difference between what they should hold and what they
     hold becomes an adjustment line in the first open month after them (a decrease, which no sink
-    can hold as negative time, is reported as a credit to book by hand).
+    can hold as negative time, is reported as a credit to book by hand). A reopened month's lines
+    carry only what adjustments in months still closed do not already carry for them.
     """
     plan = Plan(spec.sink)
     prior = _prior_adjustments(conn, spec.sink, closed)
@@ -227,7 +232,8 @@ def plan_deliveries(
     for label in ordered:
         if closed.is_closed(label):
             continue
-        _diff_open_month(conn, spec, plan, label, adjustments.get(label, {}), max_ops)
+        frozen = {k: p for k, p in prior.items() if p.period == label}
+        _diff_open_month(conn, spec, plan, label, adjustments.get(label, {}), frozen, max_ops)
     return plan
 
 
@@ -245,10 +251,25 @@ def _diff_open_month(
     plan: Plan,
     label: str,
     adjustments: Mapping[str, tuple[Line, str, str]],
+    frozen: Mapping[str, _Prior],
     max_ops: int | None,
 ) -> None:
+    """``frozen``: the month was closed and reopened, and these of its lines have adjustments in a
+    month that is still closed. Those adjustments stay, so each line carries only the rest of its
+    time, and time below what they carry is a credit."""
     desired = plan.desired[label]
-    wanted: dict[str, tuple[Line, str | None, str | None]] = {k: (v, None, None) for k, v in desired.lines.items()}
+    wanted: dict[str, tuple[Line, str | None, str | None]] = {}
+    for key in sorted(set(desired.lines) | set(frozen)):
+        want = desired.lines.get(key)
+        carried = frozen.get(key)
+        rest = (want.seconds if want is not None else 0) - (carried.seconds if carried is not None else 0)
+        if rest > 0:
+            assert want is not None
+            wanted[key] = (want if carried is None else replace(want, seconds=rest), None, None)
+        elif rest < 0:
+            assert carried is not None
+            model = want if want is not None else carried.model
+            plan.credits.append(CreditNeeded(spec.sink, label, key, model.person, model.code, rest))
     wanted.update({k: (line, adjusts, period) for k, (line, adjusts, period) in adjustments.items()})
     delivered = _delivered(conn, spec.sink, label)
     versions, waiting = _versions(conn, spec.sink, label)

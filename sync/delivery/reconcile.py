@@ -233,7 +233,17 @@ def _compare_sink(
         desired = desired_lines(conn, spec, label, catalogs, gates, as_of)
         delivered = store_outbox.delivered_in(conn, name, label)
         owners = store_outbox.op_owners(conn, name, label)
-        latest_adjustments = store_outbox.adjustments_into(conn, name, label)
+        adjustment_rows = store_outbox.adjustment_rows_into(conn, name, label)
+        closed = periods.closed(conn)
+    latest_adjustments = {r.line["adjusts"]: r for r in adjustment_rows}
+    # A reopened month: adjustments of its lines that sit in a month still closed stay there, and
+    # its own lines carry only the rest (see plan_deliveries).
+    frozen: dict[str, tuple[int, list[str]]] = {}
+    if not result.closed:
+        for r in adjustment_rows:
+            if closed.is_closed(r.period):
+                seconds, months = frozen.get(r.line["adjusts"], (0, []))
+                frozen[r.line["adjusts"]] = (seconds + int(r.seconds), [*months, r.period])
     for reason, held in sorted(desired.held.items()):
         if held.entries:
             result.notes.append(f"{name}: {held.entries} entries ({format_minutes(held.seconds)} min) held: {reason}")
@@ -248,7 +258,7 @@ def _compare_sink(
         return
     held_by_line = _match_holdings(result, name, holdings, owners, delivered)
     _compare_delivered(result, name, delivered, held_by_line)
-    _compare_desired(result, name, desired.lines, delivered, latest_adjustments)
+    _compare_desired(result, name, desired.lines, delivered, latest_adjustments, frozen)
 
 
 def _match_holdings(
@@ -316,11 +326,36 @@ def _compare_desired(
     desired: Mapping[str, Line],
     delivered: Mapping[str, Any],
     latest_adjustments: Mapping[str, Any],
+    frozen: Mapping[str, tuple[int, list[str]]],
 ) -> None:
-    """What the ledger says the sink should hold, against what was delivered."""
+    """What the ledger says the sink should hold, against what was delivered.
+
+    ``frozen``: for a reopened month, the seconds that adjustments in months still closed carry for
+    its lines, and those months.
+    """
     for key, line in desired.items():
         record = delivered.get(key)
         have = int(record.seconds) if record is not None else 0
+        carried, months = frozen.get(key, (0, []))
+        if carried and have == line.seconds - carried:
+            result.notes.append(
+                f"{name}: {line.code} {line.person} {_item(line)}: {billable_minutes(carried)} min of it "
+                f"adjusted in {', '.join(months)} (closed)"
+            )
+            continue
+        if carried and have == 0 and line.seconds < carried:
+            result.differences.append(
+                Difference(
+                    name,
+                    line.code,
+                    line.person,
+                    _item(line),
+                    str(line.minutes),
+                    str(billable_minutes(carried)),
+                    f"credit needed: adjusted in {', '.join(months)} (closed) beyond the time now logged",
+                )
+            )
+            continue
         if have == line.seconds:
             continue
         if result.closed:
@@ -343,6 +378,21 @@ def _compare_desired(
         line = line_from_json(stored.line)
         note = "credit needed: time went down after the month closed" if result.closed else "not removed yet"
         result.differences.append(Difference(name, line.code, line.person, _item(line), "0", str(line.minutes), note))
+    for key, (carried, months) in frozen.items():
+        if key in desired or key in delivered:
+            continue
+        model = line_from_json(latest_adjustments[key].line)
+        result.differences.append(
+            Difference(
+                name,
+                model.code,
+                model.person,
+                f"adjustment in {', '.join(months)}",
+                "0",
+                str(billable_minutes(carried)),
+                "credit needed: adjusted while closed, no longer logged",
+            )
+        )
 
 
 def _item(line: Any) -> str:

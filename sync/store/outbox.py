@@ -216,14 +216,21 @@ def op_owners(conn: Connection, sink: str, label: str) -> dict[str, Any]:
 
 def adjustments_into(conn: Connection, sink: str, label: str) -> dict[str, Any]:
     """Live adjustment lines of ``sink`` that correct a line of closed month ``label``, by the line they adjust."""
-    return {
-        r.line["adjusts"]: r
+    return {r.line["adjusts"]: r for r in adjustment_rows_into(conn, sink, label)}
+
+
+def adjustment_rows_into(conn: Connection, sink: str, label: str) -> list[Any]:
+    """Every live adjustment line of ``sink`` that corrects a line of month ``label``, oldest month first."""
+    return [
+        r
         for r in conn.execute(
-            select(delivered_lines).where(
+            select(delivered_lines)
+            .where(
                 delivered_lines.c.sink == sink,
                 delivered_lines.c.line_key.startswith(ADJUSTMENT_PREFIX),
                 delivered_lines.c.deleted.is_(False),
             )
+            .order_by(delivered_lines.c.period, delivered_lines.c.line_key)
         )
         if r.line.get("adjusts_period") == label
-    }
+    ]

@@ -52,6 +52,19 @@ def _month(day: date) -> str:
     ],
     granularity="entry",
 )
+# The same adjustment, its month closed, and then the adjusted month reopened (and its time unmapped):
+# the reopened month must not deliver that time a second time, and what it no longer wants is a credit.
+@example(
+    steps=[
+        ("close", "2026-10"),
+        ("put", "e0", 1, date(2026, 10, 20), True),
+        ("run",),
+        ("put", "e0", 1, date(2026, 10, 20), False),
+        ("close", "2026-11"),
+        ("reopen", "2026-10"),
+    ],
+    granularity="entry",
+)
 def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
     tmp_path: Path, steps: list[tuple[Any, ...]], granularity: str
 ) -> None:
@@ -109,6 +122,7 @@ def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
         if any(c.name == "Website" for c in entry.containers):
             wanted[_month(entry.work_date)] += entry.duration_seconds
     held: dict[str, int] = defaultdict(int)
+    frozen: set[str] = set()  # months with adjustments in a closed month
     keys = [line.line_key for line in sink.lines()]
     assert len(keys) == len(set(keys))  # one record per line: nothing duplicated
     for line in sink.lines():
@@ -116,12 +130,16 @@ def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
             origin = re.search(r"Adjustment of (\d{4}-\d{2})", line.description or "")
             assert origin is not None
             held[origin.group(1)] += line.seconds
+            if closed.is_closed(_month(line.work_date)):
+                frozen.add(origin.group(1))
         else:
             held[_month(line.work_date)] += line.seconds
     credits: dict[str, int] = defaultdict(int)
     for credit in result.credits:
         credits[credit.period] += credit.seconds
-        assert closed.is_closed(credit.period) and credit.seconds < 0
+        # A credit is for a closed month, or for a reopened one whose adjustments sit in a month
+        # still closed: those are never edited either, so time below them can only be credited.
+        assert (closed.is_closed(credit.period) or credit.period in frozen) and credit.seconds < 0
 
     for month in set(wanted) | set(held):
         # Open months hold exactly the PM tool's time; closed ones plus their adjustments do too,

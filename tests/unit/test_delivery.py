@@ -258,6 +258,39 @@ def test_reopen_needs_a_reason_and_then_edits_in_place(world: dict[str, Any]) ->
     assert [(e.action, e.reason) for e in events] == [("close", ""), ("reopen", "late invoice fix")]
 
 
+def test_a_reopened_month_leaves_to_closed_adjustments_the_time_they_carry(world: dict[str, Any]) -> None:
+    source, sink, engine = world["source"], world["sink"], world["engine"]
+    source.put("e1", 30, date(2026, 10, 14))
+    run(world, granularity="entry")
+    assert periods.close(engine, "2026-10", by="finance", reason="month end", now=AS_OF)
+    source.put("e1", 40, date(2026, 10, 14))
+    run(world, granularity="entry")  # 10 more minutes: an adjustment in November
+    assert periods.close(engine, "2026-11", by="finance", reason="month end", now=AS_OF)
+    periods.reopen(engine, "2026-10", by="finance", reason="late invoice fix", now=AS_OF)
+    # October's 30 minutes and November's closed 10 already make the 40: nothing to send.
+    result = run(world, granularity="entry")
+    assert (result.planned, result.credits) == (0, [])
+    assert reconcile(world, "2026-10").ok, reconcile(world, "2026-10").differences
+    source.put("e1", 50, date(2026, 10, 14))
+    run(world, granularity="entry")
+    assert sorted((line.work_date, line.seconds // 60) for line in sink.lines()) == [
+        (date(2026, 10, 14), 40),
+        (date(2026, 11, 1), 10),
+    ]
+    assert reconcile(world, "2026-10").ok, reconcile(world, "2026-10").differences
+    # Below November's 10 minutes, October holds nothing and the rest is a credit.
+    source.put("e1", 4, date(2026, 10, 14))
+    result = run(world, granularity="entry")
+    assert [(line.work_date, line.seconds // 60) for line in sink.lines()] == [(date(2026, 11, 1), 10)]
+    assert [(c.period, c.person, c.code, c.seconds) for c in result.credits] == [
+        ("2026-10", "Zoë Müller", "WEB", -6 * 60)
+    ]
+    assert [(d.expected_minutes, d.actual_minutes, d.note) for d in reconcile(world, "2026-10").differences] == [
+        ("4", "10", "credit needed: adjusted in 2026-11 (closed) beyond the time now logged")
+    ]
+    assert run(world, granularity="entry").sent == 0
+
+
 def test_period_granularity_sums_a_month_per_person_and_code(world: dict[str, Any]) -> None:
     source, sink = world["source"], world["sink"]
     for day in (3, 4, 5):

@@ -138,9 +138,9 @@ def months_to_plan(conn: Connection, sink: str, touched: Iterable[str], closed: 
 
 @dataclass(slots=True)
 class _Prior:
-    """What closed adjustment lines already added to one closed line."""
+    """What adjustment lines in closed months already added to one line of an earlier month."""
 
-    period: str | None  # the closed month of the line they adjust
+    period: str | None  # the month of the line they adjust (closed, or closed then reopened)
     seconds: int
     model: Line  # one of them, to describe the line when nothing else is left of it
 

@@ -82,19 +82,7 @@ class ApiSession:
         **kwargs: Any,
     ) -> httpx.Response:
         """One request; a failed status becomes the classified error naming ``setting`` (default: the token's)."""
-        return send(
-            self.http,
-            method,
-            url,
-            vendor=self.vendor,
-            setting=setting or self.setting,
-            policy=self.policy,
-            limiter=self.limiter,
-            stats=self.stats,
-            sleep=self.sleep,
-            check=check,
-            **kwargs,
-        )
+        return send(self.http, method, url, check=check, **self._policy(setting), **kwargs)
 
     def send_json(
         self,
@@ -106,19 +94,18 @@ class ApiSession:
         **kwargs: Any,
     ) -> Any:
         """One request and its decoded JSON body; an unreadable body is retried like a 5xx."""
-        return send_json(
-            self.http,
-            method,
-            url,
-            vendor=self.vendor,
-            setting=setting or self.setting,
-            policy=self.policy,
-            limiter=self.limiter,
-            stats=self.stats,
-            sleep=self.sleep,
-            check=check,
-            **kwargs,
-        )
+        return send_json(self.http, method, url, check=check, **self._policy(setting), **kwargs)
+
+    def _policy(self, setting: str | None) -> dict[str, Any]:
+        """What every request of this session shares: vendor, setting to name, retry policy, limiter, stats."""
+        return {
+            "vendor": self.vendor,
+            "setting": setting or self.setting,
+            "policy": self.policy,
+            "limiter": self.limiter,
+            "stats": self.stats,
+            "sleep": self.sleep,
+        }
 
     def close(self) -> None:
         if self._http is not None:

@@ -29,7 +29,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "clickup": ("user.get", "team.list", "time_entries.list", "team.tasks"),
     "monday": ("graphql",),
     "quickbooks": ("query", "batch"),
-    "xero-projects": ("projects.list", "projects.users", "projects.tasks", "time.create", "time.update"),
+    "xero-projects": ("projects.list", "projects.users", "projects.tasks", "time.create", "time.update", "time.list"),
     "xero-accounting": ("contacts.list", "tracking.list", "invoices.list", "invoices.put"),
     "xero-identity": ("connections",),
 }

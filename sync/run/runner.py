@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import Engine
@@ -32,6 +32,7 @@ from sync.run.prefetch import prefetched_batches
 from sync.settings import Settings
 from sync.store import ledger, revisions
 from sync.store.db import make_engine, upgrade
+from sync.store.known import live_entries
 from sync.store.runs import abandon_stale_runs, finish_run, record_heartbeat, start_run
 
 log = structlog.get_logger("hourbridge.run")
@@ -254,7 +255,7 @@ class Runner:
                         drop_descriptions=self.settings.drop_descriptions,
                         mapper=self.mapping_columns,
                     )
-                    entries = self._with_progress(label, source.fetch(scope, chunk))
+                    entries = self._with_progress(label, self._fetch(source, scope, chunk))
                     for batch in prefetched_batches(entries, ledger.BATCH):
                         ingest.add(batch)
                     counts = ingest.close(fetch_coverage(source, scope, chunk))
@@ -284,6 +285,20 @@ class Runner:
                 **counts.as_dict(),
             )
         return result
+
+    def _fetch(self, source: Source, scope: Scope, chunk: Window) -> Iterator[TimeEntry]:
+        """The source's fetch; one that reuses stored details gets a look-up into the ledger (see KnownEntries)."""
+        if not getattr(source, "uses_known_entries", False):
+            return source.fetch(scope, chunk)
+
+        def known(external_ids: Sequence[str]) -> dict[str, TimeEntry]:
+            # Its own connection: it runs in the prefetch thread while the window's transaction writes,
+            # and sees what earlier runs committed, which is what "known" means.
+            with self.engine.connect() as conn:
+                return live_entries(conn, scope.source, scope.account, external_ids)
+
+        fetch = cast(Any, source).fetch  # the Source protocol's fetch does not name ``known``
+        return cast(Iterator[TimeEntry], fetch(scope, chunk, known=known))
 
     def _with_progress(self, label: str, entries: Iterable[TimeEntry]) -> Iterator[TimeEntry]:
         if self._progress is None:

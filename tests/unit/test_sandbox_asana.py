@@ -319,6 +319,9 @@ def test_opt_fields_select_exactly_the_requested_fields(
 def test_full_fields_on_the_list_when_enabled(
     sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, spec: Spec
 ) -> None:
+    # Lenient mode: the list honours the full-object fields when asked (strict mode refuses asking).
+    sandbox.set_strict_opt_fields(False)
+    sandbox.set_list_full_fields(True)
     fields = "duration_minutes,entered_on,task,task.name,billable_status,approval_status,description,created_at"
     body = client.get("/time_tracking_entries", params=_window_params(sandbox, ds, limit=100, opt_fields=fields))
     base = spec.properties("TimeTrackingEntryBase")
@@ -336,7 +339,10 @@ def test_full_fields_on_the_list_when_enabled(
 
 def test_list_full_fields_off_drops_the_full_only_fields(ds: Dataset, clock: FakeClock, spec: Spec) -> None:
     fields = "duration_minutes,created_by.name,task,task.name,billable_status,approval_status,description,created_at"
-    with AsanaSandbox(ds, list_full_fields=False, clock=clock) as sandbox, _client(sandbox) as http:
+    with (
+        AsanaSandbox(ds, list_full_fields=False, strict_opt_fields=False, clock=clock) as sandbox,
+        _client(sandbox) as http,
+    ):
         compact = spec.properties("TimeTrackingEntryCompact")
         listed = http.get("/time_tracking_entries", params=_window_params(sandbox, ds, limit=50, opt_fields=fields))
         task_gid = sandbox.task_gid(ds.entries[0].task_id)

@@ -608,3 +608,91 @@ def test_concurrent_clients_see_consistent_pages(sandbox: AsanaSandbox, ds: Data
     with ThreadPoolExecutor(max_workers=6) as pool:
         totals = list(pool.map(crawl, [17, 50, 100, 33, 64, 99]))
     assert totals == [ds.total_minutes] * 6
+
+
+# -- strictness (the default mode) -----------------------------------------------------------------
+
+
+def test_opt_fields_outside_an_endpoints_enum_are_refused(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset
+) -> None:
+    for extra in ("approval_status", "task", "billable_status", "description", "created_at"):
+        params = _window_params(sandbox, ds, limit=5, opt_fields=f"duration_minutes,{extra}")
+        response = client.get("/time_tracking_entries", params=params)
+        assert response.status_code == 400
+        assert _error_message(response) == f"opt_fields: Unknown value: {extra}"
+        task_gid = sandbox.task_gid(ds.entries[0].task_id)
+        per_task = client.get(f"/tasks/{task_gid}/time_tracking_entries", params={"limit": 5, "opt_fields": extra})
+        assert per_task.status_code == 400
+    # The single GET's enum names them all; and every endpoint checks its own enum.
+    gid = sandbox.entry_gid(ds.entries[0].id)
+    fields = "task,task.name,billable_status,approval_status,description,created_at"
+    assert client.get(f"/time_tracking_entries/{gid}", params={"opt_fields": fields}).status_code == 200
+    assert client.get("/workspaces", params={"opt_fields": "name,email"}).status_code == 400
+    assert client.get("/users/me", params={"opt_fields": "name,email"}).status_code == 200
+    sandbox.set_strict_opt_fields(False)
+    params = _window_params(sandbox, ds, limit=5, opt_fields="duration_minutes,approval_status")
+    lenient = client.get("/time_tracking_entries", params=params)
+    assert lenient.status_code == 200
+    assert all("approval_status" not in item for item in lenient.json()["data"])
+
+
+def test_strict_rich_list_returns_the_full_object_unasked(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, spec: Spec
+) -> None:
+    sandbox.set_list_full_fields(True)
+    body = client.get("/time_tracking_entries", params=_window_params(sandbox, ds, limit=20, opt_fields="entered_on"))
+    assert body.status_code == 200
+    for item in body.json()["data"]:
+        assert set(item) >= FULL_ONLY
+        spec.validate_ref(item, "TimeTrackingEntryBase")
+
+
+def test_the_enum_table_is_the_spec(spec: Spec) -> None:
+    from connectors.sandbox._asana_opt_fields import OPT_FIELDS
+
+    for path, allowed in OPT_FIELDS.items():
+        parameters = spec.document["paths"][path]["get"]["parameters"]
+        enum = next(p["schema"]["items"]["enum"] for p in parameters if p.get("name") == "opt_fields")
+        assert allowed == frozenset(enum), path
+    assert set(asana_sandbox.SPEC_PATHS) == set(asana_sandbox.ROUTES)
+
+
+def test_offsets_expire_after_their_age(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, clock: FakeClock
+) -> None:
+    params = _window_params(sandbox, ds, limit=10)
+    offset = client.get("/time_tracking_entries", params=params).json()["next_page"]["offset"]
+    clock.advance(60)
+    assert client.get("/time_tracking_entries", params={**params, "offset": offset}).status_code == 200
+    clock.advance(asana_sandbox.OFFSET_TTL_SECONDS)
+    expired = client.get("/time_tracking_entries", params={**params, "offset": offset})
+    assert expired.status_code == 400
+    assert _error_message(expired).startswith("offset:")
+    sandbox.set_offset_ttl(None)
+    assert client.get("/time_tracking_entries", params={**params, "offset": offset}).status_code == 200
+
+
+def test_timesheet_statuses_follow_the_entries(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, spec: Spec
+) -> None:
+    params = {"workspace": sandbox.workspace_gids[0], "from_date": ds.start.isoformat(), "limit": 100}
+    items, _ = _collect(client, "/timesheet_approval_statuses", params)
+    spec.validate(
+        client.get("/timesheet_approval_statuses", params={**params, "limit": 5}).json(),
+        spec.response_schema("/timesheet_approval_statuses"),
+    )
+    by_key = {(i["user"]["gid"], i["start_date"]): i for i in items}
+    for entry in ds.entries[::50]:
+        monday = entry.work_date - timedelta(days=entry.work_date.weekday())
+        sheet = by_key[(sandbox.user_gid(entry.person_id), monday.isoformat())]
+        assert sheet["approval_status"] == entry.approval_status
+        assert sheet["end_date"] == (monday + timedelta(days=6)).isoformat()
+    entry = ds.entries[0]
+    sandbox.set_timesheet_status(sandbox.user_gid(entry.person_id), entry.work_date, "REJECTED")
+    rejected, _ = _collect(client, "/timesheet_approval_statuses", {**params, "approval_statuses": "rejected"})
+    monday = (entry.work_date - timedelta(days=entry.work_date.weekday())).isoformat()
+    assert (sandbox.user_gid(entry.person_id), monday) in {(i["user"]["gid"], i["start_date"]) for i in rejected}
+    single = client.get(f"/time_tracking_entries/{sandbox.entry_gid(entry.id)}").json()["data"]
+    assert single["approval_status"] == "REJECTED"
+    assert client.get("/timesheet_approval_statuses", params={"limit": 5}).status_code == 400

@@ -50,8 +50,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            scrub_secrets,
+            # Tracebacks are rendered first so that the scrubbing sees (and redacts) their text too.
             structlog.processors.format_exc_info,
+            scrub_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),

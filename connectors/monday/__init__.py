@@ -1,6 +1,7 @@
 """monday.com source: native time tracking columns read through the GraphQL API (registered as ``monday``)."""
 
 from connectors.base import SourcePlugin, register_source
+from connectors.errors import DailyLimitError
 from connectors.monday.config import MondayConfig
 from connectors.monday.source import MondaySource
 

@@ -27,6 +27,7 @@ from connectors.sandbox._http import (
     request_of,
 )
 from connectors.sandbox._middleware import CallCounter, Clock, Faults, RateLimit, RateLimiter
+from connectors.sandbox._recording import Recorder
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -105,9 +106,10 @@ class SandboxServer:
     """Routes requests on 127.0.0.1 to handlers, counting calls, limiting rates and injecting faults.
 
     Routes are werkzeug rules (``/items/<item_id>``) registered relative to ``base_path``;
-    ``base_url`` includes it. A request passes: ``wrap`` (if any, outside routing) → router
-    (404/405) → call counter → injected faults → rate limit → the ``inner`` layers, outermost first
-    (a vendor's own credential check and quota) → the handler (a crash answers 500).
+    ``base_url`` includes it. A request passes: the traffic recorder (``_recording``, idle unless a
+    recording is open) → ``wrap`` (if any, outside routing) → router (404/405) → call counter →
+    injected faults → rate limit → the ``inner`` layers, outermost first (a vendor's own credential
+    check and quota) → the handler (a crash answers 500).
     """
 
     def __init__(
@@ -140,7 +142,9 @@ class SandboxServer:
         self._limits = RateLimit(handler_app, limiter, self._error, rate_limit_key)
         self._faults = Faults(self._limits, self._error)
         self._counter = CallCounter(self._faults)
-        self._app: WSGIApplication = self._route_request if wrap is None else wrap(self._route_request)
+        routed: WSGIApplication = self._route_request if wrap is None else wrap(self._route_request)
+        # Outermost, so a conformance check sees exactly what went over the wire (a no-op unless recording).
+        self._app: WSGIApplication = Recorder(routed)
         self._httpd: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._connections = _OpenConnections()

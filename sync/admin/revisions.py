@@ -150,7 +150,7 @@ def adopt(engine: Engine, active: ActiveMapping, *, now: datetime) -> int:
     """The revision id a run maps with; the settings' file is stored as a new revision when it changed."""
     if active.revision is not None:
         return active.revision
-    # The run id is bound to the logging context by Runner.sync; the worker's mapping job has none.
+    # The run id is bound to the logging context by sync.run.context.recorded_run; a worker job has none.
     run_id = structlog.contextvars.get_contextvars().get("run_id")
     by = f"by run {run_id} " if run_id is not None else ""
     appended = revisions.append(

@@ -86,15 +86,13 @@ def sync(
     deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
 ) -> None:
     """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports."""
-    from sync.run.runner import Runner
+    from sync.run.pipeline import run_sync
 
     settings = _settings()
     with _progress(True) as progress:
-        runner = Runner(settings, as_of=_parse_as_of(as_of), progress=progress)
-        try:
-            result = runner.sync(write_reports=reports, deliver=deliver)
-        finally:
-            runner.close()
+        result = run_sync(
+            settings, as_of=_parse_as_of(as_of), progress=progress, write_reports=reports, deliver_to_sinks=deliver
+        )
     _print_run(result)
     if result.status != "ok":
         raise typer.Exit(1)
@@ -109,14 +107,18 @@ def report(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the files (default: output_dir).")] = None,
 ) -> None:
     """Write the CSV / XLSX / JSON report of one period from the ledger."""
-    from sync.run.runner import Runner
-    from sync.store.db import require_current
+    from sync.reporting.lines import read_report_lines
+    from sync.reporting.model import build_report
+    from sync.reporting.output import write_report
+    from sync.store.db import make_engine, require_current
 
     settings = _settings()
     chosen = parse_period(period, from_, to)
-    runner = Runner(settings)
-    require_current(runner.engine)
-    written = runner.report(chosen, out_dir)
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    # Code names come from the revisions that mapped the entries: no mapping document is loaded.
+    lines = read_report_lines(engine, chosen, drop_descriptions=settings.drop_descriptions)
+    written = write_report(build_report(chosen, lines), out_dir or settings.output_dir, settings.report_formats)
     totals = written.totals
     out.print(
         f"[bold]{chosen.label}[/]: {totals.entries} entries, {_hours(totals.seconds)} h "
@@ -296,7 +298,7 @@ def _print_run(result: Any) -> None:
         )
     out.print(table)
     for error in result.errors:
-        err.print(f"[red]error[/] {error.get('source') or ''} {error['error']}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error[/] {error.source or ''} {error.message}", highlight=False, soft_wrap=True)
     print_deliveries(result.deliveries)
     for written in result.reports:
         out.print(f"report {written.period.label}: {', '.join(str(p) for p in written.files)}")

@@ -38,54 +38,57 @@ def deliver(
     """Bring every configured sink to the desired state of the ledger, without pulling the PM tools."""
     from sqlalchemy import func, select
 
+    from sync.delivery.outbox import DeliveryResult
     from sync.delivery.periods import month_label, parse_month
     from sync.delivery.plan import touched_months
-    from sync.run.factory import sink_specs
-    from sync.run.runner import Runner
-    from sync.store.db import require_current
+    from sync.run.context import RunContext
+    from sync.run.deliver import deliver as deliver_stage
+    from sync.run.deliver import deliverer
+    from sync.run.factory import build_sinks
+    from sync.run.mapping import adopt_mapping, load_mapping
+    from sync.store.db import make_engine, require_current
     from sync.store.tables import entries
 
     settings = _settings()
-    runner = Runner(settings)
+    engine = make_engine(settings.database_url)
+    # An invalid mapping document stops the command before anything is planned or sent.
+    active = load_mapping(settings, engine)
+    require_current(engine)
+    context = RunContext.create(settings, engine)
+    if month:
+        months = {parse_month(m) for m in month}
+    else:
+        with engine.connect() as conn:
+            first, last = conn.execute(select(func.min(entries.c.work_date), func.max(entries.c.work_date))).one()
+        months = set(touched_months(first, last)) if first is not None else {month_label(context.as_of.date())}
+    sinks = build_sinks(settings, engine)
+    results: dict[str, DeliveryResult] = {}
     try:
-        require_current(runner.engine)
-        if month:
-            months = {parse_month(m) for m in month}
-        else:
-            with runner.engine.connect() as conn:
-                first, last = conn.execute(select(func.min(entries.c.work_date), func.max(entries.c.work_date))).one()
-            months = set(touched_months(first, last)) if first is not None else {month_label(runner.as_of.date())}
-        if not runner.sinks():
+        if not sinks:
             out.print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
             return
-        if dry_run:
-            from sync.delivery.outbox import Deliverer
-
-            specs = sink_specs(settings)
-            for name, sink in runner.sinks().items():
-                deliverer = Deliverer(
-                    runner.engine,
-                    sink,
-                    specs[name],
-                    gates=settings.delivery,
-                    catalogs=runner.catalogs(),
-                    clock=lambda: datetime.now(UTC),
-                )
-                plan = deliverer.plan(months, runner.as_of)
-                table = Table(title=f"{name}: {len(plan.ops)} ops planned (dry run, nothing sent)")
-                for column in ("op", "line", "work date", "person", "code", "minutes"):
-                    table.add_column(column)
-                for op in plan.ops[:200]:
-                    line = op.line
-                    table.add_row(
-                        op.kind, line.line_key, str(line.work_date), line.person, line.code, str(line.minutes)
-                    )
-                out.print(table)
-            return
-        results = runner.deliver(months)
+        catalogs = adopt_mapping(context, active).catalogs(engine)
+        for name, sink in sinks.items():
+            if dry_run:
+                _print_plan(name, deliverer(context, name, sink, catalogs).plan(months, context.as_of))
+                continue
+            delivered = deliver_stage(context, name, sink, months, catalogs)
+            if delivered.result is not None:
+                results[name] = delivered.result
     finally:
-        runner.close()
+        for sink in sinks.values():
+            sink.close()
     print_deliveries(results)
+
+
+def _print_plan(name: str, plan: Any) -> None:
+    table = Table(title=f"{name}: {len(plan.ops)} ops planned (dry run, nothing sent)")
+    for column in ("op", "line", "work date", "person", "code", "minutes"):
+        table.add_column(column)
+    for op in plan.ops[:200]:
+        line = op.line
+        table.add_row(op.kind, line.line_key, str(line.work_date), line.person, line.code, str(line.minutes))
+    out.print(table)
 
 
 def print_deliveries(results: dict[str, Any]) -> None:
@@ -127,16 +130,29 @@ def reconcile(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Minutes per code and person: PM tools = ledger = each sink; every difference listed line by line."""
-    from sync.run.runner import Runner
-    from sync.store.db import require_current
+    from sync.run.context import RunContext
+    from sync.run.factory import build_sinks, build_sources
+    from sync.run.mapping import adopt_mapping, load_mapping
+    from sync.run.reconcile import reconcile_month
+    from sync.store.db import make_engine, require_current
 
     settings = _settings()
-    runner = Runner(settings)
+    engine = make_engine(settings.database_url)
+    active = load_mapping(settings, engine)
+    require_current(engine)
+    context = RunContext.create(settings, engine)
+    tools = build_sources(settings) if sources else {}
     try:
-        require_current(runner.engine)
-        result = runner.reconcile(period, read_sources=sources)
+        sinks = build_sinks(settings, engine)
+        try:
+            mapping = adopt_mapping(context, active)
+            result = reconcile_month(context, period, mapping, sources=tools, sinks=sinks)
+        finally:
+            for sink in sinks.values():
+                sink.close()
     finally:
-        runner.close()
+        for tool in tools.values():
+            tool.close()
     if json_output:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
     else:

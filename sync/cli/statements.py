@@ -29,20 +29,18 @@ def statement(
 ) -> None:
     """Write each contractor's statement of one period: their own hours by code and day, nothing else."""
     from sync.cli.shared import out
+    from sync.reporting.lines import read_report_lines
     from sync.reporting.model import format_hours
     from sync.reporting.statement_files import write_statement_files
     from sync.reporting.statements import build_statements
-    from sync.run.runner import Runner
-    from sync.store.db import require_current
+    from sync.store.db import make_engine, require_current
 
     settings = _settings()
     chosen = parse_period(period, from_, to)
-    runner = Runner(settings)
-    try:
-        require_current(runner.engine)
-        lines = runner.report_lines(chosen)
-    finally:
-        runner.close()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    # Code names come from the revisions that mapped the entries: no mapping document is loaded.
+    lines = read_report_lines(engine, chosen, drop_descriptions=settings.drop_descriptions)
     statements = build_statements(chosen, lines, descriptions=not settings.drop_descriptions)
     if contractor is not None:
         wanted = contractor.strip().casefold()

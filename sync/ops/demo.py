@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
+from sqlalchemy import Engine
 
 import mappings
 from connectors.asana import AsanaConfig
@@ -26,9 +27,16 @@ from sync.admin.revisions import read_document
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.reconcile import Reconciliation
 from sync.reporting.model import format_hours
-from sync.run.runner import Runner
+from sync.run.context import RunContext
+from sync.run.factory import build_sinks, build_sources
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.pipeline import RunResult, run_sync
+from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
+from sync.store.db import make_engine
+
+_Clients = TypeVar("_Clients", bound=Mapping[str, Any])
 
 EXAMPLE_MAPPINGS = Path(mappings.__file__).parent / "examples" / "demo.yaml"
 
@@ -110,37 +118,11 @@ def run_demo(
         monday = stack.enter_context(MondaySandbox(dataset, projects=monday_projects))
         qbo = stack.enter_context(quickbooks_sandbox(dataset, document))
         xero = stack.enter_context(xero_sandbox(dataset, document))
-        settings = Settings(
-            database_url=f"sqlite:///{database}",
-            mappings_file=EXAMPLE_MAPPINGS,
-            output_dir=out_dir,
-            start_date=dataset.start - timedelta(days=1),
-            asana=AsanaConfig(token=SecretStr(asana.token), base_url=asana.base_url),
-            clickup=ClickUpConfig(token=SecretStr(clickup.token), base_url=clickup.base_url, plan="enterprise"),
-            monday=MondayConfig(token=SecretStr(monday.token), base_url=monday.base_url),
-            quickbooks=QuickBooksSettings(
-                realm_id=qbo.realm_id,
-                base_url=qbo.server.root_url,
-                access_token=SecretStr(qbo.token),
-                granularity="day",
-            ),
-            xero=XeroSettings(
-                tenant_id=xero.tenant_id,
-                mode="bills",
-                projects_base_url=xero.projects_url,
-                accounting_base_url=xero.accounting_url,
-                access_token=SecretStr(xero.token),
-                tracking_categories=[COST_CENTER],
-            ),
-            # Asana time waits for its timesheet's approval; the other tools' time for two days.
-            delivery=DeliverySettings.with_gates(asana="approved", clickup="settled", monday="settled"),
+        settings = demo_settings(
+            dataset, database, out_dir, asana=asana, clickup=clickup, monday=monday, qbo=qbo, xero=xero
         )
-        runner = Runner(settings, as_of=as_of, progress=progress)
-        try:
-            result = runner.sync()
-            reconciliations = tuple(runner.reconcile(p.label) for p in runner_months(result))
-        finally:
-            runner.close()
+        engine = make_engine(settings.database_url)
+        result, reconciliations = sync_and_reconcile(settings, engine, as_of, progress)
         sandbox_minutes = {
             "Asana": asana.total_minutes(),
             "ClickUp": clickup.total_minutes(),
@@ -150,9 +132,9 @@ def run_demo(
             "quickbooks": len(qbo.time_activities()),
             "xero": sum(len(b.get("LineItems", [])) for b in xero.invoices()),
         }
-    with runner.engine.connect() as conn:
+    with engine.connect() as conn:
         totals = ledger.ledger_totals(conn)
-    runner.engine.dispose()
+    engine.dispose()
     report_seconds = sum(r.totals.seconds for r in result.reports)
     return DemoSummary(
         window=f"{dataset.start} .. {dataset.anchor}",
@@ -171,7 +153,71 @@ def run_demo(
     )
 
 
+def sync_and_reconcile(
+    settings: Settings, engine: Engine, as_of: datetime, progress: Callable[[str, int], None] | None
+) -> tuple[RunResult, tuple[Reconciliation, ...]]:
+    """The sync pipeline, then every reported month reconciled against the same tools and sinks."""
+    # Built here, not by the pipeline: the reconciliation after the run reads the same tools and sinks.
+    with closing_all(build_sources(settings)) as sources, closing_all(build_sinks(settings, engine)) as sinks:
+        result = run_sync(settings, sources=sources, sinks=sinks, engine=engine, as_of=as_of, progress=progress)
+        context = RunContext.create(settings, engine, as_of=as_of)
+        mapping = adopt_mapping(context, load_mapping(settings, engine))
+        reconciliations = tuple(
+            reconcile_month(context, p.label, mapping, sources=sources, sinks=sinks) for p in runner_months(result)
+        )
+    return result, reconciliations
+
+
+def demo_settings(
+    dataset: Dataset,
+    database: Path,
+    out_dir: Path,
+    *,
+    asana: AsanaSandbox,
+    clickup: ClickUpSandbox,
+    monday: MondaySandbox,
+    qbo: QuickBooksSandbox,
+    xero: XeroSandbox,
+) -> Settings:
+    """The settings of the demo's run: every tool and sink pointed at its sandbox on 127.0.0.1."""
+    return Settings(
+        database_url=f"sqlite:///{database}",
+        mappings_file=EXAMPLE_MAPPINGS,
+        output_dir=out_dir,
+        start_date=dataset.start - timedelta(days=1),
+        asana=AsanaConfig(token=SecretStr(asana.token), base_url=asana.base_url),
+        clickup=ClickUpConfig(token=SecretStr(clickup.token), base_url=clickup.base_url, plan="enterprise"),
+        monday=MondayConfig(token=SecretStr(monday.token), base_url=monday.base_url),
+        quickbooks=QuickBooksSettings(
+            realm_id=qbo.realm_id,
+            base_url=qbo.server.root_url,
+            access_token=SecretStr(qbo.token),
+            granularity="day",
+        ),
+        xero=XeroSettings(
+            tenant_id=xero.tenant_id,
+            mode="bills",
+            projects_base_url=xero.projects_url,
+            accounting_base_url=xero.accounting_url,
+            access_token=SecretStr(xero.token),
+            tracking_categories=[COST_CENTER],
+        ),
+        # Asana time waits for its timesheet's approval; the other tools' time for two days.
+        delivery=DeliverySettings.with_gates(asana="approved", clickup="settled", monday="settled"),
+    )
+
+
 COST_CENTER = "Cost center"
+
+
+@contextmanager
+def closing_all(clients: _Clients) -> Iterator[_Clients]:
+    """Close every source or sink of ``clients`` on the way out."""
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 def runner_months(result: Any) -> list[Any]:

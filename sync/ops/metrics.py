@@ -63,10 +63,10 @@ class RunMetrics:
         finished: datetime,
         totals: dict[str, int] | None = None,
     ) -> None:
-        """Count one finished ``RunResult`` (typed loosely: sync.run.runner imports heavy modules)."""
+        """Count one finished ``RunResult`` (typed loosely: sync.run.pipeline imports heavy modules)."""
         self.runs.labels(command, result.status).inc()
         self.run_duration.labels(command).observe(seconds)
-        failed = {str(e.get("source")) for e in result.errors if e.get("source")}
+        failed = {str(error.source) for error in result.errors if error.source}
         for scope in result.scopes:
             self.entries_pulled.labels(scope.source).inc(scope.counts.seen)
         for source in {scope.source for scope in result.scopes} - failed:

@@ -60,7 +60,7 @@ class StopFlag:
 @contextmanager
 def stop_on_signals(flag: StopFlag) -> Iterator[None]:
     """First SIGTERM/SIGINT: finish the current run, then stop. A second one interrupts the run:
-    the window being written is rolled back (the runner commits per window) and redone next time."""
+    the window being written is rolled back (the ingest commits per window) and redone next time."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -128,15 +128,16 @@ def run_schedule(
 
 def sync_once(settings: Settings, metrics: RunMetrics | None = None) -> str:
     """One full run, as `hourbridge sync` does it (reports included), counted in the metrics."""
-    from sync.run.runner import Runner
+    from sync.run.pipeline import run_sync
     from sync.store import ledger
+    from sync.store.db import make_engine
 
     started = time.monotonic()
-    runner = Runner(settings)
+    engine = make_engine(settings.database_url)
     try:
-        result = runner.sync(command="schedule")
+        result = run_sync(settings, engine=engine, command="schedule")
         if metrics is not None:
-            with runner.engine.connect() as conn:
+            with engine.connect() as conn:
                 totals = ledger.ledger_totals(conn)
             metrics.record_run(
                 result,
@@ -146,6 +147,5 @@ def sync_once(settings: Settings, metrics: RunMetrics | None = None) -> str:
                 totals=totals,
             )
     finally:
-        runner.close()
-        runner.engine.dispose()
+        engine.dispose()
     return result.status

@@ -1,14 +1,16 @@
-"""Scale-out on PostgreSQL: procrastinate jobs that pull one (source, account) each, then map and report.
+"""Scale-out on PostgreSQL: procrastinate jobs that each run one stage: ingest a scope, remap, report, deliver.
 
 Jobs, all on the ``hourbridge`` queue:
 
-- ``hourbridge.pull_scope(source, account)``: one restricted run of the runner for one scope.
+- ``hourbridge.pull_scope(source, account)``: the ingest stage for one scope, under a run record.
   ``lock`` and ``queueing_lock`` are both ``pull:<source>:<account>``: at most one such job waits in
   the queue and at most one runs, whichever worker holds it, so an account is never synced twice at
-  once (the runner's per-window transactions and the ledger's unique key do the rest).
-- ``hourbridge.map_and_report()``: deferred by every pull when it ends (at most one waiting), so
-  the last pull of a round is always followed by mapping and the reports of the open months; it
-  then defers one delivery per configured sink.
+  once (the ingest's per-window transactions and the ledger's unique key do the rest).
+- ``hourbridge.remap()``: deferred by every pull when it ends (at most one waiting), so the last
+  pull of a round is always followed by mapping what other revisions mapped; it then defers the
+  reports and one delivery per configured sink, which both need its results.
+- ``hourbridge.report()``: rewrites the files of the open months (at most one runs, one waits).
+  ``hourbridge.map_and_report()``, the job that did both before, is still accepted: it defers a remap.
 - ``hourbridge.deliver(sink)``: brings one accounting sink to the ledger's desired state (lock and
   queueing lock ``deliver:<sink>``: one delivery per sink runs at a time, one more may wait).
 - ``hourbridge.schedule_pulls`` (periodic, ``HOURBRIDGE_SCHEDULE``): discovers the scopes through
@@ -27,7 +29,8 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import procrastinate.exceptions
 import procrastinate.jobs
@@ -44,16 +47,23 @@ from sync.ops.metrics import RunMetrics
 from sync.reporting.model import Period
 from sync.settings import Settings
 
+if TYPE_CHECKING:
+    from sync.run.deliver import SinkDelivery
+
 log = structlog.get_logger("hourbridge.worker")
 
 QUEUE = "hourbridge"
 PULL_TASK = "hourbridge.pull_scope"
-REPORT_TASK = "hourbridge.map_and_report"
+REMAP_TASK = "hourbridge.remap"
+REPORT_TASK = "hourbridge.report"
+# Queued by earlier versions (mapping and reports in one job); accepted so an upgrade loses no round.
+LEGACY_MAP_AND_REPORT_TASK = "hourbridge.map_and_report"
 DELIVER_TASK = "hourbridge.deliver"
 SCHEDULE_TASK = "hourbridge.schedule_pulls"
 STALLED_TASK = "hourbridge.retry_stalled_jobs"
 CLEANUP_TASK = "hourbridge.delete_old_jobs"
-REPORT_LOCK = "map_and_report"
+REMAP_LOCK = "remap"
+REPORT_LOCK = "report"
 # Finished jobs are kept this long for `procrastinate`/SQL inspection, then deleted daily.
 KEEP_FINISHED_JOBS_HOURS = 72
 
@@ -116,6 +126,29 @@ def make_sources(settings: Settings) -> dict[str, Source]:
     return build_sources(settings)
 
 
+def deliver_open_months(settings: Settings, engine: Engine, sink: str) -> SinkDelivery:
+    """The deliver stage for ``sink`` over the open months (the mapping is validated and adopted first)."""
+    from sync.run.context import RunContext, RunError, open_months
+    from sync.run.deliver import SinkDelivery, deliver
+    from sync.run.factory import build_sinks
+    from sync.run.mapping import adopt_mapping, load_mapping
+
+    active = load_mapping(settings, engine)
+    context = RunContext.create(settings, engine)
+    months = [p.label for p in open_months(settings, context.as_of.date())]
+    try:
+        built = build_sinks(settings, engine)
+    except HourbridgeError as exc:
+        return SinkDelivery(sink, None, (RunError.of("sink", None, exc),))
+    try:
+        if sink not in built:
+            return SinkDelivery(sink, None)
+        return deliver(context, sink, built[sink], months, adopt_mapping(context, active).catalogs(engine))
+    finally:
+        for each in built.values():
+            each.close()
+
+
 def stalled_cron(stalled_seconds: int) -> str:
     """How often to look for stalled jobs: twice per stall period, at most once a minute past 2 min."""
     every = max(1, stalled_seconds // 2)
@@ -167,9 +200,17 @@ class WorkerApp:
         def pull_scope(context: JobContext, source: str, account: str) -> None:
             self.pull_scope(source, account, should_stop=context.should_abort)
 
+        @app.task(name=REMAP_TASK, queue=QUEUE, retry=retry)
+        def remap() -> None:
+            self.remap()
+
         @app.task(name=REPORT_TASK, queue=QUEUE, retry=retry)
+        def report() -> None:
+            self.report()
+
+        @app.task(name=LEGACY_MAP_AND_REPORT_TASK, queue=QUEUE, retry=retry)
         def map_and_report() -> None:
-            self.map_and_report()
+            self._defer_remap()
 
         @app.task(name=DELIVER_TASK, queue=QUEUE, retry=retry)
         def deliver(sink: str) -> None:
@@ -199,76 +240,87 @@ class WorkerApp:
         )
 
     def pull_scope(self, source: str, account: str, *, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """One restricted run; raises so procrastinate retries when the scope was not fully pulled."""
-        from sync.run.runner import Runner
+        """The ingest stage for one scope under a run record; raises so procrastinate retries when the
+        scope was not fully pulled."""
+        from sync.run.pipeline import ingest_only
         from sync.store import ledger
 
         started = time.monotonic()
-        runner = Runner(self.settings, sources=make_sources(self.settings), engine=self.engine)
         # The window in progress finishes and commits; no new one starts once the job must stop.
-        runner.should_stop = should_stop
+        # Mapping what other revisions mapped, reports and delivery are jobs of their own (the
+        # remap job defers the other two).
+        sources = make_sources(self.settings)
         try:
-            # Delivery is a job of its own per sink, after mapping (map_and_report defers it).
-            result = runner.sync(only=[(source, account)], write_reports=False, deliver=False, command="worker")
+            result = ingest_only(
+                self.settings,
+                sources,
+                engine=self.engine,
+                only=[(source, account)],
+                should_stop=should_stop,
+                command="worker",
+            )
         finally:
-            runner.close()
+            for each in sources.values():
+                each.close()
         with self.engine.connect() as conn:
             totals = ledger.ledger_totals(conn)
         self.metrics.record_run(
             result, command="worker", seconds=time.monotonic() - started, finished=datetime.now(UTC), totals=totals
         )
         # Whatever happened, the windows that committed deserve mapping and reports.
-        self._defer_report()
+        self._defer_remap()
         if should_stop():
             raise JobAborted(f"worker stopping; {source}:{account} resumes from its cursor")
         if result.errors:
-            summary = "; ".join(str(e.get("error")) for e in result.errors)
-            if any(e.get("action") == Action.CONFIG.value for e in result.errors):
+            summary = "; ".join(error.message for error in result.errors)
+            if any(error.action is Action.CONFIG for error in result.errors):
                 raise ConfigError(f"{source}:{account}: {summary}")
             raise PullIncomplete(f"{source}:{account}: {summary}")
 
-    def _defer_report(self) -> None:
-        # AlreadyEnqueued: one waiting map_and_report already covers this pull.
+    def _defer_remap(self) -> None:
+        # AlreadyEnqueued: one waiting remap already covers this pull.
         with contextlib.suppress(AlreadyEnqueued):
-            self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
+            self.app.configure_task(REMAP_TASK, lock=REMAP_LOCK, queueing_lock=REMAP_LOCK, queue=QUEUE).defer()
 
     def _open_months(self, today: date) -> list[Period]:
-        from sync.run.runner import months_between
+        from sync.run.context import open_months
 
-        start = today - timedelta(days=self.settings.lookback_days)
-        if self.settings.start_date is not None:
-            start = min(max(start, self.settings.start_date), today)
-        return months_between(start, today)
+        return open_months(self.settings, today)
 
-    def map_and_report(self) -> None:
-        """Map what is not mapped with the current document, rewrite the open months' files, defer deliveries."""
-        from sync.run.runner import Runner
+    def remap(self) -> None:
+        """The remap stage with the adopted document; then defer the reports and every sink's delivery."""
+        from sync.run.context import RunContext
+        from sync.run.mapping import adopt_mapping, load_mapping
+        from sync.run.remap import remap
 
-        runner = Runner(self.settings, sources={}, engine=self.engine)
-        mapped = runner.apply_mappings()
-        written = runner.write_periods(self._open_months(runner.as_of.date()))
-        log.info("worker.reported", mapped=mapped, periods=[w.period.label for w in written])
+        active = load_mapping(self.settings, self.engine)
+        context = RunContext.create(self.settings, self.engine)
+        mapped = remap(context, adopt_mapping(context, active).bound).mapped
+        log.info("worker.remapped", mapped=mapped)
+        # AlreadyEnqueued: a waiting report or delivery will see these changes too.
+        with contextlib.suppress(AlreadyEnqueued):
+            self.app.configure_task(REPORT_TASK, lock=REPORT_LOCK, queueing_lock=REPORT_LOCK, queue=QUEUE).defer()
         for sink in self.settings.enabled_sinks():
-            # AlreadyEnqueued: a waiting delivery of this sink will see these changes too.
             with contextlib.suppress(AlreadyEnqueued):
                 lock = deliver_lock(sink)
                 self.app.configure_task(DELIVER_TASK, lock=lock, queueing_lock=lock, queue=QUEUE).defer(sink=sink)
 
-    def deliver(self, sink: str) -> None:
-        """Deliver the open months (and what they imply) to one sink; retried while outcomes stay open."""
-        from sync.run.runner import Runner
+    def report(self) -> None:
+        """The report stage: rewrite the open months' files where their content changed."""
+        from sync.run.context import RunContext
+        from sync.run.report import report
 
-        runner = Runner(self.settings, sources={}, engine=self.engine)
-        try:
-            months = [p.label for p in self._open_months(runner.as_of.date())]
-            errors: list[dict[str, object]] = []
-            results = runner.deliver(months, errors=errors, only=[sink])
-        finally:
-            runner.close()
-        result = results.get(sink)
+        context = RunContext.create(self.settings, self.engine)
+        written = report(context, self._open_months(context.as_of.date())).files
+        log.info("worker.reported", periods=[w.period.label for w in written])
+
+    def deliver(self, sink: str) -> None:
+        """The deliver stage for one sink over the open months; retried while outcomes stay open."""
+        delivered = deliver_open_months(self.settings, self.engine, sink)
+        result = delivered.result
         if result is None:  # the sink could not even be built or reached
-            summary = "; ".join(str(e.get("error")) for e in errors) or "not configured"
-            if any(e.get("action") == Action.CONFIG.value for e in errors):
+            summary = "; ".join(error.message for error in delivered.errors) or "not configured"
+            if any(error.action is Action.CONFIG for error in delivered.errors):
                 raise ConfigError(f"{sink}: {summary}")
             raise DeliveryIncomplete(f"{sink}: {summary}")
         log.info("worker.delivered", sink=sink, **{k: v for k, v in result.as_dict().items() if k != "held"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
@@ -22,7 +22,8 @@ from sqlalchemy import (
 
 from connectors.model import Coverage, TimeEntry, Window
 from sync.store.batch import MAPPED_ORDER, LedgerSQL, Row, ledger_sql
-from sync.store.tables import MAPPING_COLUMNS, cursors, entries, entry_versions
+from sync.store.mapped import BoundMatcher, mapping_columns
+from sync.store.tables import cursors, entries, entry_versions
 
 T = TypeVar("T")
 BATCH = 500
@@ -56,13 +57,6 @@ class IngestCounts:
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
-
-
-EntryMapper = Callable[[TimeEntry], dict[str, Any]]
-"""Maps one entry to the ledger's mapping columns (``_MAPPED_COLUMNS``) under one revision."""
-
-# Everything a mapper writes: the result, and which document hash and revision produced it.
-_MAPPED_COLUMNS = (*MAPPING_COLUMNS, "mapping_hash", "mapping_revision")
 
 
 # --------------------------------------------------------------------------- cursors
@@ -109,9 +103,10 @@ class WindowIngest:
     run_id: int
     now: datetime
     drop_descriptions: bool = False
-    # Maps each new or changed entry in the same statement that writes it (see ``EntryMapper``), so
-    # a run does not read every entry back to map it; None leaves mapping to a later pass.
-    mapper: EntryMapper | None = None
+    # Maps each new or changed entry in the same statement that writes it (with ``mapping_columns``,
+    # as remap does), so a run does not read every entry back to map it; None leaves mapping to a
+    # later pass.
+    matcher: BoundMatcher | None = None
     counts: IngestCounts = field(default_factory=IngestCounts)
     _seen: set[str] = field(default_factory=set)
     _analyze_at: int = 2000
@@ -128,6 +123,8 @@ class WindowIngest:
         self._first_seen_at = adapt.first_seen_at(self.now)
         self._recorded_at = adapt.recorded_at(self.now)
 
+    # One function on purpose (over 60 lines): it is the ingest's hot loop, and each batch's rows are
+    # built inline as driver tuples in the column order of the compiled statements.
     def add(self, batch: Sequence[TimeEntry]) -> None:
         latest: dict[str, TimeEntry] = {}
         for entry in batch:
@@ -330,10 +327,10 @@ class WindowIngest:
         return sorted(gone)
 
     def _mapped(self, entry: TimeEntry) -> Row:
-        """The mapping columns for ``entry`` in ``MAPPED_ORDER``: the mapper's result, or empty."""
-        if self.mapper is None:
+        """The mapping columns for ``entry`` in ``MAPPED_ORDER``: the bound matcher's result, or empty."""
+        if self.matcher is None:
             return _UNMAPPED
-        columns = self.mapper(entry)
+        columns = mapping_columns(self.matcher, entry)
         return (
             columns["mapping_hash"],
             columns["code"],

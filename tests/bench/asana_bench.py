@@ -20,7 +20,7 @@ from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from connectors.sandbox._server import SandboxServer
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
-from sync.run.runner import CHUNK_DAYS
+from sync.run.context import CHUNK_DAYS
 
 PAGE = 100  # Asana's largest page, for every list endpoint used here
 
@@ -73,7 +73,7 @@ class AsanaBench:
         """Listing pages per listing window, one task page per 100 tasks of each project with time, users;
         for a compact list also one GET per entry and the timesheet statuses (100 per page).
 
-        The windows are the ones the sync asks for: the runner's 14-day chunks, each split again by
+        The windows are the ones the sync asks for: the ingest stage's 14-day chunks, each split again by
         the connector's ``window_days``. An empty window still costs the one call that finds it empty.
         """
         listing = self.listing_calls(window)

@@ -21,7 +21,7 @@ from connectors.clickup.schema import ClickUpTask
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window, normalize_custom_fields
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset
-from sync.run.runner import CHUNK_DAYS
+from sync.run.context import CHUNK_DAYS
 
 PLAN = "business_plus"
 # How the sandbox reports a data-set approval status; a draft week has no approval object.
@@ -76,7 +76,7 @@ class ClickUpBench:
     def lower_bound(self, window: Window) -> CallBound:
         """The user check, the Workspace listing, one time_entries call per listing window, task pages.
 
-        The windows are the runner's 14-day chunks, each split again by the connector's
+        The windows are the ingest stage's 14-day chunks, each split again by the connector's
         ``window_days``; ClickUp does not page time_entries, so each window is one call, empty or not.
         The task listing returns every task of the lists named, so the bound counts all tasks of the
         lists that hold time in the window, 100 per page.

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 
 from connectors.model import TimeEntry, Window
-from sync.run.runner import CHUNK_DAYS, Runner
+from sync.run.context import CHUNK_DAYS, RunContext
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.remap import remap
 from sync.settings import Settings
 from sync.store import ledger
 from sync.store.db import make_engine, upgrade
@@ -63,30 +65,30 @@ def postgres_ledger(url: str) -> Iterator[Engine]:
 def measure_pipeline(
     engine: Engine, entries: list[TimeEntry], window: Window, *, mappings_file: Path, as_of: datetime
 ) -> dict[str, Any]:
-    """Ingest ``entries`` chunk by chunk as the runner does, then map them all as ``Runner.apply_mappings``."""
+    """Ingest ``entries`` chunk by chunk as the ingest stage does, then run the remap stage over them."""
     source, account = entries[0].source, entries[0].account
-    # Split before the clock starts: the runner receives each chunk's entries from the connector.
+    # Split before the clock starts: the ingest stage receives each chunk's entries from the connector.
     chunks = [(chunk, [e for e in entries if e.work_date in chunk]) for chunk in window.split(CHUNK_DAYS)]
     settings = Settings(database_url=str(engine.url), mappings_file=mappings_file, asana=None)
-    runner = Runner(settings, sources={}, as_of=as_of, engine=engine)
+    context = RunContext.create(settings, engine, as_of=as_of)
     with engine.begin() as conn:
         run_id = start_run(conn, command="bench", as_of=as_of, now=as_of)
     counts = ledger.IngestCounts()
-    runner.adopt_mapping()  # as Runner.sync does before any pull
+    matcher = adopt_mapping(context, load_mapping(settings, engine)).bound  # as the pipeline does before any pull
     collecting = _CollectorClock()
     gc.callbacks.append(collecting)
     try:
         started = time.perf_counter()
         for chunk, part in chunks:
-            # One transaction per chunk, like Runner._pull_scope.
+            # One transaction per chunk, like the ingest stage.
             with engine.begin() as conn:
-                ingest = ledger.WindowIngest(conn, source, account, chunk, run_id, as_of, mapper=runner.mapping_columns)
+                ingest = ledger.WindowIngest(conn, source, account, chunk, run_id, as_of, matcher=matcher)
                 for batch in ledger.batched(part, ledger.BATCH):
                     ingest.add(batch)
                 counts.add(ingest.close())
         ingest_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        mapped = runner.apply_mappings()
+        mapped = remap(context, matcher).mapped
         map_seconds = time.perf_counter() - started
     finally:
         gc.callbacks.remove(collecting)

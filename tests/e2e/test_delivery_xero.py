@@ -14,7 +14,11 @@ from sqlalchemy import Engine
 
 from connectors.sandbox.xero import WRITES, XeroSandbox
 from sync.delivery import periods
-from sync.run.runner import Runner
+from sync.run.context import RunContext
+from sync.run.factory import build_sinks
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.pipeline import run_sync
+from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, Settings, XeroSettings
 from sync.store.db import make_engine, upgrade
 from tests.fakes import ListSource
@@ -80,12 +84,20 @@ def run(tmp: Path, engine: Engine, source: ListSource, xero: XeroSandbox, mode: 
         ),
         delivery=DeliverySettings(asana_gate="none"),
     )
-    runner = Runner(settings, sources={"asana": source}, engine=engine, as_of=AS_OF, clock=lambda: AS_OF)
+    sinks = build_sinks(settings, engine)
     try:
-        result = runner.sync(write_reports=False)
-        reconciled = [runner.reconcile(month) for month in ("2026-10", "2026-11")]
+        sources = {"asana": source}
+        result = run_sync(
+            settings, sources=sources, sinks=sinks, engine=engine, as_of=AS_OF, clock=lambda: AS_OF, write_reports=False
+        )
+        context = RunContext.create(settings, engine, as_of=AS_OF, clock=lambda: AS_OF)
+        mapping = adopt_mapping(context, load_mapping(settings, engine))
+        reconciled = [
+            reconcile_month(context, month, mapping, sources=sources, sinks=sinks) for month in ("2026-10", "2026-11")
+        ]
     finally:
-        runner.close()
+        for sink in sinks.values():
+            sink.close()
     return result.deliveries["xero"], reconciled
 
 

@@ -93,3 +93,22 @@ def test_bad_period_is_an_admin_error(env: Path) -> None:
     code, output = run_cli("statement", "--period", "2026-13")
     assert code == 2
     assert "--period" in output
+
+
+def test_report_and_statement_read_the_ledger_without_the_mapping_document(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, output = run_cli("report", "--period", "2026-10")
+    assert code == 0, output
+    before = (env / "out" / "hours-2026-10.json").read_bytes()
+    # Code names come from the stored revision that mapped each entry: a broken document, or none
+    # at all, does not matter to commands that only read.
+    broken = env / "broken.yaml"
+    broken.write_text("codes: [not a mapping document\n", encoding="utf-8")
+    monkeypatch.setenv("HOURBRIDGE_MAPPINGS_FILE", str(broken))
+    code, output = run_cli("report", "--period", "2026-10")
+    assert code == 0, output
+    assert (env / "out" / "hours-2026-10.json").read_bytes() == before
+    monkeypatch.setenv("HOURBRIDGE_MAPPINGS_FILE", str(env / "missing.yaml"))
+    code, output = run_cli("statement", "--period", "2026-10")
+    assert code == 0, output

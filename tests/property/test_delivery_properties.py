@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sync.delivery import periods
 from sync.delivery.lines import ADJUSTMENT_PREFIX
-from sync.run.runner import Runner
+from sync.run.pipeline import run_sync
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
 from tests.fakes import ListSource, MemorySink
@@ -59,8 +59,15 @@ def test_delivered_plus_adjustments_plus_credits_equal_the_pm_tool(
     )
 
     def run() -> Any:
-        runner = Runner(config, sources={"asana": source}, sinks={"quickbooks": sink}, engine=engine, as_of=AS_OF)
-        return runner.sync(write_reports=False).deliveries["quickbooks"]
+        result = run_sync(
+            config,
+            sources={"asana": source},
+            sinks={"quickbooks": sink},
+            engine=engine,
+            as_of=AS_OF,
+            write_reports=False,
+        )
+        return result.deliveries["quickbooks"]
 
     for action, *args in [*steps, ("run",)]:
         if action == "put":

@@ -12,7 +12,10 @@ from sqlalchemy import Engine, func, select
 
 from sync.delivery import periods
 from sync.delivery.lines import ADJUSTMENT_PREFIX
-from sync.run.runner import Runner
+from sync.run.context import RunContext
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.pipeline import run_sync
+from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.tables import delivered_lines, outbox
 from tests.fakes import Crash, ListSource, MemorySink
@@ -54,15 +57,16 @@ def run(world: dict[str, Any], *, granularity: str = "day", as_of: datetime = AS
         quickbooks=QuickBooksSettings(realm_id="1", granularity=granularity),
         delivery=DeliverySettings(**({"asana_gate": "none"} | delivery)),
     )
-    runner = Runner(
+    result = run_sync(
         settings,
         sources={"asana": world["source"]},
         sinks={"quickbooks": world["sink"]},
         engine=world["engine"],
         as_of=as_of,
         clock=lambda: as_of,
+        write_reports=False,
     )
-    return runner.sync(write_reports=False).deliveries["quickbooks"]
+    return result.deliveries["quickbooks"]
 
 
 def minutes_by_key(sink: MemorySink) -> dict[str, int]:
@@ -288,14 +292,11 @@ def reconcile(world: dict[str, Any], month: str = "2026-11") -> Any:
         quickbooks=QuickBooksSettings(realm_id="1", granularity="entry"),
         delivery=DeliverySettings(asana_gate="none"),
     )
-    runner = Runner(
-        settings,
-        sources={"asana": world["source"]},
-        sinks={"quickbooks": world["sink"]},
-        engine=world["engine"],
-        as_of=AS_OF,
+    context = RunContext.create(settings, world["engine"], as_of=AS_OF)
+    mapping = adopt_mapping(context, load_mapping(settings, world["engine"]))
+    return reconcile_month(
+        context, month, mapping, sources={"asana": world["source"]}, sinks={"quickbooks": world["sink"]}
     )
-    return runner.reconcile(month)
 
 
 def test_reconcile_agrees_and_then_names_every_difference_line_by_line(world: dict[str, Any]) -> None:

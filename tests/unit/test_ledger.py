@@ -23,10 +23,13 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
 from connectors.model import Person, TimeEntry, Window
-from sync.store import ledger
+from mappings.engine import compile_rules
+from mappings.loader import load_document
+from sync.store import ledger, revisions
 from sync.store.batch import ENTRY_INSERT, DriverSQL
+from sync.store.mapped import BoundMatcher, mapping_columns
 from sync.store.runs import start_run
-from sync.store.tables import RawJSON, cursors, entries, entry_versions
+from sync.store.tables import MAPPING_COLUMNS, RawJSON, cursors, entries, entry_versions
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 WINDOW = Window(date(2026, 11, 1), date(2026, 11, 20))
@@ -161,24 +164,26 @@ def test_entry_of_another_scope_is_refused(engine: Engine) -> None:
 REFERENCE = "reference"
 
 
-def mapper(entry: TimeEntry) -> dict[str, object]:
-    """Mapping columns that vary with the entry, so the flag and NULL handling are both exercised."""
-    mapped = entry.duration_seconds >= 1800
-    return {
-        "code": "P-1" if mapped else None,
-        "rule_id": "r1" if mapped else None,
-        "contractor": entry.person.name,
-        "client": "Acme" if mapped else None,
-        "cost_center": None,
-        "billable": True if mapped else None,
-        "unmapped_reason": None if mapped else "no_rule",
-        "unmapped_detail": None if mapped else "nothing matched",
-        "mapping_hash": "h" * 64,
-        "mapping_revision": None,
-    }
+# The first ingest writes no mapping (every mapping column NULL, the flag too); the later ones map
+# with BOUND, under which entries up to 8 November are mapped and later ones are not: the mapping
+# columns vary with the entry, so the flag and NULL handling are both exercised.
+BOUND_YAML = """\
+version: 1
+codes:
+  P-1: {name: Project one, client: Acme, cost_center: CC-1, billable: true}
+rules:
+  - {id: r1, priority: 1, code: P-1, effective_to: 2026-11-08}
+"""
+BOUND = BoundMatcher(compile_rules(load_document(BOUND_YAML)), revision=1)
+NOT_MAPPED = dict.fromkeys((*MAPPING_COLUMNS, "mapping_hash", "mapping_revision"))
 
 
-def sqlalchemy_row(entry: TimeEntry, *, version: int, dialect: str) -> dict[str, object]:
+def mapper(entry: TimeEntry, matcher: BoundMatcher | None) -> dict[str, object]:
+    """The mapping columns the ingest writes for ``entry`` under ``matcher`` (None: not mapped yet)."""
+    return NOT_MAPPED if matcher is None else mapping_columns(matcher, entry)
+
+
+def sqlalchemy_row(entry: TimeEntry, *, version: int, dialect: str, matcher: BoundMatcher | None) -> dict[str, object]:
     """The entry's columns as SQLAlchemy Core binds them (the reference for the driver-level writes)."""
     return {
         "source": REFERENCE,
@@ -192,7 +197,7 @@ def sqlalchemy_row(entry: TimeEntry, *, version: int, dialect: str) -> dict[str,
         "person_name": entry.person.name,
         "payload": RawJSON(entry.payload_json()) if dialect == "sqlite" else entry.to_payload(),
         "updated_at": NOW,
-    } | mapper(entry)
+    } | mapper(entry, matcher)
 
 
 def stored(conn: Connection, table: Table, condition: ColumnElement[bool]) -> list[tuple[object, ...]]:
@@ -210,23 +215,37 @@ def test_batch_writes_store_what_sqlalchemy_core_stores(engine: Engine) -> None:
     restored = [make_entry("a", 50), make_entry("b", 10, day=7), make_entry("c", 20, day=9)]
     dialect = engine.dialect.name
     reference_ids: dict[str, int] = {}
+    document = BOUND.matcher.document
+    stored_revision = revisions.append(
+        engine,
+        content_hash=BOUND.document_hash,
+        canonical_json=document.canonical_json(),
+        yaml_text=BOUND_YAML,
+        author="test",
+        comment="the revision BOUND stands for",
+        now=NOW,
+    ).revision
+    assert stored_revision.id == BOUND.revision
     for step, batch in enumerate((first, edited, restored), start=1):
         with engine.begin() as conn:
             run_id = start_run(conn, command="test", as_of=NOW, now=NOW)
-            writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW, mapper=mapper)
+            matcher = None if step == 1 else BOUND
+            writer = ledger.WindowIngest(conn, "asana", "ws1", WINDOW, run_id, NOW, matcher=matcher)
             writer.add(batch)
             counts = writer.close()
             # The same changes written the way SQLAlchemy Core binds them, under another source.
             for entry in batch:
                 if step == 1:
-                    row = sqlalchemy_row(entry, version=1, dialect=dialect) | {"first_seen_at": NOW}
+                    row = sqlalchemy_row(entry, version=1, dialect=dialect, matcher=matcher) | {"first_seen_at": NOW}
                     reference_ids[entry.external_id] = conn.execute(
                         insert(entries).values(row).returning(entries.c.id)
                     ).scalar_one()
                     change, version = "created", 1
                 elif (step, entry.external_id) in ((2, "a"), (3, "c")):
                     version = 2 if step == 2 else 3
-                    row = sqlalchemy_row(entry, version=version, dialect=dialect) | {"deleted_at": None}
+                    row = sqlalchemy_row(entry, version=version, dialect=dialect, matcher=matcher) | {
+                        "deleted_at": None
+                    }
                     row.pop("source")
                     conn.execute(update(entries).where(entries.c.id == reference_ids[entry.external_id]).values(row))
                     change = "updated" if step == 2 else "restored"

@@ -18,10 +18,15 @@ from mappings.loader import MappingDocumentError, load_document
 from sync.admin import preview as admin_preview
 from sync.admin import revisions as admin_revisions
 from sync.admin import unmapped as admin_unmapped
-from sync.reporting.model import Period
-from sync.run.runner import Runner
+from sync.reporting.lines import read_report_lines
+from sync.reporting.model import Period, build_report
+from sync.reporting.output import write_report
+from sync.run.context import RunContext
+from sync.run.mapping import adopt_mapping, load_mapping
+from sync.run.remap import remap
 from sync.settings import Settings
 from sync.store import ledger, revisions
+from sync.store.db import make_engine
 from sync.store.runs import start_run
 from sync.store.tables import entries, mapping_revisions
 
@@ -93,9 +98,25 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def runner(engine: Engine, mappings_file: Path) -> Runner:
-    settings = Settings(database_url="sqlite://", mappings_file=mappings_file)
-    return Runner(settings, sources={}, engine=engine, as_of=NOW, clock=lambda: NOW)
+class MappingRun:
+    """The mapping chosen as a run chooses it (validated at once), then the remap and report stages on it."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.mapping = load_mapping(settings, engine)
+        self.context = RunContext.create(settings, engine, as_of=NOW, clock=lambda: NOW)
+
+    def apply_mappings(self) -> int:
+        return remap(self.context, adopt_mapping(self.context, self.mapping).bound).mapped
+
+    def report(self, period: Period, folder: Path) -> None:
+        lines = read_report_lines(self.engine, period, drop_descriptions=self.settings.drop_descriptions)
+        write_report(build_report(period, lines), folder, self.settings.report_formats)
+
+
+def runner(engine: Engine, mappings_file: Path) -> MappingRun:
+    return MappingRun(Settings(database_url="sqlite://", mappings_file=mappings_file), engine)
 
 
 def stored(engine: Engine) -> dict[str, tuple[str | None, str | None, int | None]]:
@@ -170,7 +191,7 @@ def test_without_a_file_the_current_revision_is_used(
     settings = Settings(database_url="sqlite://")
     active = admin_revisions.choose_mapping(settings, engine)
     assert (active.file, active.revision) == (None, 1)
-    run = Runner(settings, sources={}, engine=engine, as_of=NOW, clock=lambda: NOW)
+    run = MappingRun(settings, engine)
     assert run.apply_mappings() == 0
     assert revision_count(engine) == 1
 
@@ -193,7 +214,7 @@ def test_with_neither_the_error_says_how_to_provide_one_and_creates_nothing(
     database = tmp_path / "state.db"
     settings = Settings(database_url=f"sqlite:///{database}")
     with pytest.raises(ConfigError, match=r"hourbridge mappings apply FILE.*HOURBRIDGE_MAPPINGS_FILE"):
-        Runner(settings, sources={})
+        MappingRun(settings, make_engine(settings.database_url))
     assert not database.exists()
 
 

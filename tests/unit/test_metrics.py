@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import generate_latest
 
+from connectors.errors import Action
 from sync.ops.metrics import RunMetrics
+from sync.run.context import RunError
 from sync.store.ledger import IngestCounts
 
 
@@ -22,7 +23,7 @@ class FakeScope:
 class FakeResult:
     status: str
     scopes: list[FakeScope]
-    errors: list[dict[str, Any]]
+    errors: list[RunError]
     api: dict[str, dict[str, int]]
 
 
@@ -37,7 +38,7 @@ def test_a_run_is_counted_per_source() -> None:
     result = FakeResult(
         status="partial",
         scopes=[FakeScope("asana", ok), FakeScope("clickup", failed)],
-        errors=[{"source": "clickup", "account": "9", "error": "HTTP 503", "action": "transient"}],
+        errors=[RunError("scope", "clickup", None, Action.TRANSIENT, "HTTP 503", account="9")],
         api={"asana": {"api_calls": 12, "throttled": 1}, "clickup": {"api_calls": 7, "throttled": 3}},
     )
     finished = datetime(2026, 11, 20, 12, tzinfo=UTC)

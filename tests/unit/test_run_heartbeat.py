@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
-from sync.run.runner import Runner
+from sync.run.pipeline import run_sync
 from sync.settings import Settings
 from sync.store.runs import ABANDONED_AFTER
 from sync.store.tables import runs
@@ -33,8 +33,8 @@ def test_stale_running_runs_become_abandoned_and_heartbeats_keep_live_ones(tmp_p
     source = ListSource()
     source.put("e1", 30, date(2026, 11, 3))
     settings = Settings(database_url="sqlite://", mappings_file=tmp_path / "rules.yaml", start_date=date(2026, 11, 1))
-    result = Runner(settings, sources={"asana": source}, engine=engine, as_of=NOW, clock=lambda: NOW).sync(
-        write_reports=False
+    result = run_sync(
+        settings, sources={"asana": source}, engine=engine, as_of=NOW, clock=lambda: NOW, write_reports=False
     )
     with engine.connect() as conn:
         rows = conn.execute(select(runs.c.id, runs.c.status, runs.c.heartbeat_at).order_by(runs.c.id)).all()

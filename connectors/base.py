@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import entry_points
@@ -53,6 +53,13 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release connections and threads."""
+
+
+KnownEntries = Callable[[Sequence[str]], Mapping[str, TimeEntry]]
+"""The ledger's live entries of one scope for some external ids (those it has). A source whose class
+sets ``uses_known_entries = True`` is called as ``fetch(scope, window, known=...)`` by the run and may
+hand back a stored entry whose listing did not change instead of fetching its details again; other
+sources are called as before. Connectors stay stateless: the value comes from ``sync/run``."""
 
 
 @runtime_checkable

@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from typing import Any
 
 import asana
+import structlog
 import urllib3
 from asana.rest import ApiException
 from pydantic import ValidationError
@@ -20,17 +22,27 @@ from connectors._retry import RetryPolicy, Sleep
 from connectors._session import ApiSession
 from connectors.asana.config import ENV_PREFIX, AsanaConfig
 from connectors.asana.schema import AsanaTask, AsanaTimeEntry, AsanaUser
-from connectors.errors import PayloadError, TransientError
+from connectors.errors import PayloadError, RequestBugError, TransientError
+
+log = structlog.get_logger("hourbridge.asana")
 
 VENDOR = "Asana"
-# Everything we would like per entry. The spec's list enum stops at entered_on; the rest is asked
-# for anyway and looked up per entry only when it does not come back.
+# What the list endpoints' ``opt_fields`` enum allows (asana_oas.yaml, GET /time_tracking_entries and
+# GET /tasks/{task_gid}/time_tracking_entries): nothing more is sent by default, since an Asana that
+# enforces the enum answers 400 to the rest.
 LIST_FIELDS = (
     "duration_minutes,entered_on,attributable_to,attributable_to.name,created_by,created_by.name,"
-    "categories,categories.name,task,task.name,billable_status,approval_status,description,created_at"
+    "categories,categories.name"
 )
-# The single-entry endpoint is asked for the same fields; its enum names all of them.
-DETAIL_FIELDS = LIST_FIELDS
+# The full-object fields, in the single GET's enum only. ``list_fields = extended`` asks the list for
+# them too, for an Asana that is known to return them there.
+FULL_FIELDS = "task,task.name,billable_status,approval_status,description,created_at"
+EXTENDED_LIST_FIELDS = f"{LIST_FIELDS},{FULL_FIELDS}"
+DETAIL_FIELDS = EXTENDED_LIST_FIELDS
+TIMESHEET_FIELDS = "user,start_date,end_date,approval_status"
+# Restarts of one listing after Asana refused its offset (expired: "an offset token will expire after
+# some time, as data may have changed"); past this the listing fails instead of looping.
+MAX_OFFSET_RESTARTS = 3
 TASK_FIELDS = "name,custom_fields,custom_fields.name,custom_fields.display_value,tags,tags.name,actual_time_minutes"
 USER_FIELDS = "name,email"
 
@@ -68,6 +80,7 @@ class AsanaClient:
         self._users_api = asana.UsersApi(self._sdk)
         self._workspaces_api = asana.WorkspacesApi(self._sdk)
         self._tasks_api = asana.TasksApi(self._sdk)
+        self._timesheets_api = asana.TimesheetApprovalStatusesApi(self._sdk)
         self._timeout = (min(10.0, config.timeout_seconds), config.timeout_seconds)
 
     def _close_sdk(self) -> None:
@@ -100,13 +113,33 @@ class AsanaClient:
         return self.session.call(once, what=what)
 
     def _pages(self, what: str, request: Callable[[dict[str, Any]], Any], opts: dict[str, Any]) -> Iterator[Page]:
-        """Follow ``next_page.offset`` until it is null; the paginator stops a repeated offset."""
+        """Follow ``next_page.offset`` until it is null; the paginator stops a repeated offset.
+
+        An offset Asana refuses (it expires "after some time, as data may have changed") restarts the
+        listing from its first page: the pages already yielded come again, so every caller keys what
+        it collects by gid (the time-entry fetch drops gids it has already yielded).
+        """
         paging = TokenPaging(VENDOR, what, kind="page offset")
+        restarts = 0
         while not paging.done:
             page_opts = dict(opts)
             if paging.token is not None:
                 page_opts["offset"] = paging.token
-            payload = self._call(what, functools.partial(request, page_opts))
+            try:
+                payload = self._call(what, functools.partial(request, page_opts))
+            except RequestBugError as exc:
+                # The first page of this same query was accepted, so a 400 now can only be about the
+                # offset (the status of an expired offset is unconfirmed: 400 is what a malformed one gets).
+                if paging.token is None or exc.status != 400:
+                    raise
+                restarts += 1
+                if restarts > MAX_OFFSET_RESTARTS:
+                    raise PayloadError(
+                        f"{VENDOR} refused the page offset of {what} {restarts} times; gave up: {exc.message}"
+                    ) from None
+                log.warning("asana.offset_refused", what=what, restart=restarts, error=exc.message)
+                paging.restart()
+                continue
             if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
                 raise PayloadError(f"Asana answered {what} without a data list")
             yield payload["data"]
@@ -126,6 +159,16 @@ class AsanaClient:
 
     def me(self) -> None:
         self._call("users/me", lambda: self._users_api.get_user("me", {"opt_fields": "name"}, full_payload=True))
+
+    def timesheets(self, workspace_gid: str, from_date: date) -> Iterator[Page]:
+        """Timesheet approval statuses (a person's week each) of the workspace from ``from_date`` on."""
+        return self._pages(
+            "timesheet_approval_statuses",
+            lambda o: self._timesheets_api.get_timesheet_approval_statuses(
+                workspace_gid, o, full_payload=True, _request_timeout=self._timeout
+            ),
+            {"from_date": from_date.isoformat(), "limit": 100, "opt_fields": TIMESHEET_FIELDS},
+        )
 
     def workspaces(self) -> Iterator[Page]:
         return self._pages(

@@ -30,11 +30,27 @@ class AsanaConfig(BaseModel):
     )
     page_size: int = Field(default=100, ge=1, le=100, description="Entries per page (Asana allows 1-100).")
     window_days: int = Field(default=31, ge=1, le=366, description="Largest date range asked for in one listing.")
-    detail: Literal["auto", "tasks", "never"] = Field(
+    list_fields: Literal["spec", "extended"] = Field(
+        default="spec",
+        description=(
+            "What the entry list is asked for: spec = only the fields its opt_fields enum allows (the list "
+            "may still return more); extended = also task, billable, approval, description and created_at, "
+            "for an Asana known to answer them there (a 400 falls back to spec for the run)."
+        ),
+    )
+    detail: Literal["auto", "always", "tasks", "never"] = Field(
         default="auto",
         description=(
-            "How to get task, billable and approval data when the list endpoint leaves them out: "
-            "auto = one GET per such entry, tasks = per-task listings (task only), never = skip."
+            "How to get task, billable and approval data when the list leaves them out: auto = one GET per "
+            "new or changed entry (or whose timesheet changed status), the rest from the ledger; always = one "
+            "GET per entry every run; tasks = per-task listings (task only); never = skip."
+        ),
+    )
+    timesheets: bool = Field(
+        default=True,
+        description=(
+            "Keep approval fresh from the timesheet approval statuses (one listing per workspace per run) "
+            "when the list leaves approval out."
         ),
     )
     custom_fields: bool = Field(default=True, description="Read task custom fields (one call per 100 tasks).")

@@ -58,3 +58,32 @@ def normalize_entry(
         description=payload.description or None,
         recorded_at=created_at,
     )
+
+
+def listing_unchanged(payload: AsanaTimeEntry, stored: TimeEntry) -> bool:
+    """Whether everything the list said about an entry matches what the ledger stored for it.
+
+    Only the fields the list returned are compared, so a compact listing (duration, day, project,
+    person, categories) leaves task, billability and approval to the stored entry. A stored entry
+    without a description is not compared on it: the ledger drops descriptions when told to.
+    """
+    project = stored.container("project")
+    listed_project = payload.attributable_to
+    fields = payload.model_fields_set
+    checks = [
+        max(0, int(payload.duration_minutes or 0)) * 60 == stored.duration_seconds,
+        payload.entered_on == stored.work_date,
+        (listed_project.gid if listed_project else None) == (project.id if project else None),
+        (listed_project.name or "" if listed_project else "") == (project.name if project else ""),
+        (payload.created_by.gid if payload.created_by else "") == stored.person.id,
+        tuple(sorted(c.name for c in payload.categories or () if c.name)) == stored.categories,
+    ]
+    if "task" in fields:
+        checks.append((payload.task.gid if payload.task else None) == (stored.task.id if stored.task else None))
+    if "billable_status" in fields:
+        checks.append(_BILLABLE.get(payload.billable_status or "") == stored.billable)
+    if "approval_status" in fields:
+        checks.append(payload.approval_status == stored.approval_status)
+    if "description" in fields and stored.description is not None:
+        checks.append((payload.description or None) == stored.description)
+    return all(checks)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Payload(BaseModel):
@@ -41,8 +41,8 @@ class AsanaTimeEntry(_Payload):
     """``TimeTrackingEntryCompact``/``Base``; full-object fields are optional on purpose.
 
     The list endpoint's ``opt_fields`` enum does not name ``task``, ``billable_status``,
-    ``approval_status``, ``description`` or ``created_at``; whether it returns them when asked is
-    unconfirmed, so their absence (not ``null``) is what tells us to look them up.
+    ``approval_status``, ``description`` or ``created_at``; whether the real list returns them at all
+    is unconfirmed, so their absence (not ``null``) is what tells us to look them up.
     """
 
     gid: str
@@ -56,6 +56,8 @@ class AsanaTimeEntry(_Payload):
     approval_status: str | None = None
     description: str | None = None
     created_at: datetime | None = None
+    # Set by the source, never read from Asana: the full fields came from the single GET.
+    from_detail: bool = Field(default=False, exclude=True)
 
     @property
     def has_task_field(self) -> bool:

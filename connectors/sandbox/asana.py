@@ -5,18 +5,21 @@ from __future__ import annotations
 import hmac
 import re
 import threading
+import time as time_module
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 from urllib.parse import urlencode
 
+from connectors.sandbox._asana_opt_fields import OPT_FIELDS
 from connectors.sandbox._asana_wire import (
     ENTRY_COMPACT,
     ENTRY_FULL,
     LIST_OPT_FIELDS,
     NAMED_COMPACT,
+    OFFSET_TTL_SECONDS,
     TASK_COMPACT,
     USER_FULL,
     ApiError,
@@ -50,6 +53,7 @@ TASKS_GET = "tasks.get"
 ENTRIES_LIST = "time_tracking_entries.list"
 ENTRIES_GET = "time_tracking_entries.get"
 TASK_ENTRIES_LIST = "tasks.time_tracking_entries"
+TIMESHEETS_LIST = "timesheet_approval_statuses.list"
 ROUTES = (
     USERS_GET,
     WORKSPACES_LIST,
@@ -61,7 +65,22 @@ ROUTES = (
     ENTRIES_LIST,
     ENTRIES_GET,
     TASK_ENTRIES_LIST,
+    TIMESHEETS_LIST,
 )
+# The spec path of each route: whose ``opt_fields`` enum the strict mode enforces.
+SPEC_PATHS = {
+    USERS_GET: "/users/{user_gid}",
+    WORKSPACES_LIST: "/workspaces",
+    WORKSPACE_USERS_LIST: "/workspaces/{workspace_gid}/users",
+    PROJECTS_LIST: "/projects",
+    PROJECTS_GET: "/projects/{project_gid}",
+    TASKS_LIST: "/tasks",
+    TASKS_GET: "/tasks/{task_gid}",
+    ENTRIES_LIST: "/time_tracking_entries",
+    ENTRIES_GET: "/time_tracking_entries/{time_tracking_entry_gid}",
+    TASK_ENTRIES_LIST: "/tasks/{task_gid}/time_tracking_entries",
+    TIMESHEETS_LIST: "/timesheet_approval_statuses",
+}
 
 BILLABLE_STATUSES = ("billable", "nonBillable", "notApplicable")
 APPROVAL_STATUSES = ("DRAFT", "SUBMITTED", "APPROVED", "REJECTED")
@@ -75,6 +94,7 @@ _TAG_BASE = 1204000000000001
 _FIELD_BASE = 1205000000000001
 _OPTION_BASE = 1206000000000001
 _CATEGORY_BASE = 1207000000000001
+_TIMESHEET_BASE = 1208000000000001
 _ENTRY_BASE = 1209000000000001
 
 _WORKSPACE_NAMES = ("Example Consulting", "Example Studio")
@@ -122,12 +142,14 @@ class AsanaSandbox(HostedSandbox):
         dataset: Dataset,
         *,
         token: str = DEFAULT_TOKEN,
-        list_full_fields: bool = True,
+        list_full_fields: bool = False,
         rate_limit_per_minute: int | None = None,
         plan_has_time_tracking: bool = True,
         clock: Clock | None = None,
         workspaces: int = 1,
         projects: Collection[str] | None = None,
+        strict_opt_fields: bool = True,
+        offset_ttl_seconds: float | None = OFFSET_TTL_SECONDS,
     ) -> None:
         if workspaces not in (1, 2):
             raise ValueError("the Asana sandbox serves one or two workspaces")
@@ -135,10 +157,15 @@ class AsanaSandbox(HostedSandbox):
         # Only these data-set projects carry time here (the demo spreads projects over three tools).
         self._only_projects = None if projects is None else frozenset(projects)
         self._token = token
+        # Whether the list endpoints return task, billable, approval, description and created_at
+        # (unconfirmed for the real API; the spec's list schema is the compact one). In strict mode
+        # they come back unasked, since asking for them is refused; otherwise only when asked.
         self._list_full_fields = list_full_fields
+        # Strict: 400 for an ``opt_fields`` value outside the endpoint's enum in the spec.
+        self._strict_opt_fields = strict_opt_fields
         self._plan_has_time_tracking = plan_has_time_tracking
         self._lock = threading.RLock()
-        self._offsets = OffsetTokens()
+        self._offsets = OffsetTokens(clock or time_module.monotonic, offset_ttl_seconds)
         self._server = SandboxServer(
             base_path=API_BASE_PATH,
             clock=clock,
@@ -362,6 +389,24 @@ class AsanaSandbox(HostedSandbox):
         with self._lock:
             self._list_full_fields = value
 
+    def set_strict_opt_fields(self, value: bool) -> None:
+        with self._lock:
+            self._strict_opt_fields = value
+
+    def set_offset_ttl(self, seconds: float | None) -> None:
+        """Offsets older than ``seconds`` (by the emulator's clock) are refused; None: never."""
+        with self._lock:
+            self._offsets.ttl = seconds
+
+    def set_timesheet_status(self, user_gid: str, day: date, status: str) -> None:
+        """Set the approval status of ``user_gid``'s timesheet for the week of ``day`` (every workspace)."""
+        status = _checked(status, APPROVAL_STATUSES, "approval_status")
+        monday = _monday(day)
+        with self._lock:
+            for record in self._records.values():
+                if record.user == int(user_gid) and _monday(record.entered_on) == monday:
+                    record.approval_status = status
+
     def set_plan_has_time_tracking(self, value: bool) -> None:
         with self._lock:
             self._plan_has_time_tracking = value
@@ -396,10 +441,19 @@ class AsanaSandbox(HostedSandbox):
                 record.description = description
             if billable_status is not None:
                 record.billable_status = _checked(billable_status, BILLABLE_STATUSES, "billable_status")
-            if approval_status is not None:
-                record.approval_status = _checked(approval_status, APPROVAL_STATUSES, "approval_status")
             if entered_on is not None:
                 record.entered_on = entered_on
+            if approval_status is not None:
+                # Asana: approval belongs to the timesheet (a person's week), so it moves every entry of it.
+                status = _checked(approval_status, APPROVAL_STATUSES, "approval_status")
+                week = _monday(record.entered_on)
+                for other in self._records.values():
+                    if (other.user, other.workspace, _monday(other.entered_on)) == (
+                        record.user,
+                        record.workspace,
+                        week,
+                    ):
+                        other.approval_status = status
             self._reindex()
 
     def delete_entry(self, gid: str) -> None:
@@ -506,6 +560,12 @@ class AsanaSandbox(HostedSandbox):
             self._endpoint(self._list_task_entries, time_tracking=True),
             name=TASK_ENTRIES_LIST,
         )
+        add(
+            "GET",
+            "/timesheet_approval_statuses",
+            self._endpoint(self._list_timesheets, time_tracking=True),
+            name=TIMESHEETS_LIST,
+        )
 
     def _endpoint(
         self, handler: Callable[[Request], Response], *, time_tracking: bool = False
@@ -523,11 +583,23 @@ class AsanaSandbox(HostedSandbox):
                             "Time tracking entries are above your current premium level. "
                             "Upgrade the workspace's plan to use this feature.",
                         )
+                    if self._strict_opt_fields:
+                        self._check_opt_fields(request)
                     return handler(request)
             except ApiError as error:
                 return asana_error(error.status, error.message)
 
         return wrapped
+
+    @staticmethod
+    def _check_opt_fields(request: Request) -> None:
+        """Refuse ``opt_fields`` values outside the enum the spec gives this endpoint, as Asana does."""
+        allowed = OPT_FIELDS[SPEC_PATHS[request.route]]
+        for value in request.args.getlist("opt_fields"):
+            for part in value.split(","):
+                name = part.strip()
+                if name and name not in allowed:
+                    raise ApiError(400, f"opt_fields: Unknown value: {name}")
 
     def _fields(self, request: Request, default: Tree, *, allowed: frozenset[str] | None = None) -> Tree:
         raw = request.args.getlist("opt_fields")
@@ -539,7 +611,11 @@ class AsanaSandbox(HostedSandbox):
         return parse_tree(wanted)
 
     def _list_fields(self, request: Request) -> Tree:
-        # Only the spec's list enum is honoured when full fields are off; the rest is dropped silently.
+        if self._strict_opt_fields:
+            # Asking for more was refused already; a list that returns the full object does so unasked.
+            tree = self._fields(request, ENTRY_COMPACT)
+            return {**tree, **_FULL_ONLY} if self._list_full_fields else tree
+        # Lenient: only the spec's list enum is honoured when full fields are off; the rest is dropped.
         allowed = None if self._list_full_fields else LIST_OPT_FIELDS
         return self._fields(request, ENTRY_COMPACT, allowed=allowed)
 
@@ -778,6 +854,59 @@ class AsanaSandbox(HostedSandbox):
         task_gid = self._lookup(self._tasks, request.params["task_gid"], "task")
         return self._paged(request, self._scan(None, None, lambda r: r.task == task_gid), self._list_fields(request))
 
+    def _timesheets(self, ws: int) -> dict[tuple[int, date], Json]:
+        """The timesheets (a user's week) of the workspace that hold entries, with their status."""
+        found: dict[tuple[int, date], Json] = {}
+        for _ordinal, gid in self._order:
+            record = self._records[gid]
+            if record.workspace != ws:
+                continue
+            key = (record.user, _monday(record.entered_on))
+            if key in found:
+                continue
+            monday = key[1]
+            found[key] = {
+                # Stable per (workspace, user, week): the same timesheet keeps its gid across edits.
+                "gid": str(
+                    _TIMESHEET_BASE
+                    + (ws - _WORKSPACE_BASE) * 10**11
+                    + (record.user - _USER_BASE) * 10**7
+                    + monday.toordinal()
+                ),
+                "resource_type": "timesheet_approval_status",
+                "created_at": _iso_instant(datetime.combine(monday, time(0), tzinfo=UTC)),
+                "user": self._ref(self._users[record.user]),
+                "workspace": self._ref(self._workspaces[ws]),
+                "start_date": monday.isoformat(),
+                "end_date": (monday + timedelta(days=6)).isoformat(),
+                "approval_status": record.approval_status,
+            }
+        return found
+
+    def _list_timesheets(self, request: Request) -> Response:
+        ws = self._lookup(self._workspaces, request.arg("workspace"), "workspace")
+        user = request.arg("user")
+        user_gid = None if user is None else self._owner if user == "me" else self._lookup(self._users, user, "user")
+        start = self._date_arg(request, "from_date")
+        end = self._date_arg(request, "to_date")
+        wanted_text = request.arg("approval_statuses")
+        wanted = None
+        if wanted_text:
+            wanted = {part.strip().upper() for part in wanted_text.split(",") if part.strip()}
+            unknown = wanted - set(APPROVAL_STATUSES)
+            if unknown:
+                raise ApiError(400, f"approval_statuses: Unknown value: {sorted(unknown)[0].lower()}")
+        sheets = {
+            int(sheet["gid"]): sheet
+            for (sheet_user, monday), sheet in self._timesheets(ws).items()
+            if (user_gid is None or sheet_user == user_gid)
+            # A week is listed when it overlaps [from_date, to_date].
+            and (start is None or monday + timedelta(days=6) >= start)
+            and (end is None or monday <= end)
+            and (wanted is None or sheet["approval_status"] in wanted)
+        }
+        return self._paged(request, self._after_gid(sheets), self._fields(request, _TIMESHEET_COMPACT))
+
     def _get_entry(self, request: Request) -> Response:
         gid = self._lookup(self._records, request.params["time_tracking_entry_gid"], "time_tracking_entry")
         tree = self._fields(request, ENTRY_FULL)
@@ -788,6 +917,26 @@ def _checked(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+_FULL_ONLY = parse_tree(
+    {
+        "task.name",
+        "task.resource_subtype",
+        "task.created_by",
+        "created_at",
+        "approval_status",
+        "billable_status",
+        "description",
+    }
+)
+_TIMESHEET_COMPACT = parse_tree(
+    {"created_at", "user.name", "workspace.name", "start_date", "end_date", "approval_status"}
+)
 
 
 def _within(day: date, start: date | None, end: date | None) -> bool:

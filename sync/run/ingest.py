@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import structlog
 
@@ -14,6 +15,7 @@ from connectors.model import Scope, TimeEntry, Window
 from sync.run.context import CHUNK_DAYS, RunContext, RunError, plan_window
 from sync.run.prefetch import prefetched_batches
 from sync.store import ledger
+from sync.store.known import live_entries
 from sync.store.mapped import BoundMatcher
 
 log = structlog.get_logger("hourbridge.run")
@@ -127,10 +129,25 @@ def _ingest_chunk(
             drop_descriptions=context.settings.drop_descriptions,
             matcher=matcher,
         )
-        entries = _with_progress(context, label, source.fetch(scope, chunk))
+        entries = _with_progress(context, label, _fetch(context, source, scope, chunk))
         for batch in prefetched_batches(entries, ledger.BATCH):
             writer.add(batch)
         return writer.close(fetch_coverage(source, scope, chunk))
+
+
+def _fetch(context: RunContext, source: Source, scope: Scope, chunk: Window) -> Iterator[TimeEntry]:
+    """The source's fetch; one that reuses stored details gets a look-up into the ledger (see KnownEntries)."""
+    if not getattr(source, "uses_known_entries", False):
+        return source.fetch(scope, chunk)
+
+    def known(external_ids: Sequence[str]) -> dict[str, TimeEntry]:
+        # Its own connection: it runs in the prefetch thread while the chunk's transaction writes,
+        # and sees what earlier runs committed, which is what "known" means.
+        with context.engine.connect() as conn:
+            return live_entries(conn, scope.source, scope.account, external_ids)
+
+    fetch = cast(Any, source).fetch  # the Source protocol's fetch does not name ``known``
+    return cast(Iterator[TimeEntry], fetch(scope, chunk, known=known))
 
 
 def _with_progress(context: RunContext, label: str, entries: Iterable[TimeEntry]) -> Iterator[TimeEntry]:

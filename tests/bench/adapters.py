@@ -88,8 +88,9 @@ class SourceBench(Protocol):
 
 def registered() -> dict[str, type[SourceBench]]:
     """Every source the harness measures, by name, in table order."""
-    from tests.bench.asana_bench import AsanaBench
+    from tests.bench.asana_bench import AsanaBench, AsanaCompactBench
     from tests.bench.clickup_bench import ClickUpBench
     from tests.bench.monday_bench import MondayBench
 
-    return {"asana": AsanaBench, "clickup": ClickUpBench, "monday": MondayBench}
+    # Asana twice: its list may return the full entry (rich) or only what the spec promises (compact).
+    return {"asana": AsanaBench, "asana-compact": AsanaCompactBench, "clickup": ClickUpBench, "monday": MondayBench}

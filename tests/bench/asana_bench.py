@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -25,15 +25,20 @@ PAGE = 100  # Asana's largest page, for every list endpoint used here
 
 
 class AsanaBench:
-    """The Asana sandbox at a rate limit, with the figures the harness compares the sync against."""
+    """The Asana sandbox at a rate limit, with the figures the harness compares the sync against.
+
+    This row is the rich list: the (strict) emulator's list returns task, billable and approval
+    unasked. ``AsanaCompactBench`` is the list the spec promises, compact, completed per entry.
+    """
 
     name: ClassVar[str] = "asana"
     vendor_limit_per_minute: ClassVar[int] = PLAN_RATE_LIMITS["paid"]
+    rich_list: ClassVar[bool] = True
 
     def __init__(self, dataset: Dataset, limit_per_minute: int) -> None:
         self.dataset = dataset
         self.limit_per_minute = limit_per_minute
-        self.sandbox = AsanaSandbox(dataset, rate_limit_per_minute=limit_per_minute)
+        self.sandbox = AsanaSandbox(dataset, rate_limit_per_minute=limit_per_minute, list_full_fields=self.rich_list)
 
     def __enter__(self) -> AsanaBench:
         self.sandbox.start()
@@ -64,22 +69,32 @@ class AsanaBench:
     # ------------------------------------------------------------------ lower bound
 
     def lower_bound(self, window: Window) -> CallBound:
-        """Listing pages per listing window, one task page per 100 tasks of each project with time, users.
+        """Listing pages per listing window, one task page per 100 tasks of each project with time, users;
+        for a compact list also one GET per entry and the timesheet statuses (100 per page).
 
         The windows are the ones the sync asks for: the ingest stage's 14-day chunks, each split again by
         the connector's ``window_days``. An empty window still costs the one call that finds it empty.
         """
-        window_days = AsanaConfig().window_days
-        listing = 0
-        projects_with_time: set[str] = set()
-        for chunk in window.split(CHUNK_DAYS):
-            for part in chunk.split(window_days):
-                entries = self.dataset.entries_in(part.start, part.end)
-                listing += max(1, math.ceil(len(entries) / PAGE))
-                projects_with_time.update(e.project_id for e in entries)
+        listing = self.listing_calls(window)
+        entries = self.dataset.entries_in(window.start, window.end)
+        projects_with_time = {e.project_id for e in entries}
         tasks = sum(math.ceil(len(self.dataset.tasks_of(p)) / PAGE) for p in projects_with_time)
         users = len(self.sandbox.workspace_gids) * math.ceil(len(self.dataset.contractors) / PAGE)
-        return CallBound(listing + tasks + users, {"entry listing": listing, "task pages": tasks, "user pages": users})
+        parts = {"entry listing": listing, "task pages": tasks, "user pages": users}
+        if not self.rich_list:
+            parts["entry details"] = len(entries)
+            sheets = {(e.person_id, e.work_date - timedelta(days=e.work_date.weekday())) for e in entries}
+            parts["timesheet pages"] = max(1, math.ceil(len(sheets) / PAGE))
+        return CallBound(sum(parts.values()), parts)
+
+    def listing_calls(self, window: Window) -> int:
+        """The entry listing pages alone: what an unchanged re-run of ``window`` cannot avoid."""
+        window_days = AsanaConfig().window_days
+        listing = 0
+        for chunk in window.split(CHUNK_DAYS):
+            for part in chunk.split(window_days):
+                listing += max(1, math.ceil(len(self.dataset.entries_in(part.start, part.end)) / PAGE))
+        return listing
 
     # ------------------------------------------------------------------ baseline
 
@@ -178,3 +193,10 @@ class AsanaBench:
 
 def _to_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+class AsanaCompactBench(AsanaBench):
+    """The list as the spec promises it (compact): details once per new entry, none on a re-run."""
+
+    name: ClassVar[str] = "asana-compact"
+    rich_list: ClassVar[bool] = False

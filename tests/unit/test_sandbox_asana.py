@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from connectors.sandbox import asana as asana_sandbox
+from connectors.sandbox._asana_wire import OFFSET_TTL_SECONDS
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
 from tests.fakes import FakeClock
@@ -319,6 +320,9 @@ def test_opt_fields_select_exactly_the_requested_fields(
 def test_full_fields_on_the_list_when_enabled(
     sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, spec: Spec
 ) -> None:
+    # Lenient mode: the list honours the full-object fields when asked (strict mode refuses asking).
+    sandbox.set_strict_opt_fields(False)
+    sandbox.set_list_full_fields(True)
     fields = "duration_minutes,entered_on,task,task.name,billable_status,approval_status,description,created_at"
     body = client.get("/time_tracking_entries", params=_window_params(sandbox, ds, limit=100, opt_fields=fields))
     base = spec.properties("TimeTrackingEntryBase")
@@ -336,7 +340,10 @@ def test_full_fields_on_the_list_when_enabled(
 
 def test_list_full_fields_off_drops_the_full_only_fields(ds: Dataset, clock: FakeClock, spec: Spec) -> None:
     fields = "duration_minutes,created_by.name,task,task.name,billable_status,approval_status,description,created_at"
-    with AsanaSandbox(ds, list_full_fields=False, clock=clock) as sandbox, _client(sandbox) as http:
+    with (
+        AsanaSandbox(ds, list_full_fields=False, strict_opt_fields=False, clock=clock) as sandbox,
+        _client(sandbox) as http,
+    ):
         compact = spec.properties("TimeTrackingEntryCompact")
         listed = http.get("/time_tracking_entries", params=_window_params(sandbox, ds, limit=50, opt_fields=fields))
         task_gid = sandbox.task_gid(ds.entries[0].task_id)
@@ -602,3 +609,91 @@ def test_concurrent_clients_see_consistent_pages(sandbox: AsanaSandbox, ds: Data
     with ThreadPoolExecutor(max_workers=6) as pool:
         totals = list(pool.map(crawl, [17, 50, 100, 33, 64, 99]))
     assert totals == [ds.total_minutes] * 6
+
+
+# -- strictness (the default mode) -----------------------------------------------------------------
+
+
+def test_opt_fields_outside_an_endpoints_enum_are_refused(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset
+) -> None:
+    for extra in ("approval_status", "task", "billable_status", "description", "created_at"):
+        params = _window_params(sandbox, ds, limit=5, opt_fields=f"duration_minutes,{extra}")
+        response = client.get("/time_tracking_entries", params=params)
+        assert response.status_code == 400
+        assert _error_message(response) == f"opt_fields: Unknown value: {extra}"
+        task_gid = sandbox.task_gid(ds.entries[0].task_id)
+        per_task = client.get(f"/tasks/{task_gid}/time_tracking_entries", params={"limit": 5, "opt_fields": extra})
+        assert per_task.status_code == 400
+    # The single GET's enum names them all; and every endpoint checks its own enum.
+    gid = sandbox.entry_gid(ds.entries[0].id)
+    fields = "task,task.name,billable_status,approval_status,description,created_at"
+    assert client.get(f"/time_tracking_entries/{gid}", params={"opt_fields": fields}).status_code == 200
+    assert client.get("/workspaces", params={"opt_fields": "name,email"}).status_code == 400
+    assert client.get("/users/me", params={"opt_fields": "name,email"}).status_code == 200
+    sandbox.set_strict_opt_fields(False)
+    params = _window_params(sandbox, ds, limit=5, opt_fields="duration_minutes,approval_status")
+    lenient = client.get("/time_tracking_entries", params=params)
+    assert lenient.status_code == 200
+    assert all("approval_status" not in item for item in lenient.json()["data"])
+
+
+def test_strict_rich_list_returns_the_full_object_unasked(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, spec: Spec
+) -> None:
+    sandbox.set_list_full_fields(True)
+    body = client.get("/time_tracking_entries", params=_window_params(sandbox, ds, limit=20, opt_fields="entered_on"))
+    assert body.status_code == 200
+    for item in body.json()["data"]:
+        assert set(item) >= FULL_ONLY
+        spec.validate_ref(item, "TimeTrackingEntryBase")
+
+
+def test_the_enum_table_is_the_spec(spec: Spec) -> None:
+    from connectors.sandbox._asana_opt_fields import OPT_FIELDS
+
+    for path, allowed in OPT_FIELDS.items():
+        parameters = spec.document["paths"][path]["get"]["parameters"]
+        enum = next(p["schema"]["items"]["enum"] for p in parameters if p.get("name") == "opt_fields")
+        assert allowed == frozenset(enum), path
+    assert set(asana_sandbox.SPEC_PATHS) == set(asana_sandbox.ROUTES)
+
+
+def test_offsets_expire_after_their_age(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, clock: FakeClock
+) -> None:
+    params = _window_params(sandbox, ds, limit=10)
+    offset = client.get("/time_tracking_entries", params=params).json()["next_page"]["offset"]
+    clock.advance(60)
+    assert client.get("/time_tracking_entries", params={**params, "offset": offset}).status_code == 200
+    clock.advance(OFFSET_TTL_SECONDS)
+    expired = client.get("/time_tracking_entries", params={**params, "offset": offset})
+    assert expired.status_code == 400
+    assert _error_message(expired).startswith("offset:")
+    sandbox.set_offset_ttl(None)
+    assert client.get("/time_tracking_entries", params={**params, "offset": offset}).status_code == 200
+
+
+def test_timesheet_statuses_follow_the_entries(
+    sandbox: AsanaSandbox, client: httpx.Client, ds: Dataset, spec: Spec
+) -> None:
+    params: dict[str, Any] = {"workspace": sandbox.workspace_gids[0], "from_date": ds.start.isoformat(), "limit": 100}
+    items, _ = _collect(client, "/timesheet_approval_statuses", params)
+    spec.validate(
+        client.get("/timesheet_approval_statuses", params={**params, "limit": 5}).json(),
+        spec.response_schema("/timesheet_approval_statuses"),
+    )
+    by_key = {(i["user"]["gid"], i["start_date"]): i for i in items}
+    for entry in ds.entries[::50]:
+        monday = entry.work_date - timedelta(days=entry.work_date.weekday())
+        sheet = by_key[(sandbox.user_gid(entry.person_id), monday.isoformat())]
+        assert sheet["approval_status"] == entry.approval_status
+        assert sheet["end_date"] == (monday + timedelta(days=6)).isoformat()
+    entry = ds.entries[0]
+    sandbox.set_timesheet_status(sandbox.user_gid(entry.person_id), entry.work_date, "REJECTED")
+    rejected, _ = _collect(client, "/timesheet_approval_statuses", {**params, "approval_statuses": "rejected"})
+    week = (entry.work_date - timedelta(days=entry.work_date.weekday())).isoformat()
+    assert (sandbox.user_gid(entry.person_id), week) in {(i["user"]["gid"], i["start_date"]) for i in rejected}
+    single = client.get(f"/time_tracking_entries/{sandbox.entry_gid(entry.id)}").json()["data"]
+    assert single["approval_status"] == "REJECTED"
+    assert client.get("/timesheet_approval_statuses", params={"limit": 5}).status_code == 400

@@ -13,6 +13,7 @@ from pydantic_settings import (
     NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from connectors.base import (
@@ -277,12 +278,15 @@ def load_settings(**overrides: Any) -> Settings:
             return Settings(_secrets_dir=secrets_dir, **overrides)
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            path = [str(p) for p in error["loc"] if not isinstance(p, int)]
-            env = ENV_PREFIX + "__".join(p.upper() for p in path) if path else ENV_PREFIX
-            problems.append(f"{env}: {error['msg']}")
-        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+        from sync.settings_env import validation_problems
+
+        raise ConfigError("invalid settings: " + "; ".join(validation_problems(exc))) from None
+    except SettingsError as exc:
+        # pydantic-settings could not even parse a value (a list or section that is not JSON); it
+        # names only the section, so find the variable and say how to write it.
+        from sync.settings_env import malformed_value
+
+        raise ConfigError(malformed_value(exc, os.environ, secrets_dir)) from None
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -20,7 +20,15 @@ from sync.cli.delivery import print_deliveries, print_reconciliation
 from sync.cli.delivery import register as register_delivery_commands
 from sync.cli.mappings import register as register_mapping_commands
 from sync.cli.ops import register as register_ops_commands
-from sync.cli.shared import admin_errors, command_settings, err, out, parse_period
+from sync.cli.shared import (
+    admin_errors,
+    command_settings,
+    err,
+    out,
+    parse_period,
+    secrets_dir,
+    warn_unknown_variables,
+)
 from sync.cli.statements import register as register_statement_commands
 from sync.logging import configure_logging
 from sync.settings import describe_settings, load_settings
@@ -38,6 +46,13 @@ app.add_typer(mappings_app, name="mappings")
 app.add_typer(db_app, name="db")
 
 _settings = command_settings
+
+
+@app.callback()
+def _every_command() -> None:
+    """Pull native time tracking from PM tools, map it to project codes, and report it to accounting."""
+    # Before any command: a mistyped variable (HOURBRIDGE_LOOKBAK_DAYS) is otherwise silently ignored.
+    warn_unknown_variables()
 
 
 def _parse_as_of(value: str | None) -> datetime | None:
@@ -221,15 +236,47 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
 
 
 @app.command()
-def config() -> None:
-    """Every setting with its environment variable and default."""
+@admin_errors
+def config(
+    effective: Annotated[
+        bool, typer.Option("--effective", help="The values in effect (secrets masked) and which sources and sinks are on.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --effective).")] = False,
+) -> None:
+    """Every setting with its environment variable and default; --effective shows the values in effect."""
+    from sync.settings_env import setting_fields
+
+    if effective:
+        _print_effective(json_output)
+        return
+    required = {f.env for f in setting_fields() if f.field.is_required()}
     table = Table(title="Settings (environment variables; secrets may also come from files)")
     table.add_column("variable")
     table.add_column("default")
     table.add_column("meaning")
     for env, default, description in describe_settings():
-        table.add_row(env, default, description)
+        table.add_row(env, "[bold]required[/]" if env in required else default, description)
     out.print(table)
+
+
+def _print_effective(json_output: bool) -> None:
+    import os
+
+    from sync.settings_env import effective_settings
+
+    values, on_off = effective_settings(load_settings(), os.environ, secrets_dir())
+    if json_output:
+        payload = {"settings": {v.env: {"value": v.value, "origin": v.origin} for v in values}, **on_off}
+        sys.stdout.write(json.dumps(payload, sort_keys=True, indent=2) + "\n")
+        return
+    table = Table(title="Settings in effect (secrets masked)")
+    for column in ("variable", "value", "from"):
+        table.add_column(column)
+    for value in values:
+        table.add_row(value.env, value.value, value.origin)
+    out.print(table)
+    for label, names in on_off.items():
+        out.print(f"{label}: {', '.join(names) or 'none'}", highlight=False)
 
 
 @app.command()

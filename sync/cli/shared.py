@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -13,7 +15,7 @@ from rich.console import Console
 from connectors.errors import ConfigError, HourbridgeError
 from sync.logging import configure_logging
 from sync.reporting.model import Period
-from sync.settings import Settings, load_settings
+from sync.settings import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV, Settings, load_settings
 
 out = Console()
 err = Console(stderr=True)
@@ -42,6 +44,19 @@ def command_settings(**overrides: Any) -> Settings:
     settings = load_settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def secrets_dir() -> Path:
+    """The folder secret files are read from (whether or not it exists)."""
+    return Path(os.environ.get(SECRETS_DIR_ENV, str(DEFAULT_SECRETS_DIR)))
+
+
+def warn_unknown_variables() -> None:
+    """One warning line per HOURBRIDGE_ variable or secret file no setting reads (a typo is otherwise silent)."""
+    from sync.settings_env import unknown_variables
+
+    for unknown in unknown_variables(os.environ, secrets_dir()):
+        err.print(f"[yellow]warning:[/] {unknown.message()}", highlight=False, soft_wrap=True)
 
 
 def say(message: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -140,6 +140,25 @@ class Settings(BaseSettings):
         le=1000,
         description="`hourbridge health` fails when a source's last success is older than this many intervals.",
     )
+    health_delivery_minutes: int = Field(
+        default=120,
+        ge=1,
+        le=10_080,
+        description="`hourbridge health` fails while an accounting write has stayed refused or without an answer "
+        "for longer than this many minutes.",
+    )
+    run_heartbeat_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="How often a running sync or worker job records that it is alive.",
+    )
+    run_abandoned_heartbeats: int = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="A run with no heartbeat for this many intervals was killed; the next run records it as abandoned.",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
@@ -210,6 +229,11 @@ class Settings(BaseSettings):
         """The settings section of sink ``name`` (None when it is not configured)."""
         config: BaseModel | None = getattr(self, name, None)
         return config
+
+    @property
+    def run_abandoned_after(self) -> timedelta:
+        """No heartbeat for this long: the run's process is gone (killed, machine lost)."""
+        return timedelta(seconds=self.run_heartbeat_seconds * self.run_abandoned_heartbeats)
 
     def enabled_sources(self) -> list[str]:
         return [plugin.name for plugin in source_plugins() if self.source_config(plugin.name) is not None]

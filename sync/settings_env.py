@@ -145,7 +145,9 @@ def unknown_variables(environ: Mapping[str, str], secrets_dir: Path | None = Non
     """HOURBRIDGE_ variables and secret files that no setting reads, each with its closest setting."""
     exact, prefixes = _known()
     leaves = sorted(exact)
-    candidates: list[tuple[str, str]] = [(k.upper(), "environment") for k in environ if k.upper().startswith(ENV_PREFIX)]
+    candidates: list[tuple[str, str]] = [
+        (k.upper(), "environment") for k in environ if k.upper().startswith(ENV_PREFIX)
+    ]
     candidates += [(path.name.upper(), "secret file") for path in _secret_files(secrets_dir)]
     unknown: list[UnknownVariable] = []
     for name, origin in sorted(set(candidates)):
@@ -208,7 +210,8 @@ def malformed_value(exc: Exception, environ: Mapping[str, str], secrets_dir: Pat
         except ValueError as error:
             reason = getattr(error, "msg", str(error))
             return f"{env}{where} is not valid JSON ({reason}): write it as {right_form(setting)}"
-    return f"invalid settings: {exc} (lists and sections are written as JSON, e.g. {ENV_PREFIX}ASANA__WORKSPACES='[\"1\"]')"
+    example = f"{ENV_PREFIX}ASANA__WORKSPACES='[\"1200000000000001\"]'"
+    return f"invalid settings: {exc} (lists and sections are written as JSON, e.g. {example})"
 
 
 def validation_problems(exc: ValidationError) -> list[str]:

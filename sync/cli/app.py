@@ -100,17 +100,62 @@ def sync(
     reports: Annotated[bool, typer.Option(help="Write the reports of the months the run touched.")] = True,
     deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
 ) -> None:
-    """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports."""
+    """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports.
+
+    SIGINT/SIGTERM: the window in progress finishes and commits, the run is recorded as interrupted
+    and the command exits 130/143; a second signal abandons that window (rolled back, redone next run).
+    """
+    from sync.ops.schedule import StopFlag, exit_code, stop_on_signals
+    from sync.run.context import RunInterrupted
     from sync.run.pipeline import run_sync
 
     settings = _settings()
-    with _progress(True) as progress:
-        result = run_sync(
-            settings, as_of=_parse_as_of(as_of), progress=progress, write_reports=reports, deliver_to_sinks=deliver
+    stop = StopFlag()
+    try:
+        with stop_on_signals(stop, announce=_announce_stop), _progress(True) as progress:
+            result = run_sync(
+                settings,
+                as_of=_parse_as_of(as_of),
+                progress=progress,
+                write_reports=reports,
+                deliver_to_sinks=deliver,
+                should_stop=stop.is_set,
+            )
+    except KeyboardInterrupt as exc:
+        name = stop.reason or str(exc) or "SIGINT"
+        run = f"run {exc.run_id}" if isinstance(exc, RunInterrupted) else "the run"
+        err.print(
+            f"[bold yellow]interrupted[/] by {name}: {run} stopped in the middle of a window, which was rolled "
+            "back; the next `hourbridge sync` redoes it from the cursors",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(exit_code(name)) from None
+    if stop.reason is not None:
+        err.print(
+            f"[bold yellow]interrupted[/] by {stop.reason}: run {result.run_id} is recorded as interrupted after "
+            "its current window; what it committed is kept and the next `hourbridge sync` resumes from the cursors",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(exit_code(stop.reason))
+    if result.created_ledger is not None:
+        err.print(
+            f"[yellow]new ledger[/] created at {result.created_ledger} (HOURBRIDGE_DATABASE_URL)",
+            highlight=False,
+            soft_wrap=True,
         )
     _print_run(result)
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _announce_stop(signal_name: str) -> None:
+    err.print(
+        f"stopping ({signal_name}): the current window finishes, then the run ends; {signal_name} again abandons it",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -239,7 +284,8 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
 @admin_errors
 def config(
     effective: Annotated[
-        bool, typer.Option("--effective", help="The values in effect (secrets masked) and which sources and sinks are on.")
+        bool,
+        typer.Option("--effective", help="Values in effect (secrets masked); sources and sinks on."),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --effective).")] = False,
 ) -> None:

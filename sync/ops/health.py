@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.errors import ConfigError
 from sync.settings import Settings
-from sync.store.db import current_revision, head_revision
+from sync.store.db import head_revision, store_revision
 from sync.store.tables import runs
 
 # How many recent runs are read to find each source's last success; a worker writes one run per
@@ -108,10 +108,10 @@ def check_health(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     report = HealthReport(ok=True)
     try:
-        current = current_revision(engine)
-    except SQLAlchemyError as exc:
-        reason = str(exc.orig if hasattr(exc, "orig") else exc).strip().splitlines()[0]
-        return HealthReport(ok=False, reasons=[f"database unreachable (HOURBRIDGE_DATABASE_URL): {reason}"])
+        # The same check every command makes (sync.store.db): missing, unreachable or too new.
+        current = store_revision(engine)
+    except ConfigError as exc:
+        return HealthReport(ok=False, reasons=[exc.message])
     head = head_revision()
     if current != head:
         report.reasons.append(f"database schema at {current or 'nothing'}, not {head}: run `hourbridge db upgrade`")

@@ -58,9 +58,12 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_signals(flag: StopFlag) -> Iterator[None]:
+def stop_on_signals(flag: StopFlag, announce: Callable[[str], None] | None = None) -> Iterator[None]:
     """First SIGTERM/SIGINT: finish the current run, then stop. A second one interrupts the run:
-    the window being written is rolled back (the ingest commits per window) and redone next time."""
+    the window being written is rolled back (the ingest commits per window) and redone next time.
+
+    ``announce`` is called with the signal's name on the first one (the `sync` command prints a line).
+    """
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -69,6 +72,8 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
             raise KeyboardInterrupt(name)
         log.info("schedule.stopping", signal=name)
         flag.set(name)
+        if announce is not None:
+            announce(name)
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -77,6 +82,11 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def exit_code(signal_name: str) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    return 128 + signal.Signals[signal_name].value
 
 
 def run_schedule(

@@ -220,14 +220,18 @@ def mappings_check(
 @admin_errors
 def db_upgrade() -> None:
     """Create or migrate the state store to the newest schema."""
-    from sync.store.db import current_revision, make_engine, upgrade
+    from sync.store.db import current_revision, make_engine, sqlite_file, store_revision, upgrade
 
     settings = _settings()
     engine = make_engine(settings.database_url)
-    before = current_revision(engine)
+    path = sqlite_file(engine)
+    created = path is not None and not path.exists()
+    before = store_revision(engine, create=True)  # unreachable, unknown database, too new: exit 2
     upgrade(engine)
     after = current_revision(engine)
     out.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    if created:
+        out.print(f"new ledger created at {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

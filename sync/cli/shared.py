@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from connectors.errors import ConfigError, HourbridgeError
 from sync.logging import configure_logging
@@ -30,10 +31,11 @@ def admin_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            # escape: messages are plain text, and "hourbridge[postgres]" is not Rich markup.
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except HourbridgeError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -56,7 +58,7 @@ def warn_unknown_variables() -> None:
     from sync.settings_env import unknown_variables
 
     for unknown in unknown_variables(os.environ, secrets_dir()):
-        err.print(f"[yellow]warning:[/] {unknown.message()}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(unknown.message())}", highlight=False, soft_wrap=True)
 
 
 def say(message: str) -> None:

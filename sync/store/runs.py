@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from sync.store.tables import runs
+from sync.store.tables import entries, runs
 
 __all__ = [
     "ABANDONED_AFTER",
     "abandon_stale_runs",
+    "never_synced",
     "finish_run",
     "recent_runs",
     "record_heartbeat",
@@ -59,6 +60,13 @@ def abandon_stale_runs(conn: Connection, now: datetime, after: timedelta = ABAND
         .where(runs.c.status == "running", last_sign < now - after)
         .values(status="abandoned", finished_at=now)
     ).rowcount
+
+
+def never_synced(conn: Connection) -> bool:
+    """No run was ever recorded and no entry is held: a brand-new ledger (or a mistyped path to one)."""
+    return conn.execute(select(runs.c.id).limit(1)).first() is None and (
+        conn.execute(select(entries.c.source).limit(1)).first() is None
+    )
 
 
 def recent_runs(

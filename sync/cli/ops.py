@@ -46,9 +46,14 @@ def worker(
         from connectors.errors import ConfigError
 
         raise ConfigError("the job queue's tables are missing: run `hourbridge db queue-upgrade` first")
-    WorkerApp(settings, engine=engine, metrics=_metrics(settings), periodic=not once).run(
-        once=once, concurrency=concurrency
-    )
+    worker_app = WorkerApp(settings, engine=engine, metrics=_metrics(settings), periodic=not once)
+    worker_app.run(once=once, concurrency=concurrency)
+    if worker_app.failures:
+        # Like `sync`: a cron job or CI step running `worker --once` must see that work failed.
+        _echo(f"worker: {len(worker_app.failures)} job(s) failed")
+        for failure in worker_app.failures:
+            _echo(f"  {failure}")
+        raise typer.Exit(1)
 
 
 @_admin_errors

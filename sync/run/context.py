@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors._redact import redact
 from connectors.errors import Action, HourbridgeError
 from connectors.model import Window
+from sync.logging import run_in_progress
 from sync.reporting.model import Period
 from sync.settings import Settings
 from sync.store.runs import abandon_stale_runs, record_heartbeat, start_run
@@ -200,7 +201,7 @@ def recorded_run(context: RunContext, command: str) -> Iterator[RunContext]:
         settings, context.engine, context.as_of, run_id, context.clock, context.progress, context.should_stop
     )
     try:
-        with Heartbeat(run.heartbeat, settings.run_heartbeat_seconds):
+        with run_in_progress(run_id), Heartbeat(run.heartbeat, settings.run_heartbeat_seconds):
             yield run
     except KeyboardInterrupt as exc:
         _record_interrupted(run, str(exc) or "SIGINT")

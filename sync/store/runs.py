@@ -12,8 +12,8 @@ from sync.store.tables import entries, runs
 __all__ = [
     "ABANDONED_AFTER",
     "abandon_stale_runs",
-    "never_synced",
     "finish_run",
+    "never_synced",
     "recent_runs",
     "record_heartbeat",
     "start_run",

@@ -150,12 +150,14 @@ def sync(
         raise typer.Exit(1)
 
 
-def _announce_stop(signal_name: str) -> None:
-    err.print(
-        f"stopping ({signal_name}): the current window finishes, then the run ends; {signal_name} again abandons it",
-        highlight=False,
-        soft_wrap=True,
-    )
+def _announce_stop(signal_name: str, again: bool) -> None:
+    if again:
+        message = f"abandoning the current window ({signal_name} again): it is rolled back"
+    else:
+        message = (
+            f"stopping ({signal_name}): the current window finishes, then the run ends; {signal_name} again abandons it"
+        )
+    err.print(message, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -248,7 +250,7 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
     engine = make_engine(settings.database_url)
     require_current(engine)
     with engine.connect() as conn:
-        runs = recent_runs(conn, 5)
+        runs = recent_runs(conn, 5, now=datetime.now(UTC), after=settings.run_abandoned_after)
         cursors = ledger.all_cursors(conn)
         totals = ledger.ledger_totals(conn)
         deliveries = outbox_summary(conn)

@@ -58,22 +58,26 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_signals(flag: StopFlag, announce: Callable[[str], None] | None = None) -> Iterator[None]:
+def stop_on_signals(flag: StopFlag, announce: Callable[[str, bool], None] | None = None) -> Iterator[None]:
     """First SIGTERM/SIGINT: finish the current run, then stop. A second one interrupts the run:
     the window being written is rolled back (the ingest commits per window) and redone next time.
 
-    ``announce`` is called with the signal's name on the first one (the `sync` command prints a line).
+    ``announce(name, again)`` is called on each signal, ``again`` True for the second one (the `sync`
+    command prints a line for each).
     """
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if flag.is_set():
-            raise KeyboardInterrupt(name)
-        log.info("schedule.stopping", signal=name)
-        flag.set(name)
+        again = flag.is_set()
+        if not again:
+            # Set before anything else: a second signal may run this handler again from inside it.
+            flag.set(name)
+            log.info("stopping", signal=name)
         if announce is not None:
-            announce(name)
+            announce(name, again)
+        if again:
+            raise KeyboardInterrupt(name)
 
     for sig in previous:
         signal.signal(sig, handler)

@@ -14,7 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select as sql_select
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
 
 from sync.store import ledger
 from sync.store.db import make_engine
@@ -90,7 +91,7 @@ def test_sigterm_finishes_the_window_records_interrupted_and_exits_143(tmp_path:
         proc.send_signal(signal.SIGTERM)
         before = read_until(proc, "stopping (SIGTERM)")
         conn.sendall(b"go")
-    out, err = proc.communicate(timeout=TIMEOUT)
+    _, err = proc.communicate(timeout=TIMEOUT)
     stderr = before + err.decode()
     assert proc.returncode == 143, stderr
     lines = [line for line in stderr.splitlines() if line.startswith("interrupted by SIGTERM")]

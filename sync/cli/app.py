@@ -228,9 +228,12 @@ def db_upgrade() -> None:
     engine = make_engine(settings.database_url)
     path = sqlite_file(engine)
     created = path is not None and not path.exists()
-    before = store_revision(engine, create=True)  # unreachable, unknown database, too new: exit 2
-    upgrade(engine)
-    after = current_revision(engine)
+    try:
+        before = store_revision(engine, create=True)  # unreachable, unknown database, too new: exit 2
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
     out.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
     if created:
         out.print(f"new ledger created at {path}", highlight=False, soft_wrap=True)

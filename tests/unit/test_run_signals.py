@@ -219,3 +219,26 @@ def test_a_partial_run_is_logged_at_warning(tmp_path: Path, sqlite_engine: Engin
     )
     [finished] = [line for line in lines(json_logs) if line["event"] == "run.finished"]
     assert result.status == "partial" and finished["level"] == "warning"
+
+
+def test_worker_jobs_log_their_job_id_and_count_failures_until_a_retry_succeeds(json_logs: io.StringIO) -> None:
+    from types import SimpleNamespace
+
+    from sync.ops.worker import WorkerApp
+
+    worker = WorkerApp(Settings(database_url="postgresql+psycopg://hb@127.0.0.1:1/hourbridge"), periodic=False)
+    job = SimpleNamespace(job=SimpleNamespace(id=41, task_name="hourbridge.deliver"))
+    with pytest.raises(ConfigError), worker._job(job):  # type: ignore[arg-type]
+        structlog.get_logger("test").info("job.working")
+        raise ConfigError("quickbooks: HOURBRIDGE_QUICKBOOKS__REALM_ID was refused")
+    assert worker.failures == ["hourbridge.deliver (job 41): quickbooks: HOURBRIDGE_QUICKBOOKS__REALM_ID was refused"]
+    logged = lines(json_logs)
+    assert [(line["event"], line["job_id"], line["level"]) for line in logged] == [
+        ("job.working", 41, "info"),
+        ("worker.job_failed", 41, "error"),
+    ]
+    with worker._job(job):  # type: ignore[arg-type]  # the retry of the same job goes through
+        pass
+    assert worker.failures == []
+    structlog.get_logger("test").info("after.the.job")
+    assert "job_id" not in lines(json_logs)[-1]

@@ -169,7 +169,7 @@ class Heartbeat:
             try:
                 self._beat()
             except SQLAlchemyError as exc:  # a busy or briefly unreachable store: the next beat retries
-                log.warning("run.heartbeat_failed", error=str(exc).splitlines()[0])
+                log.info("run.heartbeat_missed", error=str(exc).splitlines()[0])
 
     def __enter__(self) -> Heartbeat:
         # The thread logs with the run's context (its run id) like the code that started it.

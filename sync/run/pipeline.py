@@ -130,7 +130,7 @@ def run_sync(
         for owned in (*(sources.values() if owned_sources else ()), *built_sinks.values()):
             owned.close()
     if created is not None:
-        log.warning("ledger.created", path=str(created))
+        log.info("ledger.created", path=str(created))
         return replace(result, created_ledger=created)
     return result
 

@@ -51,8 +51,9 @@ def worker(
         worker_app.run(once=once, concurrency=concurrency)
     finally:
         engine.dispose()
-    if worker_app.failures:
-        # Like `sync`: a cron job or CI step running `worker --once` must see that work failed.
+    if once and worker_app.failures:
+        # Like `sync`: a cron job or CI step running `worker --once` must see that work failed. A
+        # long-running worker stops on SIGTERM with 0: its failed jobs are retried by any worker.
         _echo(f"worker: {len(worker_app.failures)} job(s) failed")
         for failure in worker_app.failures:
             _echo(f"  {failure}")

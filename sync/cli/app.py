@@ -172,10 +172,12 @@ def report(
     from sync.reporting.lines import read_report_lines
     from sync.reporting.model import build_report
     from sync.reporting.output import write_report
+    from sync.run.preflight import require_writable_folder
     from sync.store.db import make_engine, require_current
 
     settings = _settings()
     chosen = parse_period(period, from_, to)
+    require_writable_folder(out_dir or settings.output_dir, "--out" if out_dir else "HOURBRIDGE_OUTPUT_DIR")
     engine = make_engine(settings.database_url)
     require_current(engine)
     # Code names come from the revisions that mapped the entries: no mapping document is loaded.

@@ -123,6 +123,8 @@ def test_an_output_folder_that_cannot_be_written_stops_the_sync_before_it_writes
     assert not (env / "state.db").exists()
     code, output = run_cli("sync", "--as-of", AS_OF, "--no-reports")
     assert code == 0, output
+    code, output = run_cli("report", "--period", "2026-11", "--out", str(env / "blocker" / "reports"))
+    assert code == 2 and "--out" in output and "not a folder" in output
 
 
 def _missing_driver_url() -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import threading
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import structlog
@@ -21,6 +23,38 @@ def scrub_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Muta
             event_dict[key] = "***"
         elif isinstance(value, str):
             event_dict[key] = redact(value)
+    return event_dict
+
+
+_RUNS: set[int] = set()
+_RUNS_LOCK = threading.Lock()
+
+
+@contextmanager
+def run_in_progress(run_id: int) -> Iterator[None]:
+    """Mark ``run_id`` as running in this process, for log lines of threads that do not inherit it."""
+    with _RUNS_LOCK:
+        _RUNS.add(run_id)
+    try:
+        yield
+    finally:
+        with _RUNS_LOCK:
+            _RUNS.discard(run_id)
+
+
+def add_run_id(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Processor: a line without a run id gets the process's one run in progress, if there is one.
+
+    The run id is bound with structlog's contextvars; threads a connector starts itself (thread
+    pools for details and pages) do not inherit them. With one run in the process (`sync`,
+    `schedule`, a worker with concurrency 1) that run is the only one the line can belong to; with
+    several at once it is left out rather than guessed.
+    """
+    if "run_id" not in event_dict:
+        with _RUNS_LOCK:
+            only = next(iter(_RUNS)) if len(_RUNS) == 1 else None
+        if only is not None:
+            event_dict["run_id"] = only
     return event_dict
 
 
@@ -48,6 +82,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_run_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             # Tracebacks are rendered first so that the scrubbing sees (and redacts) their text too.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -13,6 +13,7 @@ from pydantic_settings import (
     NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from connectors.base import (
@@ -139,6 +140,25 @@ class Settings(BaseSettings):
         le=1000,
         description="`hourbridge health` fails when a source's last success is older than this many intervals.",
     )
+    health_delivery_minutes: int = Field(
+        default=120,
+        ge=1,
+        le=10_080,
+        description="`hourbridge health` fails while an accounting write has stayed refused or without an answer "
+        "for longer than this many minutes.",
+    )
+    run_heartbeat_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="How often a running sync or worker job records that it is alive.",
+    )
+    run_abandoned_heartbeats: int = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="A run with no heartbeat for this many intervals was killed; the next run records it as abandoned.",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
@@ -210,6 +230,11 @@ class Settings(BaseSettings):
         config: BaseModel | None = getattr(self, name, None)
         return config
 
+    @property
+    def run_abandoned_after(self) -> timedelta:
+        """No heartbeat for this long: the run's process is gone (killed, machine lost)."""
+        return timedelta(seconds=self.run_heartbeat_seconds * self.run_abandoned_heartbeats)
+
     def enabled_sources(self) -> list[str]:
         return [plugin.name for plugin in source_plugins() if self.source_config(plugin.name) is not None]
 
@@ -277,12 +302,15 @@ def load_settings(**overrides: Any) -> Settings:
             return Settings(_secrets_dir=secrets_dir, **overrides)
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            path = [str(p) for p in error["loc"] if not isinstance(p, int)]
-            env = ENV_PREFIX + "__".join(p.upper() for p in path) if path else ENV_PREFIX
-            problems.append(f"{env}: {error['msg']}")
-        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+        from sync.settings_env import validation_problems
+
+        raise ConfigError("invalid settings: " + "; ".join(validation_problems(exc))) from None
+    except SettingsError as exc:
+        # pydantic-settings could not even parse a value (a list or section that is not JSON); it
+        # names only the section, so find the variable and say how to write it.
+        from sync.settings_env import malformed_value
+
+        raise ConfigError(malformed_value(exc, os.environ, secrets_dir)) from None
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -21,7 +21,15 @@ from sync.cli.delivery import print_deliveries, print_reconciliation
 from sync.cli.delivery import register as register_delivery_commands
 from sync.cli.mappings import register as register_mapping_commands
 from sync.cli.ops import register as register_ops_commands
-from sync.cli.shared import admin_errors, command_settings, err, out, parse_period
+from sync.cli.shared import (
+    admin_errors,
+    command_settings,
+    err,
+    out,
+    parse_period,
+    secrets_dir,
+    warn_unknown_variables,
+)
 from sync.cli.statements import register as register_statement_commands
 from sync.logging import configure_logging
 from sync.settings import describe_settings, load_settings
@@ -39,6 +47,13 @@ app.add_typer(mappings_app, name="mappings")
 app.add_typer(db_app, name="db")
 
 _settings = command_settings
+
+
+@app.callback()
+def _every_command() -> None:
+    """Pull native time tracking from PM tools, map it to project codes, and report it to accounting."""
+    # Before any command: a mistyped variable (HOURBRIDGE_LOOKBAK_DAYS) is otherwise silently ignored.
+    warn_unknown_variables()
 
 
 def _parse_as_of(value: str | None) -> datetime | None:
@@ -86,17 +101,64 @@ def sync(
     reports: Annotated[bool, typer.Option(help="Write the reports of the months the run touched.")] = True,
     deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
 ) -> None:
-    """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports."""
+    """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports.
+
+    SIGINT/SIGTERM: the window in progress finishes and commits, the run is recorded as interrupted
+    and the command exits 130/143; a second signal abandons that window (rolled back, redone next run).
+    """
+    from sync.ops.schedule import StopFlag, exit_code, stop_on_signals
+    from sync.run.context import RunInterrupted
     from sync.run.pipeline import run_sync
 
     settings = _settings()
-    with _progress(True) as progress:
-        result = run_sync(
-            settings, as_of=_parse_as_of(as_of), progress=progress, write_reports=reports, deliver_to_sinks=deliver
+    stop = StopFlag()
+    try:
+        with stop_on_signals(stop, announce=_announce_stop), _progress(True) as progress:
+            result = run_sync(
+                settings,
+                as_of=_parse_as_of(as_of),
+                progress=progress,
+                write_reports=reports,
+                deliver_to_sinks=deliver,
+                should_stop=stop.is_set,
+            )
+    except KeyboardInterrupt as exc:
+        name = stop.reason or str(exc) or "SIGINT"
+        run = f"run {exc.run_id}" if isinstance(exc, RunInterrupted) else "the run"
+        err.print(
+            f"[bold yellow]interrupted[/] by {name}: {run} stopped in the middle of a window, which was rolled "
+            "back; the next `hourbridge sync` redoes it from the cursors",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(exit_code(name)) from None
+    if stop.reason is not None:
+        err.print(
+            f"[bold yellow]interrupted[/] by {stop.reason}: run {result.run_id} is recorded as interrupted after "
+            "its current window; what it committed is kept and the next `hourbridge sync` resumes from the cursors",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(exit_code(stop.reason))
+    if result.created_ledger is not None:
+        err.print(
+            f"[yellow]new ledger[/] created at {result.created_ledger} (HOURBRIDGE_DATABASE_URL)",
+            highlight=False,
+            soft_wrap=True,
         )
     _print_run(result)
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _announce_stop(signal_name: str, again: bool) -> None:
+    if again:
+        message = f"abandoning the current window ({signal_name} again): it is rolled back"
+    else:
+        message = (
+            f"stopping ({signal_name}): the current window finishes, then the run ends; {signal_name} again abandons it"
+        )
+    err.print(message, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -111,10 +173,12 @@ def report(
     from sync.reporting.lines import read_report_lines
     from sync.reporting.model import build_report
     from sync.reporting.output import write_report
+    from sync.run.preflight import require_writable_folder
     from sync.store.db import make_engine, require_current
 
     settings = _settings()
     chosen = parse_period(period, from_, to)
+    require_writable_folder(out_dir or settings.output_dir, "--out" if out_dir else "HOURBRIDGE_OUTPUT_DIR")
     engine = make_engine(settings.database_url)
     require_current(engine)
     # Code names come from the revisions that mapped the entries: no mapping document is loaded.
@@ -161,14 +225,21 @@ def mappings_check(
 @admin_errors
 def db_upgrade() -> None:
     """Create or migrate the state store to the newest schema."""
-    from sync.store.db import current_revision, make_engine, upgrade
+    from sync.store.db import current_revision, make_engine, sqlite_file, store_revision, upgrade
 
     settings = _settings()
     engine = make_engine(settings.database_url)
-    before = current_revision(engine)
-    upgrade(engine)
-    after = current_revision(engine)
+    path = sqlite_file(engine)
+    created = path is not None and not path.exists()
+    try:
+        before = store_revision(engine, create=True)  # unreachable, unknown database, too new: exit 2
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
     out.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    if created:
+        out.print(f"new ledger created at {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -185,7 +256,7 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
     engine = make_engine(settings.database_url)
     require_current(engine)
     with engine.connect() as conn:
-        runs = recent_runs(conn, 5)
+        runs = recent_runs(conn, 5, now=datetime.now(UTC), after=settings.run_abandoned_after)
         cursors = ledger.all_cursors(conn)
         totals = ledger.ledger_totals(conn)
         deliveries = outbox_summary(conn)
@@ -222,15 +293,48 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
 
 
 @app.command()
-def config() -> None:
-    """Every setting with its environment variable and default."""
+@admin_errors
+def config(
+    effective: Annotated[
+        bool,
+        typer.Option("--effective", help="Values in effect (secrets masked); sources and sinks on."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --effective).")] = False,
+) -> None:
+    """Every setting with its environment variable and default; --effective shows the values in effect."""
+    from sync.settings_env import setting_fields
+
+    if effective:
+        _print_effective(json_output)
+        return
+    required = {f.env for f in setting_fields() if f.field.is_required()}
     table = Table(title="Settings (environment variables; secrets may also come from files)")
     table.add_column("variable")
     table.add_column("default")
     table.add_column("meaning")
     for env, default, description in describe_settings():
-        table.add_row(env, default, description)
+        table.add_row(env, "[bold]required[/]" if env in required else default, description)
     out.print(table)
+
+
+def _print_effective(json_output: bool) -> None:
+    import os
+
+    from sync.settings_env import effective_settings
+
+    values, on_off = effective_settings(load_settings(), os.environ, secrets_dir())
+    if json_output:
+        payload = {"settings": {v.env: {"value": v.value, "origin": v.origin} for v in values}, **on_off}
+        sys.stdout.write(json.dumps(payload, sort_keys=True, indent=2) + "\n")
+        return
+    table = Table(title="Settings in effect (secrets masked)")
+    for column in ("variable", "value", "from"):
+        table.add_column(column)
+    for value in values:
+        table.add_row(value.env, value.value, value.origin)
+    out.print(table)
+    for label, names in on_off.items():
+        out.print(f"{label}: {', '.join(names) or 'none'}", highlight=False)
 
 
 @app.command()

@@ -51,9 +51,10 @@ def deliver(
 
     settings = _settings()
     engine = make_engine(settings.database_url)
+    require_current(engine)
+    _require_synced(engine)
     # An invalid mapping document stops the command before anything is planned or sent.
     active = load_mapping(settings, engine)
-    require_current(engine)
     context = RunContext.create(settings, engine)
     if month:
         months = {parse_month(m) for m in month}
@@ -79,6 +80,20 @@ def deliver(
         for sink in sinks.values():
             sink.close()
     print_deliveries(results)
+
+
+def _require_synced(engine: Any) -> None:
+    """Refuse to deliver from a ledger that never synced: most likely HOURBRIDGE_DATABASE_URL is mistyped."""
+    from connectors.errors import ConfigError
+    from sync.store.runs import never_synced
+
+    with engine.connect() as conn:
+        if never_synced(conn):
+            url = engine.url.render_as_string(hide_password=True)
+            raise ConfigError(
+                f"the ledger at {url} has never synced: check HOURBRIDGE_DATABASE_URL, or run `hourbridge sync` "
+                "first (deliver sends what the ledger holds, and a new ledger holds nothing)"
+            )
 
 
 def _print_plan(name: str, plan: Any) -> None:

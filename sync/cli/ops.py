@@ -41,14 +41,23 @@ def worker(
     settings = _settings()
     queue_conninfo(settings.database_url)  # a ConfigError naming the setting before anything connects
     engine = make_engine(settings.database_url)
-    require_current(engine)
-    if not queue_schema_present(engine):
-        from connectors.errors import ConfigError
+    try:
+        require_current(engine)
+        if not queue_schema_present(engine):
+            from connectors.errors import ConfigError
 
-        raise ConfigError("the job queue's tables are missing: run `hourbridge db queue-upgrade` first")
-    WorkerApp(settings, engine=engine, metrics=_metrics(settings), periodic=not once).run(
-        once=once, concurrency=concurrency
-    )
+            raise ConfigError("the job queue's tables are missing: run `hourbridge db queue-upgrade` first")
+        worker_app = WorkerApp(settings, engine=engine, metrics=_metrics(settings), periodic=not once)
+        worker_app.run(once=once, concurrency=concurrency)
+    finally:
+        engine.dispose()
+    if once and worker_app.failures:
+        # Like `sync`: a cron job or CI step running `worker --once` must see that work failed. A
+        # long-running worker stops on SIGTERM with 0: its failed jobs are retried by any worker.
+        _echo(f"worker: {len(worker_app.failures)} job(s) failed")
+        for failure in worker_app.failures:
+            _echo(f"  {failure}")
+        raise typer.Exit(1)
 
 
 @_admin_errors

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from connectors.errors import ConfigError, HourbridgeError
 from sync.logging import configure_logging
 from sync.reporting.model import Period
-from sync.settings import Settings, load_settings
+from sync.settings import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV, Settings, load_settings
 
 out = Console()
 err = Console(stderr=True)
@@ -28,10 +31,11 @@ def admin_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            # escape: messages are plain text, and "hourbridge[postgres]" is not Rich markup.
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except HourbridgeError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -42,6 +46,19 @@ def command_settings(**overrides: Any) -> Settings:
     settings = load_settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def secrets_dir() -> Path:
+    """The folder secret files are read from (whether or not it exists)."""
+    return Path(os.environ.get(SECRETS_DIR_ENV, str(DEFAULT_SECRETS_DIR)))
+
+
+def warn_unknown_variables() -> None:
+    """One warning line per HOURBRIDGE_ variable or secret file no setting reads (a typo is otherwise silent)."""
+    from sync.settings_env import unknown_variables
+
+    for unknown in unknown_variables(os.environ, secrets_dir()):
+        err.print(f"[yellow]warning:[/] {escape(unknown.message())}", highlight=False, soft_wrap=True)
 
 
 def say(message: str) -> None:

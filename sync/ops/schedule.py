@@ -58,17 +58,26 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_signals(flag: StopFlag) -> Iterator[None]:
+def stop_on_signals(flag: StopFlag, announce: Callable[[str, bool], None] | None = None) -> Iterator[None]:
     """First SIGTERM/SIGINT: finish the current run, then stop. A second one interrupts the run:
-    the window being written is rolled back (the ingest commits per window) and redone next time."""
+    the window being written is rolled back (the ingest commits per window) and redone next time.
+
+    ``announce(name, again)`` is called on each signal, ``again`` True for the second one (the `sync`
+    command prints a line for each).
+    """
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if flag.is_set():
+        again = flag.is_set()
+        if not again:
+            # Set before anything else: a second signal may run this handler again from inside it.
+            flag.set(name)
+            log.info("stopping", signal=name)
+        if announce is not None:
+            announce(name, again)
+        if again:
             raise KeyboardInterrupt(name)
-        log.info("schedule.stopping", signal=name)
-        flag.set(name)
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -77,6 +86,11 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def exit_code(signal_name: str) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    return 128 + signal.Signals[signal_name].value
 
 
 def run_schedule(

@@ -27,8 +27,9 @@ import contextlib
 import importlib
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -128,10 +129,11 @@ def make_sources(settings: Settings) -> dict[str, Source]:
 
 def deliver_open_months(settings: Settings, engine: Engine, sink: str) -> SinkDelivery:
     """The deliver stage for ``sink`` over the open months (the mapping is validated and adopted first)."""
-    from sync.run.context import RunContext, RunError, open_months
+    from sync.run.context import RunContext, RunError, finish_run, open_months, recorded_run, run_status
     from sync.run.deliver import SinkDelivery, deliver
     from sync.run.factory import build_sinks
     from sync.run.mapping import adopt_mapping, load_mapping
+    from sync.run.pipeline import log_finished
 
     active = load_mapping(settings, engine)
     context = RunContext.create(settings, engine)
@@ -143,7 +145,15 @@ def deliver_open_months(settings: Settings, engine: Engine, sink: str) -> SinkDe
     try:
         if sink not in built:
             return SinkDelivery(sink, None)
-        return deliver(context, sink, built[sink], months, adopt_mapping(context, active).catalogs(engine))
+        # A run record of its own: the job's log lines carry its run id, and `status` shows its outcome.
+        with recorded_run(context, "worker-deliver") as run:
+            delivered = deliver(run, sink, built[sink], months, adopt_mapping(run, active).catalogs(engine))
+            results = {sink: delivered.result} if delivered.result is not None else {}
+            status = run_status(delivered.errors, [])
+            counts = {"deliveries": {name: result.as_dict() for name, result in results.items()}}
+            finish_run(run, status=status, counts=counts, errors=delivered.errors)
+            log_finished(status, list(delivered.errors), 0, results)
+            return delivered
     finally:
         for each in built.values():
             each.close()
@@ -172,6 +182,10 @@ class WorkerApp:
         self._engine = engine
         self.metrics = metrics or RunMetrics()
         self.app = App(connector=PsycopgConnector(conninfo=queue_conninfo(settings.database_url)))
+        # Jobs whose last attempt in this process raised, by job id (a retry that succeeds removes
+        # its job): `worker --once` exits 1 when any is left.
+        self._failed: dict[int, str] = {}
+        self._failures_lock = threading.Lock()
         self._register(periodic)
 
     @property
@@ -198,23 +212,27 @@ class WorkerApp:
 
         @app.task(name=PULL_TASK, queue=QUEUE, pass_context=True, retry=retry)
         def pull_scope(context: JobContext, source: str, account: str) -> None:
-            self.pull_scope(source, account, should_stop=context.should_abort)
+            with self._job(context):
+                self.pull_scope(source, account, should_stop=context.should_abort)
 
-        @app.task(name=REMAP_TASK, queue=QUEUE, retry=retry)
-        def remap() -> None:
-            self.remap()
+        @app.task(name=REMAP_TASK, queue=QUEUE, pass_context=True, retry=retry)
+        def remap(context: JobContext) -> None:
+            with self._job(context):
+                self.remap()
 
-        @app.task(name=REPORT_TASK, queue=QUEUE, retry=retry)
-        def report() -> None:
-            self.report()
+        @app.task(name=REPORT_TASK, queue=QUEUE, pass_context=True, retry=retry)
+        def report(context: JobContext) -> None:
+            with self._job(context):
+                self.report()
 
         @app.task(name=LEGACY_MAP_AND_REPORT_TASK, queue=QUEUE, retry=retry)
         def map_and_report() -> None:
             self._defer_remap()
 
-        @app.task(name=DELIVER_TASK, queue=QUEUE, retry=retry)
-        def deliver(sink: str) -> None:
-            self.deliver(sink)
+        @app.task(name=DELIVER_TASK, queue=QUEUE, pass_context=True, retry=retry)
+        def deliver(context: JobContext, sink: str) -> None:
+            with self._job(context):
+                self.deliver(sink)
 
         async def schedule_pulls(timestamp: int) -> None:
             deferred = await self.enqueue_pulls()
@@ -238,6 +256,34 @@ class WorkerApp:
         app.periodic(cron="17 3 * * *", periodic_id="cleanup")(
             app.task(name=CLEANUP_TASK, queue=QUEUE, queueing_lock=CLEANUP_TASK)(delete_old_jobs)
         )
+
+    @contextlib.contextmanager
+    def _job(self, context: JobContext) -> Iterator[None]:
+        """Every log line of a job carries its job id and task (and its run id, once a run starts);
+        a failure is logged at error level and counted for `worker --once`'s exit status."""
+        job = context.job
+        structlog.contextvars.bind_contextvars(job_id=job.id, task=job.task_name)
+        try:
+            yield
+            with self._failures_lock:
+                self._failed.pop(job.id or 0, None)
+        except JobAborted:
+            log.warning("worker.job_stopped", reason="worker shutting down; the job resumes from its cursor")
+            raise
+        except Exception as exc:
+            message = exc.message if isinstance(exc, HourbridgeError) else f"{type(exc).__name__}: {exc}"
+            log.error("worker.job_failed", error=message, exc_info=not isinstance(exc, HourbridgeError))
+            with self._failures_lock:
+                self._failed[job.id or 0] = f"{job.task_name} (job {job.id}): {message}"
+            raise
+        finally:
+            structlog.contextvars.unbind_contextvars("job_id", "task")
+
+    @property
+    def failures(self) -> list[str]:
+        """What failed in this process and was not retried successfully since, one line per job."""
+        with self._failures_lock:
+            return list(self._failed.values())
 
     def pull_scope(self, source: str, account: str, *, should_stop: Callable[[], bool] = lambda: False) -> None:
         """The ingest stage for one scope under a run record; raises so procrastinate retries when the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,14 +12,18 @@ from typing import Any, Literal
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors._redact import redact
 from connectors.errors import Action, HourbridgeError
 from connectors.model import Window
+from sync.logging import run_in_progress
 from sync.reporting.model import Period
 from sync.settings import Settings
 from sync.store.runs import abandon_stale_runs, record_heartbeat, start_run
 from sync.store.runs import finish_run as record_finish
+
+log = structlog.get_logger("hourbridge.run")
 
 Progress = Callable[[str, int], None]
 """Called with (label, entries just ingested) as pages arrive, for progress bars."""
@@ -130,29 +136,93 @@ class RunError:
         return stored | {"error": self.message, "action": self.action.value}
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped in the middle of a window (a second SIGINT/SIGTERM): that window was rolled back.
+
+    Raised from ``recorded_run`` once the run is recorded as ``interrupted``; carries its id.
+    """
+
+    def __init__(self, run_id: int, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.run_id = run_id
+        self.signal_name = signal_name
+
+
+class Heartbeat:
+    """Records that a run is alive every ``interval`` seconds from a thread of its own.
+
+    Windows and delivery chunks beat too, but one window of a large account can take longer than the
+    abandonment delay; this beat is what tells a slow run from a killed one. ``wait`` is the stop
+    event's wait (tests inject one that returns at once).
+    """
+
+    def __init__(self, beat: Callable[[], None], interval: float, wait: Callable[[float], bool] | None = None) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Beat until stopped (the thread's body; callable directly in tests)."""
+        while not self._wait(self._interval) and not self._stop.is_set():
+            try:
+                self._beat()
+            except SQLAlchemyError as exc:  # a busy or briefly unreachable store: the next beat retries
+                log.info("run.heartbeat_missed", error=str(exc).splitlines()[0])
+
+    def __enter__(self) -> Heartbeat:
+        # The thread logs with the run's context (its run id) like the code that started it.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self.run,), name="hourbridge-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 @contextmanager
 def recorded_run(context: RunContext, command: str) -> Iterator[RunContext]:
     """Start a run record (abandoning stale ones first) and yield the context carrying its id.
 
-    The run id is bound to the logging context while the run lasts; the caller finishes the record
-    with ``finish_run``.
+    The run id is bound to the logging context while the run lasts, and a heartbeat thread beats for
+    it; the caller finishes the record with ``finish_run``. A KeyboardInterrupt (a second signal)
+    finishes it here as ``interrupted`` and comes out as ``RunInterrupted``.
     """
+    settings = context.settings
     with context.engine.begin() as conn:
-        abandon_stale_runs(conn, context.clock())
+        abandon_stale_runs(conn, context.clock(), settings.run_abandoned_after)
         run_id = start_run(conn, command=command, as_of=context.as_of, now=context.clock())
     structlog.contextvars.bind_contextvars(run_id=run_id)
+    run = RunContext(
+        settings, context.engine, context.as_of, run_id, context.clock, context.progress, context.should_stop
+    )
     try:
-        yield RunContext(
-            context.settings,
-            context.engine,
-            context.as_of,
-            run_id,
-            context.clock,
-            context.progress,
-            context.should_stop,
-        )
+        with run_in_progress(run_id), Heartbeat(run.heartbeat, settings.run_heartbeat_seconds):
+            yield run
+    except KeyboardInterrupt as exc:
+        _record_interrupted(run, str(exc) or "SIGINT")
+        raise RunInterrupted(run_id, str(exc) or "SIGINT") from None
     finally:
         structlog.contextvars.unbind_contextvars("run_id")
+
+
+def _record_interrupted(run: RunContext, signal_name: str) -> None:
+    assert run.run_id is not None
+    message = f"interrupted by {signal_name} in the middle of a window, which was rolled back; the next run redoes it"
+    with run.engine.begin() as conn:
+        record_finish(
+            conn,
+            run.run_id,
+            status="interrupted",
+            counts={},
+            errors=[{"source": None, "error": message, "action": Action.TRANSIENT.value}],
+            now=run.clock(),
+        )
+    log.warning("run.finished", status="interrupted", signal=signal_name, messages=[message])
 
 
 def finish_run(context: RunContext, *, status: str, counts: dict[str, Any], errors: tuple[RunError, ...]) -> None:

@@ -58,6 +58,8 @@ def deliver(context: RunContext, name: str, sink: Sink, months: Collection[str],
     if not (result.failed or result.unknown or result.errors):
         return SinkDelivery(name, result)
     # Refused writes need someone to fix the line or the sink's records; unanswered ones only a retry.
+    level = log.error if result.failed else log.warning
+    level("delivery.incomplete", sink=name, failed=result.failed, unknown=result.unknown, errors=list(result.errors))
     incomplete = RunError(
         "sink",
         name,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -30,6 +32,7 @@ from sync.run.deliver import deliver
 from sync.run.factory import build_sinks, build_sources, no_source_message
 from sync.run.ingest import ScopeResult, ingest, list_scopes
 from sync.run.mapping import RunMapping, adopt_mapping, load_mapping
+from sync.run.preflight import preflight
 from sync.run.remap import remap
 from sync.run.report import report
 from sync.settings import Settings
@@ -54,6 +57,8 @@ class RunResult:
     reports: tuple[FileDelivery, ...]
     api: dict[str, dict[str, int]]
     deliveries: dict[str, DeliveryResult] = field(default_factory=dict)
+    # The SQLite file this run created (a new ledger), so the admin sees it was not an existing one.
+    created_ledger: Path | None = None
 
     @property
     def versions_written(self) -> int:
@@ -103,10 +108,13 @@ def run_sync(
 ) -> RunResult:
     """One run: ingest, remap, deliver, report. Sources and sinks not given are built and closed here.
 
-    The mapping document is validated and every source is built before anything is written: a
-    setting an admin must fix stops the run before it starts.
+    The store and the output folder are checked, the mapping document is validated and every source
+    is built before anything is written: a setting an admin must fix stops the run before it starts.
+    A run asked to stop (``should_stop``) finishes the window it is in, skips the stages after
+    ingest, and is recorded as ``interrupted``.
     """
     engine = engine or make_engine(settings.database_url)
+    created = preflight(settings, engine, write_reports=write_reports)
     context = RunContext.create(settings, engine, as_of=as_of, clock=clock, progress=progress, should_stop=should_stop)
     active = load_mapping(settings, engine)
     owned_sources = sources is None
@@ -121,6 +129,9 @@ def run_sync(
     finally:
         for owned in (*(sources.values() if owned_sources else ()), *built_sinks.values()):
             owned.close()
+    if created is not None:
+        log.info("ledger.created", path=str(created))
+        return replace(result, created_ledger=created)
     return result
 
 
@@ -174,6 +185,10 @@ def _run_stages(
         mapping = adopt_mapping(context, active)
         scopes = ingest_sources(context, sources, mapping, only)
         errors.extend(error for scope in scopes for error in scope.errors)
+        if context.should_stop():
+            # Asked to stop: the windows committed so far stay; mapping, delivery and reports wait
+            # for the next run, which starts from the cursors.
+            return _finish(context, sources, scopes, errors, 0, (), {})
         remapped = remap(context, mapping.bound)
         mapped = remapped.mapped
         touched = set(remapped.months)
@@ -204,7 +219,9 @@ def _finish(
 ) -> RunResult:
     """Record the run's status, counts and errors, and return them as its result."""
     api = {name: source.stats() for name, source in sources.items()}
-    status = run_status(tuple(errors), [scope.error is not None for scope in scopes])
+    status = (
+        "interrupted" if context.should_stop() else run_status(tuple(errors), [s.error is not None for s in scopes])
+    )
     counts = {
         "scopes": {f"{s.source}:{s.account}": s.counts.as_dict() for s in scopes},
         "mapped": mapped,
@@ -212,11 +229,29 @@ def _finish(
         "deliveries": {name: result.as_dict() for name, result in deliveries.items()},
     }
     finish_run(context, status=status, counts=counts, errors=tuple(errors))
-    log.info("run.finished", status=status, errors=len(errors), mapped=mapped)
+    log_finished(status, errors, mapped, deliveries)
     assert context.run_id is not None
     return RunResult(
         context.run_id, context.as_of, status, tuple(scopes), tuple(errors), mapped, reports, api, deliveries
     )
+
+
+def log_finished(status: str, errors: list[RunError], mapped: int, deliveries: dict[str, DeliveryResult]) -> None:
+    """The run's last log line, at the level an alert should fire on: error when failed, warning when
+    partial or interrupted, info when ok (with every error's text, so one line tells what went wrong)."""
+    failed_writes = {name: r.failed for name, r in deliveries.items() if r.failed}
+    unknown_writes = {name: r.unknown for name, r in deliveries.items() if r.unknown}
+    fields: dict[str, Any] = {"status": status, "errors": len(errors), "mapped": mapped}
+    if errors:
+        fields["messages"] = [f"{e.subject or e.kind}: {e.message}" for e in errors]
+    if failed_writes or unknown_writes:
+        fields |= {"failed_writes": failed_writes, "unknown_writes": unknown_writes}
+    if status == "failed":
+        log.error("run.finished", **fields)
+    elif status != "ok" or failed_writes or unknown_writes:
+        log.warning("run.finished", **fields)
+    else:
+        log.info("run.finished", **fields)
 
 
 def _deliver_all(
@@ -238,6 +273,8 @@ def _deliver_all(
     catalogs = mapping.catalogs(context.engine)
     results: dict[str, DeliveryResult] = {}
     for name, sink in sinks.items():
+        if context.should_stop():
+            break
         delivered = deliver(context, name, sink, touched, catalogs)
         errors.extend(delivered.errors)
         if delivered.result is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -42,7 +43,9 @@ def prefetched_batches(items: Iterable[T], size: int, *, depth: int = 4) -> Iter
         except BaseException as exc:  # handed to the consumer, which re-raises it
             put(exc)
 
-    worker = threading.Thread(target=produce, name="hourbridge-prefetch", daemon=True)
+    # The producer runs the source's fetch: its log lines carry the run id bound in this context.
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(produce,), name="hourbridge-prefetch", daemon=True)
     worker.start()
     try:
         while True:

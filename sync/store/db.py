@@ -13,25 +13,80 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
+from connectors._redact import redact
 from connectors.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The PostgreSQL advisory lock migrations take (a fixed 64-bit number: "hourbrdg" in ASCII).
 MIGRATION_LOCK_KEY = int.from_bytes(b"hourbrdg", "big") >> 1
+SETTING = "HOURBRIDGE_DATABASE_URL"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the store; SQLite gets WAL, foreign keys and a busy timeout."""
+def database_problem(exc: BaseException) -> str:
+    """Why the store cannot be used, in one line an admin can act on (no password in it)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return redact(reason[0] if reason else type(exc).__name__)
+
+
+def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception:  # any parse failure is the same admin mistake
-        raise ConfigError(f"HOURBRIDGE_DATABASE_URL is not a valid database URL: {url!r}") from None
+        raise ConfigError(f"{SETTING} is not a valid database URL: {url!r}") from None
+    if parsed.drivername in ("postgres", "postgres+psycopg"):
+        # Heroku-style URLs: SQLAlchemy knows the dialect only as "postgresql".
+        raise ConfigError(
+            f"{SETTING} starts with postgres://, which is not a SQLAlchemy dialect: write "
+            "postgresql+psycopg://user:password@host:5432/database"
+        )
+    return parsed
+
+
+def sqlite_file(engine_or_url: Engine | str) -> Path | None:
+    """The file of a SQLite store (None for PostgreSQL and in-memory SQLite)."""
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _require_sqlite_folder(path: Path) -> None:
+    # A mistyped path must not quietly become a new, empty ledger (which would then pull and deliver
+    # everything again): the folder has to exist already; only the file is ever created.
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{SETTING} names the SQLite file {path}, but its folder {folder} does not exist: fix the path, "
+            f"or create the folder first (mkdir -p {folder})"
+        )
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the store; SQLite gets WAL, foreign keys and a busy timeout.
+
+    Nothing is created here: a SQLite file appears on the first write, and only in a folder that
+    exists; URL mistakes (an unknown dialect, a driver that is not installed) are a ConfigError.
+    """
+    parsed = _parse(url)
+    try:
+        return _create(url, parsed)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"{SETTING} asks for the database driver {parsed.drivername!r}, which is not installed or unknown "
+            f"({database_problem(exc)}): use sqlite:///path/to/hourbridge.db or postgresql+psycopg://… "
+            "(pip install 'hourbridge[postgres]')"
+        ) from None
+
+
+def _create(url: str, parsed: URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            _require_sqlite_folder(path)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -103,8 +158,35 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_scripts_config()).get_current_head()
 
 
+def store_revision(engine: Engine, *, create: bool = False) -> str | None:
+    """The store's schema revision, checking on the way that it can be used at all.
+
+    A SQLite file that does not exist yet is created only with ``create`` (``db upgrade``, ``sync``);
+    otherwise the admin is told, since a mistyped path would leave an empty ledger behind. Connection
+    failures (refused, unknown database, bad password) and a schema newer than this version are a
+    ConfigError naming HOURBRIDGE_DATABASE_URL.
+    """
+    path = sqlite_file(engine)
+    if path is not None and not create and not path.exists():
+        raise ConfigError(
+            f"there is no ledger at {path} ({SETTING}): check the path, or run `hourbridge db upgrade` "
+            "(or a first `hourbridge sync`) to create a new one there"
+        )
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise ConfigError(f"the database of {SETTING} cannot be used: {database_problem(exc)}") from None
+    known = {script.revision for script in ScriptDirectory.from_config(_scripts_config()).walk_revisions()}
+    if current is not None and current not in known:
+        raise ConfigError(
+            f"the database schema is at {current}, which this version of hourbridge does not know (newest: "
+            f"{head_revision()}): upgrade hourbridge, or check that {SETTING} names the right database"
+        )
+    return current
+
+
 def require_current(engine: Engine) -> None:
-    """Fail with a clear message when the store has not been migrated."""
-    current, head = current_revision(engine), head_revision()
+    """Fail with a clear message when the store is missing, unreachable or not migrated."""
+    current, head = store_revision(engine), head_revision()
     if current != head:
         raise ConfigError(f"the database schema is at {current or 'nothing'}, not {head}: run `hourbridge db upgrade`")

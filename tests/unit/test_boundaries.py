@@ -55,7 +55,7 @@ SYNC_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"run", "delivery", "reporting", "admin"}),
     frozenset({"store"}),
 )
-SYNC_SHARED = frozenset({"settings", "logging", "__init__"})
+SYNC_SHARED = frozenset({"settings", "settings_env", "logging", "__init__"})
 
 
 def sync_layer(module: str) -> int | None:

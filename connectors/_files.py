@@ -8,14 +8,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["write_files"]
+__all__ = ["apply_mode", "write_files"]
 
 
-def _stage(folder: Path, name: str, data: bytes) -> Path:
+def _stage(folder: Path, name: str, data: bytes, mode: int | None) -> Path:
     """Write ``data`` to a fresh temporary file beside its destination and flush it to disk."""
     handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     temp = Path(temp_name)
     try:
+        if mode is not None:
+            # Exactly ``mode``, whatever the umask: the file appears under its name already with it.
+            os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
@@ -44,12 +47,24 @@ def _sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def write_files(folder: Path, outputs: Sequence[tuple[str, bytes]]) -> tuple[Path, ...]:
+def apply_mode(path: Path, mode: int) -> None:
+    """Give an existing file exactly ``mode`` (permission bits), when it is ours and differs."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_mode & 0o7777 != mode and info.st_uid == os.geteuid():
+        os.chmod(path, mode)
+
+
+def write_files(folder: Path, outputs: Sequence[tuple[str, bytes]], *, mode: int | None = None) -> tuple[Path, ...]:
     """Put every ``(name, bytes)`` into ``folder`` atomically; return the paths that were (re)written.
 
     Everything is staged as temporary files first, then moved into place with ``os.replace``; on
     failure the temporaries are removed and existing files stay as they were. A file that already
-    holds exactly its new bytes is left alone (same inode, same mtime).
+    holds exactly its new bytes is left alone (same inode, same mtime). With ``mode``, every file
+    ends up with exactly those permission bits (an unchanged one too); without, new files are
+    readable by their owner only.
     """
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
@@ -57,7 +72,9 @@ def write_files(folder: Path, outputs: Sequence[tuple[str, bytes]]) -> tuple[Pat
     try:
         for name, data in outputs:
             if not _holds(folder / name, data):
-                staged.append((_stage(folder, name, data), folder / name))
+                staged.append((_stage(folder, name, data, mode), folder / name))
+            elif mode is not None:
+                apply_mode(folder / name, mode)
         while staged:
             temp, target = staged[0]
             os.replace(temp, target)

@@ -46,12 +46,25 @@ class RateLimiter:
     discovering it with a request of its own.
     """
 
-    def __init__(self, per_minute: float, *, burst_seconds: float = 2.0, clock: TimeSource = SYSTEM_TIME) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst_seconds: float = 2.0,
+        window_seconds: float = 60.0,
+        clock: TimeSource = SYSTEM_TIME,
+    ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
+        if window_seconds < 60.0:
+            raise ValueError("window_seconds must be at least the vendor's minute")
         self.rate = per_minute / 60.0
         self.per_minute = max(1, int(per_minute))
         self.capacity = max(1.0, self.rate * burst_seconds)
+        # How long a grant counts against ``per_minute``. A vendor's window starts when the request
+        # arrives, a little after the grant; a few seconds more than the minute keeps that delay from
+        # letting one grant too many through at the window's edge.
+        self.window = window_seconds
         self._tokens = self.capacity
         self._clock = clock
         self._last = clock()
@@ -64,23 +77,38 @@ class RateLimiter:
         self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._last) * self.rate)
         self._last = max(self._last, now)
 
-    def acquire(self) -> None:
+    def acquire(self, permits: int = 1) -> None:
+        """Wait until ``permits`` calls may go, then take them all at once (one request counted as many).
+
+        The permits are granted together, at the moment the request can be sent, so the vendor sees
+        them arrive when the limiter logged them. More permits than the burst holds leave the bucket
+        in debt, which later callers wait out: the average rate is kept.
+        """
+        if permits < 1:
+            return
+        if permits > self.per_minute:
+            raise ValueError(f"{permits} permits exceed the limit of {self.per_minute} a minute")
+        needed = min(float(permits), self.capacity)
         while True:
             with self._lock:
                 now = self._clock()
                 self._refill(now)
-                while self._granted and self._granted[0] <= now - 60.0:
+                while self._granted and self._granted[0] <= now - self.window:
                     self._granted.popleft()
                 wait = max(0.0, self._paused_until - now)
-                if wait == 0.0 and len(self._granted) >= self.per_minute:
-                    wait = max(0.001, self._granted[0] + 60.0 - now)
+                excess = len(self._granted) + permits - self.per_minute
+                if wait == 0.0 and excess > 0:
+                    # Until enough of the oldest grants have left the window.
+                    wait = max(0.001, self._granted[excess - 1] + self.window - now)
                 if wait == 0.0:
                     # A small tolerance: float refills can land a hair under one token forever.
-                    if self._tokens >= 1.0 - 1e-9:
-                        self._tokens = max(0.0, self._tokens - 1.0)
-                        self._granted.append(now)
+                    if self._tokens >= needed - 1e-9:
+                        self._tokens -= permits
+                        if self._tokens < 0.0 and permits == 1:
+                            self._tokens = 0.0
+                        self._granted.extend([now] * permits)
                         return
-                    wait = max((1.0 - self._tokens) / self.rate, 0.001)
+                    wait = max((needed - self._tokens) / self.rate, 0.001)
                 self.waited += wait
             self._clock.sleep(wait)
 
@@ -107,12 +135,20 @@ _LIMITERS: dict[tuple[str, str], RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def limiter_for(vendor: str, token: str, per_minute: float) -> RateLimiter:
+def limiter_for(
+    vendor: str, token: str, per_minute: float, *, burst_seconds: float = 2.0, window_seconds: float = 60.0
+) -> RateLimiter:
     """The process-wide limiter of one credential (so every thread and window shares it)."""
     key = (vendor, credential_key(token))
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(key)
-        if limiter is None or limiter.rate != per_minute / 60.0:
-            limiter = RateLimiter(per_minute)
+        capacity = max(1.0, per_minute / 60.0 * burst_seconds)
+        if (
+            limiter is None
+            or limiter.rate != per_minute / 60.0
+            or limiter.window != window_seconds
+            or limiter.capacity != capacity
+        ):
+            limiter = RateLimiter(per_minute, burst_seconds=burst_seconds, window_seconds=window_seconds)
             _LIMITERS[key] = limiter
         return limiter

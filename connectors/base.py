@@ -22,9 +22,13 @@ BUILTIN_PLUGINS = (
     "connectors.asana",
     "connectors.clickup",
     "connectors.monday",
+    "connectors.harvest",
+    "connectors.toggl",
+    "connectors.clockify",
     "connectors.quickbooks",
     "connectors.xero",
     "connectors.files",
+    "connectors.imports",
 )
 ENTRY_POINT_GROUP = "hourbridge.plugins"
 
@@ -141,6 +145,8 @@ class SinkPlugin:
 
     ``factory(config, token)`` gets the OAuth token source when ``oauth`` is set (None otherwise).
     ``payee_field`` names the ``people`` key that holds the payee this sink books time to.
+    ``bills``: the sink also reads contractors' bills back (its sink has ``bills(start, end)``,
+    the ``connectors.bills.BillReader`` protocol), so the invoice check can compare them with the ledger.
     """
 
     name: str
@@ -150,6 +156,7 @@ class SinkPlugin:
     lines: Callable[[Any], SinkLines] = _day_lines
     oauth: bool = False
     payee_field: str | None = None
+    bills: bool = False
 
 
 _SOURCES: dict[str, SourcePlugin] = {}

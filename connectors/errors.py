@@ -13,7 +13,9 @@
     │                                             (retries count against the cap); the job runs later
     ├── OutcomeUnknown               TRANSIENT    a write was sent, no answer came: look it up first
     ├── PayloadError                 PAYLOAD      the vendor sent something we cannot read
-    │   └── CursorExpired            PAYLOAD      a page cursor the vendor no longer accepts
+    │   ├── CursorExpired            PAYLOAD      a page cursor the vendor no longer accepts
+    │   └── ImportRejected           PAYLOAD      an import file with any problem, rejected whole
+    │                                             (.problems: every one, by line and column)
     └── RequestBugError              BUG          the vendor rejected our request as malformed
         ├── QuickBooksFault          BUG          a QuickBooks Fault (.codes: its error codes)
         └── XeroRefused              BUG          a Xero validation answer (400, or 404 on a record)
@@ -25,6 +27,7 @@ text is for people.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -117,6 +120,38 @@ class PayloadError(HourbridgeError):
 
 class CursorExpired(PayloadError):
     """A page cursor the vendor no longer accepts (monday's live about 60 minutes); the caller re-pages."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One thing to fix in an import file: ``line`` 1-based (the header is line 1; 0 = the whole file),
+    ``column`` its header and letter."""
+
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "file" if self.line == 0 else f"line {self.line}"
+        if self.column:
+            where += f", column {self.column}"
+        return f"{where}: {self.message}"
+
+
+class ImportRejected(PayloadError):
+    """A file to import with any problem is rejected whole: nothing of it is written.
+
+    The message lists every problem found, one per line, so one correction fixes them all.
+    """
+
+    def __init__(self, file: str, problems: Sequence[Problem]) -> None:
+        self.file = file
+        self.problems = tuple(sorted(problems))
+        listed = "\n".join(f"  {problem}" for problem in self.problems)
+        super().__init__(
+            f"{file}: rejected, nothing of it was imported ({len(self.problems)} problem(s)); fix and import again:\n"
+            + listed
+        )
 
 
 class RequestBugError(HourbridgeError):

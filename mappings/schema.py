@@ -257,12 +257,34 @@ class PersonMapping(_Model):
     ids: list[PersonId] = Field(default_factory=list, description='"source:id", e.g. "asana:1200001"')
     quickbooks_vendor: Text | None = None
     xero_contact: Text | None = None
+    rates: list[Rate] = Field(
+        default_factory=list,
+        description="The contractor's agreed hourly rates by work date: what their bills should charge per hour",
+    )
 
     @model_validator(mode="after")
     def _identified(self) -> PersonMapping:
         if self.email is None and not self.ids:
             raise ValueError(f"contractor {self.contractor!r} needs an email or at least one id to be matched")
         return self
+
+    @model_validator(mode="after")
+    def _rates_apart(self) -> PersonMapping:
+        ordered = sorted(self.rates, key=lambda r: r.effective_from)
+        for before, after in zip(ordered, ordered[1:], strict=False):  # noqa: RUF007  (itertools is not among the pure engine's imports)
+            if before.effective_to is None or before.effective_to >= after.effective_from:
+                raise ValueError(
+                    f"contractor {self.contractor!r} has rates whose dates overlap "
+                    f"({before.effective_from} and {after.effective_from}); end the earlier one the day before"
+                )
+        return self
+
+    def rate_on(self, day: date) -> Rate | None:
+        """The agreed rate in effect on ``day``, or None."""
+        for rate in self.rates:
+            if rate.effective_from <= day and (rate.effective_to is None or day <= rate.effective_to):
+                return rate
+        return None
 
 
 def glob_problem(pattern: str) -> str | None:

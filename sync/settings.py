@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -38,6 +39,9 @@ SECRETS_DIR_ENV = "HOURBRIDGE_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 ReportFormat = Literal["csv", "xlsx", "json"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "xlsx", "json")
+# Owner reads and writes, the group (a backup or BI account) reads, others nothing: the files hold billing data.
+DEFAULT_FILE_MODE = "0640"
+DEFAULT_FILE_PERMISSIONS = int(DEFAULT_FILE_MODE, 8)
 
 __all__ = [
     "DeliverySettings",
@@ -90,6 +94,83 @@ class DeliverySettings(BaseModel):
         return gate
 
 
+class InvoiceSettings(BaseModel):
+    """Tolerances of the invoice check (``HOURBRIDGE_INVOICES__...``): how far a bill may be from the ledger.
+
+    A difference is inside a tolerance when it is at most the minutes OR at most the percent of the
+    logged hours, whichever allows more (so small totals get the minutes, large ones the percent).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    code_minutes: int = Field(
+        default=30, ge=0, description="Minutes billed hours may differ from logged hours per project code."
+    )
+    code_percent: Decimal = Field(
+        default=Decimal("5"), ge=0, le=100, description="Percent of the logged hours per project code, likewise."
+    )
+    bill_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="Minutes a contractor's bills for a period may differ from all their logged hours.",
+    )
+    bill_percent: Decimal = Field(
+        default=Decimal("2"), ge=0, le=100, description="Percent of all their logged hours in the period, likewise."
+    )
+    rate_percent: Decimal = Field(
+        default=Decimal("0"), ge=0, le=100, description="Percent a billed unit price may differ from the agreed rate."
+    )
+    due_days: int = Field(
+        default=15, ge=0, le=366, description="Days after a period ends before logged time without a bill is a finding."
+    )
+
+
+class ConsoleSettings(BaseModel):
+    """`hourbridge console`: who may sign in and for how long (HOURBRIDGE_CONSOLE__…)."""
+
+    model_config = {"extra": "forbid"}
+
+    session_minutes: int = Field(
+        default=480, ge=5, le=7 * 24 * 60, description="A console sign-in ends after this many minutes."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose user header is believed; none = header off.",
+    )
+    proxy_header: str = Field(
+        default="X-Forwarded-User", description="The header a trusted reverse proxy names the signed-in user in."
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL (its /.well-known/openid-configuration is read); unset = OIDC off.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="OpenID Connect client id of the console.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="OpenID Connect client secret.")
+    public_url: str | None = Field(
+        default=None,
+        description="The console's address as browsers reach it (OIDC redirect); default: the request's own.",
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="OIDC or proxy identities (e-mail or user name) who may change things."
+    )
+    viewers: list[str] = Field(
+        default_factory=list,
+        description='OIDC or proxy identities who may look but not change ("*" = everyone the proxy or IdP admits).',
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r} (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return value
+
+
 class Settings(BaseSettings):
     """hourbridge's configuration. Nested settings use ``__``: ``HOURBRIDGE_ASANA__TOKEN``."""
 
@@ -122,8 +203,20 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     delivery: DeliverySettings = Field(default_factory=DeliverySettings, description="What may be delivered.")
+    invoices: InvoiceSettings = Field(
+        default_factory=InvoiceSettings, description="Tolerances of `hourbridge invoices check`."
+    )
     statements: bool = Field(
         default=True, description="Write a statement per contractor (their own hours only) beside the period reports."
+    )
+    file_mode: str = Field(
+        default=DEFAULT_FILE_MODE,
+        description="Permissions (octal) of the SQLite database, its lock files, reports and statements, applied "
+        "exactly (the umask does not narrow them); the owner keeps read and write, execute bits are refused.",
+    )
+    csv_bom: bool = Field(
+        default=True,
+        description="Start CSV reports and statements with a UTF-8 byte order mark, so Excel reads accents right.",
     )
     token_key: SecretStr | None = Field(
         default=None,
@@ -182,10 +275,46 @@ class Settings(BaseSettings):
         ge=0,
         description="On SIGTERM, how long a running job may finish its scope before it stops after the current window.",
     )
+    # --- contractors' own trackers and timesheets as files (sync/run/imports.py) ---
+    inbox_dir: Path | None = Field(
+        default=None,
+        description="Folder whose files (Clockify/Toggl/Harvest exports, timesheets) sync, schedule and the worker "
+        "import, then move to processed/ or rejected/ (with <file>.errors.txt).",
+    )
+    inbox_settle_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=86_400,
+        description="A file in the inbox modified less than this many seconds ago may still be copied; it waits.",
+    )
+    import_timezone: str | None = Field(
+        default=None,
+        description="Time zone of imported files' start/end times (e.g. Europe/Berlin); files with times need it.",
+    )
+    import_date_order: Literal["mdy", "dmy"] | None = Field(
+        default=None, description="Date order of imported files whose dates all read both ways (04/05/2024)."
+    )
+    import_decimal_mark: Literal["comma", "dot"] | None = Field(
+        default=None, description="Decimal mark of imported files whose numbers all read both ways (1,000)."
+    )
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings, description="The browser console.")
     source_factory: str | None = Field(
         default=None,
         description="module:function returning the sources to pull instead of the configured tools (tests, plugins).",
     )
+
+    @field_validator("import_timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if value is None or not value.strip():
+            return None
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+        return value.strip()
 
     @field_validator("schedule")
     @classmethod
@@ -208,6 +337,25 @@ class Settings(BaseSettings):
         # Secret files (Docker/Kubernetes secrets) are named like the variables, e.g.
         # /run/secrets/hourbridge_asana__token, and nest with the same "__".
         return (init_settings, env_settings, dotenv_settings, NestedSecretsSettingsSource(file_secret_settings))
+
+    @field_validator("file_mode", mode="before")
+    @classmethod
+    def _octal_mode(cls, value: Any) -> str:
+        text = oct(value)[2:] if isinstance(value, int) and not isinstance(value, bool) else str(value).strip()
+        digits = text.removeprefix("0o").removeprefix("0") or ("0" if text else "")
+        if not digits.isdigit() or any(d in "89" for d in digits) or len(digits) > 3:
+            raise ValueError(f"not an octal file mode: {value!r} (e.g. 0640, or 0600 for the owner only)")
+        mode = int(digits, 8)
+        if mode & 0o600 != 0o600:
+            raise ValueError(f"{value!r} takes read or write from the owner, and hourbridge must rewrite its files")
+        if mode & 0o111:
+            raise ValueError(f"{value!r} has execute bits; data files are not programs (e.g. 0640)")
+        return f"0{mode:03o}"
+
+    @property
+    def file_permissions(self) -> int:
+        """``file_mode`` as permission bits (0o640)."""
+        return int(self.file_mode, 8)
 
     @field_validator("log_level", mode="before")
     @classmethod

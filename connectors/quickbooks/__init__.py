@@ -21,6 +21,7 @@ register_sink(
         lines=_lines,
         oauth=True,
         payee_field="quickbooks_vendor",
+        bills=True,
     )
 )
 

@@ -92,6 +92,12 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# A throttled QuickBooks answer may carry no Retry-After and costs a minute's wait, so the limiters
+# count each grant a little longer than QuickBooks' minute: a request reaches QuickBooks (which starts
+# its count then) a moment after its permits were granted.
+WINDOW_SECONDS = 62.0
+
+
 class QuickBooksClient:
     """Calls to ``/v3/company/{realm}``: every write carries ``requestid``; batch items count against the quota."""
 
@@ -115,7 +121,9 @@ class QuickBooksClient:
         self.config = config
         key = f"realm:{config.realm_id}"
         # QuickBooks: 500 requests/min and 40 batches/min per realm, shared by every credential of the app.
-        self._batch_limiter = batch_limiter or limiter_for("quickbooks-batch", key, config.max_batches_per_minute)
+        self._batch_limiter = batch_limiter or limiter_for(
+            "quickbooks-batch", key, config.max_batches_per_minute, window_seconds=WINDOW_SECONDS
+        )
         http = make_client(
             f"{config.base_url.rstrip('/')}/v3/company/{config.realm_id}",
             headers={"Accept": "application/json"},
@@ -129,7 +137,8 @@ class QuickBooksClient:
             vendor=VENDOR,
             setting=SETTING_REALM,
             policy=RetryPolicy(max_attempts=config.max_attempts),
-            limiter=limiter or limiter_for("quickbooks", key, config.rate_limit_per_minute),
+            limiter=limiter
+            or limiter_for("quickbooks", key, config.rate_limit_per_minute, window_seconds=WINDOW_SECONDS),
             http=http,
             sleep=sleep,
         )
@@ -158,17 +167,15 @@ class QuickBooksClient:
         """
         query = {"minorversion": str(self.config.minor_version), **(params or {})}
         headers = {"Content-Type": "application/json"} if body is not None else None
-        taken = [False]
 
         def once() -> Any:
-            if not taken[0]:
-                # QuickBooks counts every batch item as one request; the retry loop takes one permit,
-                # the rest (and the batch permit) are taken once, up front.
-                for _ in range(items - 1):
-                    self.session.limiter.acquire()
-                if batch:
-                    self._batch_limiter.acquire()
-                taken[0] = True
+            # QuickBooks counts every batch item as one request, on every attempt (a refused one
+            # too). The retry loop takes one permit; the batch permit and the other items' permits
+            # are taken here, together and just before sending, so they are logged when QuickBooks
+            # counts them.
+            if batch:
+                self._batch_limiter.acquire()
+            self.session.limiter.acquire(items - 1)
             try:
                 with self._slots:
                     response = self.session.http.request(method, path, params=query, content=body, headers=headers)

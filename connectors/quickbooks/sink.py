@@ -12,6 +12,7 @@ import httpx
 from connectors._config import TokenSource
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors.bills import VendorBill
 from connectors.delivery import (
     Holding,
     Line,
@@ -29,6 +30,7 @@ from connectors.delivery import (
     utc_now,
 )
 from connectors.errors import ConfigError, OutcomeUnknown, PayloadError, QuickBooksFault, TransientError
+from connectors.quickbooks.bills import QuickBooksBills
 from connectors.quickbooks.client import (
     FAULT_OBJECT_NOT_FOUND,
     NameResolver,
@@ -250,6 +252,12 @@ class QuickBooksSink:
                         key, "create", "ok", str(row.get("Id")), None if token is None else str(token), self._now()
                     )
         return found
+
+    # ------------------------------------------------------------------ contractors' bills
+
+    def bills(self, start: date, end: date) -> Iterator[VendorBill]:
+        """Contractors' Bills dated ``start..end`` (read-only; those hourbridge wrote are left out)."""
+        return QuickBooksBills(self.client).bills(start, end)
 
     # ------------------------------------------------------------------ read back
 

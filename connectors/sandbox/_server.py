@@ -198,9 +198,12 @@ class SandboxServer:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> SandboxServer:
+    def start(self, port: int | None = None) -> SandboxServer:
+        """Listen on ``port`` (default: the one given at construction; 0 = any free port)."""
         if self._httpd is not None:
             raise RuntimeError("sandbox server is already running")
+        if port is not None:
+            self._port = port
         handler = type("_Handler", (_QuietHandler,), {"connections": self._connections})
         httpd = make_server(self._host, self._port, self._app, threaded=True, request_handler=handler)
         assert isinstance(httpd, ThreadedWSGIServer)
@@ -319,8 +322,9 @@ class HostedSandbox:
     _server: SandboxServer
     _token: str
 
-    def start(self) -> Self:
-        self._server.start()
+    def start(self, port: int | None = None) -> Self:
+        """Serve on 127.0.0.1:``port`` (default: any free port)."""
+        self._server.start(port)
         return self
 
     def stop(self) -> None:

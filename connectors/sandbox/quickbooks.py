@@ -1,4 +1,4 @@
-"""A local emulator of QuickBooks Online's TimeActivity writes: single and batch writes, queries, requestid, faults."""
+"""A local emulator of QuickBooks Online: TimeActivity writes, contractors' Bills, queries, requestid, faults."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from connectors.sandbox._http import DropConnection, Request, Response, json_response, with_headers
@@ -53,6 +54,11 @@ _NAME_FIELDS = {
     "Class": ("Name", "FullyQualifiedName"),
     "Department": ("Name", "FullyQualifiedName"),
 }
+# QuickBooks: the Bill properties a query may filter on (the others are refused as not queryable).
+BILL_QUERYABLE = frozenset({"Id", "TxnDate", "DueDate", "DocNumber", "VendorRef", "MetaData.CreateTime",
+                            "MetaData.LastUpdatedTime"})  # fmt: skip
+# The expense account contractors' bill lines are booked to (one, enough for bills seeded by hand).
+EXPENSE_ACCOUNT = {"value": "60", "name": "Contractors"}
 _ID_BASE = {"Vendor": 50, "Employee": 100, "Customer": 1, "Item": 200, "Class": 5000000000, "Department": 1}
 # ``GET /{entity}/{id}`` for the named lists the sink resolves: URL segment -> entity.
 _READABLE = {entity.lower(): entity for entity in _NAME_FIELDS}
@@ -197,6 +203,8 @@ class QuickBooksSandbox(HostedSandbox):
         self._lock = threading.RLock()
         self._rate = RateLimiter(rate_limit_per_minute, clock=self._clock)
         self._batch_rate = RateLimiter(batches_per_minute, clock=self._clock)
+        self._units_accepted = 0
+        self._throttled = 0
         self._lists: dict[str, dict[str, Json]] = {}
         for entity, names in (
             ("Vendor", vendors),
@@ -217,6 +225,8 @@ class QuickBooksSandbox(HostedSandbox):
                 rows[ident] = row
             self._lists[entity] = rows
         self._activities: dict[str, Json] = {}
+        self._bills: dict[str, Json] = {}
+        self._next_bill = 1001
         self._next_id = 1
         self._replies: dict[str, Response] = {}
         self._drop_after_commit: list[int | None] = []
@@ -248,6 +258,116 @@ class QuickBooksSandbox(HostedSandbox):
     def call_count(self, route: str | None = None) -> int:
         return self._server.call_count(route)
 
+    @property
+    def throttled_count(self) -> int:
+        """429s this company answered (minute, batch and concurrency limits; never reset)."""
+        with self._lock:
+            return self._throttled
+
+    @property
+    def units_accepted(self) -> int:
+        """Requests the per-minute limit let through, each batch item counted as one (never reset)."""
+        with self._lock:
+            return self._units_accepted
+
+    # -- contractors' bills (seeded by tests and the demo, as a contractor's bill entered in QuickBooks) --
+
+    def add_bill(
+        self,
+        vendor: str,
+        txn_date: date,
+        lines: Iterable[Mapping[str, Any]],
+        *,
+        due_date: date | None = None,
+        doc_number: str | None = None,
+        department: str | None = None,
+        private_note: str | None = None,
+        currency: str = "USD",
+    ) -> str:
+        """Store a Bill of ``vendor`` (a Vendor's DisplayName); its Id.
+
+        Each line is a mapping: ``amount`` (required unless ``qty`` and ``unit_price`` give it),
+        ``description``, and either ``item`` with ``qty`` and ``unit_price`` (an item-based line) or
+        none of them (an account-based line); ``class_`` and ``customer`` name a Class and a Customer.
+        """
+        with self._lock:
+            ident = str(self._next_bill)
+            self._next_bill += 1
+            stamp = self._now()
+            bill: Json = {
+                "Id": ident, "SyncToken": "0", "domain": "QBO", "sparse": False,
+                "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp},
+                "TxnDate": txn_date.isoformat(),
+                "CurrencyRef": {"value": currency, "name": currency},
+                "VendorRef": {"value": self.id_of("Vendor", vendor), "name": vendor},
+                "APAccountRef": {"value": "33", "name": "Accounts Payable (A/P)"},
+            }  # fmt: skip
+            if doc_number is not None:
+                bill["DocNumber"] = doc_number
+            if private_note is not None:
+                bill["PrivateNote"] = private_note
+            if department is not None:
+                bill["DepartmentRef"] = {"value": self.id_of("Department", department), "name": department}
+            if due_date is not None:
+                bill["DueDate"] = due_date.isoformat()
+            self._set_bill_lines(bill, lines)
+            self._bills[ident] = bill
+            return ident
+
+    def edit_bill(self, bill_id: str, *, lines: Iterable[Mapping[str, Any]] | None = None, **fields: Any) -> None:
+        """Change a stored Bill as an edit in QuickBooks would: new lines and/or fields, SyncToken + 1."""
+        with self._lock:
+            bill = self._bills[bill_id]
+            for name, value in fields.items():
+                bill[name] = value.isoformat() if isinstance(value, date) else value
+            if lines is not None:
+                self._set_bill_lines(bill, lines)
+            bill["SyncToken"] = str(int(bill["SyncToken"]) + 1)
+            bill["MetaData"]["LastUpdatedTime"] = self._now()
+
+    def delete_bill(self, bill_id: str) -> None:
+        """Delete a Bill (QuickBooks queries never return deleted transactions)."""
+        with self._lock:
+            del self._bills[bill_id]
+
+    def bills(self) -> list[Json]:
+        with self._lock:
+            return [copy.deepcopy(b) for _, b in sorted(self._bills.items(), key=lambda kv: int(kv[0]))]
+
+    def _set_bill_lines(self, bill: Json, lines: Iterable[Mapping[str, Any]]) -> None:
+        built: list[Json] = []
+        total = Decimal(0)
+        for number, spec in enumerate(lines, start=1):
+            qty, price = spec.get("qty"), spec.get("unit_price")
+            amount = Decimal(str(spec["amount"])) if "amount" in spec else Decimal(str(qty)) * Decimal(str(price))
+            amount = amount.quantize(Decimal("0.01"))
+            detail: Json = {}
+            if spec.get("class_"):
+                detail["ClassRef"] = {"value": self.id_of("Class", spec["class_"]), "name": spec["class_"]}
+            if spec.get("customer"):
+                detail["CustomerRef"] = {"value": self.id_of("Customer", spec["customer"]), "name": spec["customer"]}
+            # QuickBooks answers money as JSON numbers.
+            line: Json = {"Id": str(number), "LineNum": number, "Amount": float(amount)}
+            if spec.get("description"):
+                line["Description"] = spec["description"]
+            if spec.get("item"):
+                detail["ItemRef"] = {"value": self.id_of("Item", spec["item"]), "name": spec["item"]}
+                if qty is not None:
+                    detail["Qty"] = float(Decimal(str(qty)))
+                if price is not None:
+                    detail["UnitPrice"] = float(Decimal(str(price)))
+                detail["BillableStatus"] = "NotBillable"
+                line.update(DetailType="ItemBasedExpenseLineDetail", ItemBasedExpenseLineDetail=detail)
+            else:
+                detail["AccountRef"] = dict(EXPENSE_ACCOUNT)
+                detail["BillableStatus"] = "NotBillable"
+                line.update(DetailType="AccountBasedExpenseLineDetail", AccountBasedExpenseLineDetail=detail)
+            built.append(line)
+            total += amount
+        bill["Line"] = built
+        bill["TotalAmt"] = float(total)
+        bill["Balance"] = float(total)
+
     def fail_after_commit(self, n: int = 1, *, status: int | None = None) -> None:
         """Store the next ``n`` writes (a batch is one) but lose the answer: the connection drops, or
         ``status`` (e.g. 504) comes back instead."""
@@ -271,6 +391,8 @@ class QuickBooksSandbox(HostedSandbox):
 
     def _in_flight_cap(self, app: Any) -> Any:
         def refuse(_key: str) -> Response:
+            with self._lock:
+                self._throttled += 1
             headers = {"Retry-After": "1"} if self._send_retry_after else {}
             return with_headers(_fault_response(429, "Too many concurrent requests for this realm"), headers)
 
@@ -293,8 +415,12 @@ class QuickBooksSandbox(HostedSandbox):
         if batch:
             over = self._batch_rate.check(self._realm) or over
         if over is not None:
+            with self._lock:
+                self._throttled += 1
             headers = {"Retry-After": str(over)} if self._send_retry_after else {}
             return with_headers(_fault_response(429, "Too many requests for this realm"), headers)
+        with self._lock:
+            self._units_accepted += items
         return None
 
     def _replayed(self, request: Request, limit: int) -> tuple[str | None, Response | None]:
@@ -389,6 +515,8 @@ class QuickBooksSandbox(HostedSandbox):
         with self._lock:
             if entity == "TimeActivity":
                 rows = [self._activities[k] for k in sorted(self._activities, key=int)]
+            elif entity == "Bill":
+                rows = [self._bills[k] for k in sorted(self._bills, key=int)]
             elif entity in self._lists:
                 rows = list(self._lists[entity].values())
             else:
@@ -400,6 +528,8 @@ class QuickBooksSandbox(HostedSandbox):
                 field, op = parsed.group("field"), parsed.group("op")
                 if entity == "TimeActivity" and field not in ("Id", "TxnDate", "MetaData.LastUpdatedTime"):
                     # QuickBooks: TimeActivity is filterable on Id, TxnDate and MetaData times only.
+                    raise _Fault(400, "4001", "Invalid query", f"property '{field}' is not queryable")
+                if entity == "Bill" and field not in BILL_QUERYABLE:
                     raise _Fault(400, "4001", "Invalid query", f"property '{field}' is not queryable")
                 values = _literals(parsed.group("value"))
                 rows = [r for r in rows if _compare(_field(r, field), op, values)]
@@ -592,4 +722,7 @@ def _field(row: Mapping[str, Any], path: str) -> str | None:
         value = value.get(part)
     if value is None:
         return None
+    if isinstance(value, Mapping) and "value" in value:
+        # QuickBooks: a reference (VendorRef, CustomerRef...) is filtered by its id.
+        return str(value["value"])
     return value if isinstance(value, str) else json.dumps(value)

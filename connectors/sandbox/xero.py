@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hmac
 import json
+import operator
 import re
 import threading
 import time
@@ -137,6 +138,7 @@ class XeroSandbox(HostedSandbox):
         self._invoices: dict[str, Json] = {}
         self._replies: dict[str, Response] = {}
         self._drop_after_commit: list[int | None] = []
+        self._throttled_total = 0
         # Xero allows five calls in flight per tenant; the cap wraps everything, routing included.
         self._server = SandboxServer(
             error_factory=_error,
@@ -205,6 +207,62 @@ class XeroSandbox(HostedSandbox):
     def project_id(self, name: str) -> str:
         return _id("project", name)
 
+    def contact_id(self, name: str) -> str:
+        return _id("contact", name)
+
+    # -- contractors' bills (seeded by tests and the demo, as a bill a contractor sent and finance entered) --
+
+    def add_bill(
+        self,
+        contact: str,
+        bill_date: date,
+        lines: Iterable[Mapping[str, Any]],
+        *,
+        due_date: date | None = None,
+        number: str | None = None,
+        status: str = "AUTHORISED",
+        currency: str = "USD",
+    ) -> str:
+        """Store an ACCPAY bill from ``contact`` (a contact's name); its InvoiceID.
+
+        Each line is a mapping: ``description``, ``quantity`` (default 1), ``unit_amount``,
+        ``account`` (an account code), ``item_code`` and ``tracking`` ({category: option}).
+        Accounts and tracking options must exist, as in Xero.
+        """
+        with self._lock:
+            errors: list[str] = []
+            raw: Json = {
+                "Type": "ACCPAY", "Contact": {"ContactID": self.contact_id(contact)}, "InvoiceNumber": number,
+                "Date": bill_date.isoformat(), "DueDate": due_date.isoformat() if due_date else None,
+                "Status": status, "CurrencyCode": currency, "LineItems": [_bill_line(line) for line in lines],
+            }  # fmt: skip
+            saved = self._save_invoice(raw, True, errors)
+            if saved is None:
+                raise ValueError("; ".join(errors))
+            return str(saved["InvoiceID"])
+
+    def edit_bill(self, invoice_id: str, *, lines: Iterable[Mapping[str, Any]] | None = None, **fields: Any) -> None:
+        """Change a stored bill as an edit in Xero would (any status, as finance may correct an entry)."""
+        with self._lock:
+            invoice = self._invoices[invoice_id]
+            if lines is not None:
+                errors: list[str] = []
+                built = [self._line_item(_bill_line(line), n, set(), errors) for n, line in enumerate(lines, start=1)]
+                if errors:
+                    raise ValueError("; ".join(errors))
+                invoice["LineItems"] = built
+            for name, value in fields.items():
+                invoice[name] = value.isoformat() if isinstance(value, date) else value
+            invoice["_updated"] = datetime.now(UTC)
+
+    def void_bill(self, invoice_id: str, status: str = "VOIDED") -> None:
+        """Void (or, with ``status="DELETED"``, delete) a bill: Xero keeps listing it with that status."""
+        if status not in ("VOIDED", "DELETED"):
+            raise ValueError("status must be VOIDED or DELETED")
+        with self._lock:
+            self._invoices[invoice_id]["Status"] = status
+            self._invoices[invoice_id]["_updated"] = datetime.now(UTC)
+
     # -- limits ----------------------------------------------------------------------------------
 
     def _remaining(self) -> dict[str, str]:
@@ -221,8 +279,15 @@ class XeroSandbox(HostedSandbox):
             "X-AppMinLimit-Remaining": str(max(0, 10_000 - len(self._minute_hits))),
         }
 
+    @property
+    def throttled_count(self) -> int:
+        """429s this organisation answered (minute, day and concurrency limits; never reset)."""
+        with self._lock:
+            return self._throttled_total
+
     def _throttled(self, tenant: str, problem: str, retry_after: int) -> Response:
         with self._lock:
+            self._throttled_total += 1
             headers = self._remaining()
         headers.update({"Retry-After": str(retry_after), "X-Rate-Limit-Problem": problem})
         return with_headers(_error(429, f"Rate limit exceeded: {problem}"), headers)
@@ -426,6 +491,24 @@ class XeroSandbox(HostedSandbox):
 
     def _list_invoices(self, request: Request) -> Response:
         rows = list(self._invoices.values())
+        where = request.arg("where")
+        if where:
+            matches = _invoice_where(where)  # read first: a clause it cannot read is refused even with no invoices
+            rows = [i for i in rows if matches(i)]
+        contact_ids, statuses = request.arg("ContactIDs"), request.arg("Statuses")
+        if contact_ids:
+            wanted = set(contact_ids.split(","))
+            rows = [i for i in rows if i["Contact"]["ContactID"] in wanted]
+        if statuses:
+            wanted = set(statuses.split(","))
+            rows = [i for i in rows if i["Status"] in wanted]
+        since = request.headers.get("if-modified-since")
+        if since:
+            try:
+                moment = _instant(since) if "T" in since else _instant(since + "T00:00:00Z")
+            except ValueError:
+                raise _accounting_error(f"If-Modified-Since '{since}' is not a date-time") from None
+            rows = [i for i in rows if i["_updated"] > moment]
         numbers, ids = request.arg("InvoiceNumbers"), request.arg("IDs")
         if numbers:
             wanted = set(numbers.split(","))
@@ -451,6 +534,8 @@ class XeroSandbox(HostedSandbox):
         out["Contact"] = copy.deepcopy(self._contacts.get(invoice["Contact"]["ContactID"], invoice["Contact"]))
         for field in ("Date", "DueDate"):
             day = invoice.get(field)
+            if day is None:
+                out.pop(field, None)  # Xero leaves out a date the invoice does not have; it never answers null
             if isinstance(day, str) and day:
                 # Xero: dates travel as Microsoft JSON dates, with an ISO twin in ``<field>String``.
                 out[field] = _ms_date(datetime.combine(date.fromisoformat(day[:10]), datetime.min.time(), tzinfo=UTC))
@@ -577,6 +662,61 @@ class XeroSandbox(HostedSandbox):
 
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+# The invoice ``where`` clauses the emulator understands; anything else is refused, never ignored.
+_WHERE_CLAUSE = re.compile(
+    r'^\s*(?:(?P<field>Type|Status|InvoiceNumber)\s*==\s*"(?P<text>(?:[^"\\]|\\.)*)"'
+    r'|Contact\.ContactID\s*==\s*(?:Guid|guid)\("(?P<guid>[0-9a-fA-F-]{36})"\)'
+    r"|(?P<datefield>Date|DueDate)\s*(?P<op>>=|<=|==|>|<)\s*DateTime\(\s*(?P<y>\d{4})\s*,\s*(?P<m>\d{1,2})\s*,\s*(?P<d>\d{1,2})\s*\))\s*$"
+)
+
+
+def _text_is(field: str, text: str) -> Callable[[Json], bool]:
+    return lambda invoice: str(invoice.get(field)) == text
+
+
+def _contact_is(guid: str) -> Callable[[Json], bool]:
+    return lambda invoice: str(invoice["Contact"]["ContactID"]).lower() == guid
+
+
+_COMPARE: dict[str, Callable[[date, date], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt,
+}  # fmt: skip
+
+
+def _date_is(field: str, op: str, day: date) -> Callable[[Json], bool]:
+    compare = _COMPARE[op]
+    return lambda invoice: bool(invoice.get(field)) and compare(date.fromisoformat(str(invoice[field])[:10]), day)
+
+
+def _invoice_where(where: str) -> Callable[[Json], bool]:
+    """A predicate for Xero's invoice ``where`` (clauses joined by AND); a clause it cannot read is a 400."""
+    tests: list[Callable[[Json], bool]] = []
+    for clause in re.split(r"\s+AND\s+", where.strip()):
+        found = _WHERE_CLAUSE.match(clause)
+        if found is None:
+            raise _accounting_error(f"Unable to parse the where clause '{clause[:80]}'", "where")
+        if found.group("field"):
+            tests.append(_text_is(found.group("field"), re.sub(r"\\(.)", r"\1", found.group("text"))))
+        elif found.group("guid"):
+            tests.append(_contact_is(found.group("guid").lower()))
+        else:
+            try:
+                day = date(int(found.group("y")), int(found.group("m")), int(found.group("d")))
+            except ValueError:
+                raise _accounting_error(f"'{clause[:80]}' is not a valid date", "where") from None
+            tests.append(_date_is(found.group("datefield"), found.group("op"), day))
+    return lambda invoice: all(test(invoice) for test in tests)
+
+
+def _bill_line(line: Mapping[str, Any]) -> Json:
+    """A seeded bill line in the wire shape ``_line_item`` reads."""
+    item: Json = {"Description": line.get("description", ""), "Quantity": line.get("quantity", 1),
+                  "UnitAmount": line.get("unit_amount", 0), "AccountCode": line.get("account")}  # fmt: skip
+    if line.get("item_code"):
+        item["ItemCode"] = line["item_code"]
+    if line.get("tracking"):
+        item["Tracking"] = [{"Name": name, "Option": option} for name, option in line["tracking"].items()]
+    return item
 
 
 def _wire_day(value: Any, field: str, errors: list[str]) -> str | None:

@@ -21,6 +21,7 @@ register_sink(
         lines=_lines,
         oauth=True,
         payee_field="xero_contact",
+        bills=True,
     )
 )
 

@@ -84,7 +84,10 @@ def render_line_item(
     """One ``LineItem``: hours to 4 places (``unitdp=4``) at the code's hourly rate, tracked by cost center."""
     if line.hourly_rate is None:
         raise ValueError(f"the code '{line.code}' has no hourly rate; a bill line needs one (set it in the mapping)")
-    minutes = entry_minutes(line)
+    # A bill line's Quantity has no cap: the 59940-minute limit is the Projects API's, for one time entry.
+    minutes = line.minutes
+    if minutes < MIN_MINUTES:
+        raise ValueError(f"line {line.line_key} has no time to deliver; plan a delete instead")
     summary = f"{line.code} · {line.client} · {line.person} · {line.work_date.isoformat()}"
     if include_description and line.description:
         summary = f"{summary} · {line.description}"

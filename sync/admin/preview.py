@@ -14,7 +14,7 @@ from connectors.errors import ConfigError
 from connectors.model import TimeEntry
 from mappings.engine import Explanation, Mapped
 from mappings.schema import current_vocabulary
-from sync.admin.revisions import get_revision, read_document, revision_document
+from sync.admin.revisions import LoadedDocument, get_revision, read_document, revision_document
 from sync.reporting.model import Period, format_hours
 from sync.store import revisions
 from sync.store.tables import entries
@@ -79,7 +79,11 @@ class Preview:
 
 def preview(engine: Engine, path: Path, period: Period | None) -> Preview:
     """Match the period's live entries with the current revision and with the document at ``path``."""
-    draft = read_document(path)
+    return preview_document(engine, read_document(path), period)
+
+
+def preview_document(engine: Engine, draft: LoadedDocument, period: Period | None) -> Preview:
+    """Match the period's live entries with the current revision and with the validated ``draft``."""
     with engine.connect() as conn:
         stored = revisions.current(conn)
         current = None if stored is None else revision_document(stored)

@@ -183,14 +183,28 @@ class ApplyOutcome:
 
 def apply_file(engine: Engine, path: Path, *, author: str, comment: str, now: datetime) -> ApplyOutcome:
     """Store the document at ``path`` as a new revision when its content differs from the current one."""
-    loaded = read_document(path)
+    return apply_document(engine, read_document(path), author=author, comment=comment, now=now)
+
+
+def apply_document(
+    engine: Engine,
+    loaded: LoadedDocument,
+    *,
+    author: str,
+    comment: str,
+    now: datetime,
+    parent: int | revisions.AnyParent | None = revisions.ANY_PARENT,
+) -> ApplyOutcome:
+    """Store a validated document as a new revision when its content differs from the current one.
+
+    ``parent``: the revision the document was edited from; when another revision was applied since,
+    StaleParent is raised and nothing is stored (the console passes it; the CLI applies files as is).
+    """
     warnings = tuple(
         f"line {finding.line}: {finding.message}" if finding.line else finding.message
         for finding in check_document(loaded.document)
         if finding.level == "warning"
     )
-    with engine.connect() as conn:
-        previous = revisions.current(conn)
     appended = revisions.append(
         engine,
         content_hash=loaded.content_hash,
@@ -199,10 +213,14 @@ def apply_file(engine: Engine, path: Path, *, author: str, comment: str, now: da
         author=author,
         comment=comment,
         now=now,
+        parent=parent,
     )
     changes = None
-    if appended.created and previous is not None:
-        changes = diff_revisions(previous, appended.revision)
+    if appended.created and appended.revision.info.parent_id is not None:
+        with engine.connect() as conn:
+            before = revisions.get(conn, appended.revision.info.parent_id)
+        if before is not None:
+            changes = diff_revisions(before, appended.revision)
     return ApplyOutcome(appended.revision.info, appended.created, loaded.summary(), warnings, changes)
 
 

@@ -313,3 +313,27 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def add_rule(text: str, rule: dict[str, Any], origin: str) -> str:
+    """``text`` with ``rule`` appended to its ``rules:`` list; the rest of the text is kept as is.
+
+    The rule is added as text (comments and layout of the document survive); the result is not
+    validated here, so the caller can show its errors at their lines (``parse_document``). A
+    document whose ``rules:`` list does not end it, or is written inline, cannot take the rule this
+    way: the ConfigError says to add it in the editor.
+    """
+    indent, appendable = _rules_indent(text)
+    body = text if text.endswith("\n") or not text else text + "\n"
+    item = yaml.safe_dump([rule], sort_keys=False, allow_unicode=True, width=1000)
+    if appendable:
+        pad = " " * indent
+        result = body + "".join(f"{pad}{line}\n" for line in item.splitlines())
+    elif "rules" not in (yaml.safe_load(text) or {}):
+        result = body + "rules:\n" + "".join(f"  {line}\n" for line in item.splitlines())
+    else:
+        raise ConfigError(
+            f"{origin}: its 'rules:' list is not the last part of the document (or is written inline), so the rule "
+            "cannot be added at its end: add it in the rule editor"
+        )
+    return result

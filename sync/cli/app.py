@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors.errors import ConfigError
 from sync.cli.connect import register as register_connect_commands
+from sync.cli.console import register as register_console_command
 from sync.cli.db import register as register_db_commands
 from sync.cli.delivery import print_deliveries, print_reconciliation
 from sync.cli.delivery import register as register_delivery_commands
+from sync.cli.imports import register as register_import_commands
+from sync.cli.invoices import register as register_invoice_commands
 from sync.cli.mappings import register as register_mapping_commands
 from sync.cli.ops import register as register_ops_commands
+from sync.cli.progress import progress_bars
+from sync.cli.sandbox import register as register_sandbox_command
 from sync.cli.shared import (
     admin_errors,
     command_settings,
     err,
+    installed_version,
     out,
     parse_period,
+    print_files,
+    say,
     secrets_dir,
     warn_unknown_variables,
 )
@@ -49,8 +54,19 @@ app.add_typer(db_app, name="db")
 _settings = command_settings
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        say(f"hourbridge {installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _every_command() -> None:
+def _every_command(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the installed version and exit."),
+    ] = False,
+) -> None:
     """Pull native time tracking from PM tools, map it to project codes, and report it to accounting."""
     # Before any command: a mistyped variable (HOURBRIDGE_LOOKBAK_DAYS) is otherwise silently ignored.
     warn_unknown_variables()
@@ -66,29 +82,9 @@ def _parse_as_of(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], None] | None]:
-    """A Rich progress display on a terminal; nothing (logs only) in cron, systemd or CI."""
-    if not enabled or not err.is_terminal:
-        yield None
-        return
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.completed:,} entries"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def advance(label: str, count: int) -> None:
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=None)
-            progress.advance(tasks[label], count)
-
-        yield advance
+def _progress(enabled: bool) -> Any:
+    """Progress bars on stderr when it is a terminal; nothing (logs only) in cron, systemd or CI."""
+    return progress_bars(err, enabled)
 
 
 # --------------------------------------------------------------------------- commands
@@ -100,6 +96,9 @@ def sync(
     as_of: Annotated[str | None, typer.Option(help="Freeze 'now' for this run (ISO date or date-time).")] = None,
     reports: Annotated[bool, typer.Option(help="Write the reports of the months the run touched.")] = True,
     deliver: Annotated[bool, typer.Option(help="Deliver to the configured accounting sinks.")] = True,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List every file written, not a count per folder.")
+    ] = False,
 ) -> None:
     """Pull every configured source, update the ledger, map, deliver to accounting, and write the reports.
 
@@ -146,7 +145,8 @@ def sync(
             highlight=False,
             soft_wrap=True,
         )
-    _print_run(result)
+    _print_run(result, verbose=verbose)
+    _print_run_hours(settings, result)
     if result.status != "ok":
         raise typer.Exit(1)
 
@@ -168,10 +168,13 @@ def report(
     from_: Annotated[str | None, typer.Option("--from", help="First work date (YYYY-MM-DD), with --to.")] = None,
     to: Annotated[str | None, typer.Option(help="Last work date (YYYY-MM-DD), with --from.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the files (default: output_dir).")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List every file written, not a count per folder.")
+    ] = False,
 ) -> None:
     """Write the CSV / XLSX / JSON report of one period from the ledger."""
     from sync.reporting.lines import read_report_lines
-    from sync.reporting.model import build_report
+    from sync.reporting.model import build_report, hours_that_add_up
     from sync.reporting.output import write_report
     from sync.run.preflight import require_writable_folder
     from sync.store.db import make_engine, require_current
@@ -183,14 +186,20 @@ def report(
     require_current(engine)
     # Code names come from the revisions that mapped the entries: no mapping document is loaded.
     lines = read_report_lines(engine, chosen, drop_descriptions=settings.drop_descriptions)
-    written = write_report(build_report(chosen, lines), out_dir or settings.output_dir, settings.report_formats)
-    totals = written.totals
-    out.print(
-        f"[bold]{chosen.label}[/]: {totals.entries} entries, {_hours(totals.seconds)} h "
-        f"({_hours(totals.unmapped_seconds)} h unmapped in {totals.unmapped_entries} entries)"
+    written = write_report(
+        build_report(chosen, lines),
+        out_dir or settings.output_dir,
+        settings.report_formats,
+        file_mode=settings.file_permissions,
+        csv_bom=settings.csv_bom,
     )
-    for path in written.files:
-        out.print(f"  {path}")
+    totals = written.totals
+    hours, (mapped, unmapped) = hours_that_add_up([totals.mapped_seconds, totals.unmapped_seconds])
+    out.print(
+        f"[bold]{chosen.label}[/]: {totals.entries} entries, {hours} h: {mapped} h mapped, {unmapped} h unmapped "
+        f"in {totals.unmapped_entries} entries"
+    )
+    print_files(written.files, verbose=verbose)
 
 
 @mappings_app.command("check")
@@ -228,7 +237,7 @@ def db_upgrade() -> None:
     from sync.store.db import current_revision, make_engine, sqlite_file, store_revision, upgrade
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, file_mode=settings.file_permissions)
     path = sqlite_file(engine)
     created = path is not None and not path.exists()
     try:
@@ -249,6 +258,7 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
     from sync.delivery import periods
     from sync.store import ledger
     from sync.store.db import make_engine, require_current
+    from sync.store.invoices import invoice_summary
     from sync.store.outbox import outbox_summary
     from sync.store.runs import recent_runs
 
@@ -261,8 +271,10 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
         totals = ledger.ledger_totals(conn)
         deliveries = outbox_summary(conn)
         closed = sorted(periods.closed(conn).labels)
+        checks = invoice_summary(conn)
     if json_output:
         payload = {"runs": runs, "cursors": cursors, "ledger": totals, "deliveries": deliveries, "closed": closed}
+        payload["invoices"] = checks
         sys.stdout.write(json.dumps(payload, default=str, sort_keys=True, indent=2) + "\n")
         return
     table = Table(title="Last runs")
@@ -290,6 +302,12 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
         for failure in info["failures"]:
             out.print(f"  [red]failed[/] {failure['op']} {failure['line']}: {failure['error']}", highlight=False)
     out.print("closed months: " + (", ".join(closed) or "none"))
+    for check in checks:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(check["by_kind"].items()))
+        say(
+            f"invoice check {check['period']} ({str(check['checked_at'])[:19]}): {check['bills_checked']} bills "
+            f"checked, {check['findings']} findings" + (f" ({kinds})" if kinds else "")
+        )
 
 
 @app.command()
@@ -344,6 +362,9 @@ def demo(
     as_of: Annotated[str | None, typer.Option(help="Freeze 'now' (ISO date); the data set ends on this day.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sandbox data set.")] = 7,
     entries: Annotated[int | None, typer.Option(help="Number of sandbox entries (default: the seed's own).")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List every file written, not a count per folder.")
+    ] = False,
 ) -> None:
     """Run the whole job end to end against local sandbox APIs: sync, map, deliver, report, reconcile."""
     from sync.ops.demo import run_demo
@@ -357,15 +378,12 @@ def demo(
     for label, value in summary.rows():
         table.add_row(label, value)
     out.print(table)
-    out.print("Reports:")
-    statements: dict[Path, int] = {}
-    for path in summary.files:
-        if path.parent.parent.name == "statements":
-            statements[path.parent] = statements.get(path.parent, 0) + 1
-        else:
-            out.print(f"  {path}")
-    for folder, count in sorted(statements.items()):
-        out.print(f"  {folder}/ ({count} contractor statement files)")
+    say("Reports and contractor statements:")
+    print_files(summary.files, verbose=verbose)
+    if summary.invoice_check is not None:
+        # The demo's bills are off on purpose in a few known ways: show what the check found.
+        for finding in summary.invoice_check.run.check.findings:
+            say(f"invoice check: {finding.kind}: {finding.contractor}: {finding.detail}")
     for reconciliation in summary.reconciliations:
         if not reconciliation.ok:
             print_reconciliation(reconciliation)
@@ -376,6 +394,8 @@ def demo(
         "[green]reconciled to the minute[/]: sandbox minutes = ledger minutes = report minutes, and every "
         "month's QuickBooks and Xero records = the lines they should hold (`hourbridge reconcile`)"
     )
+    for line in summary.explore():
+        say(line)
 
 
 def _hours(seconds: int) -> str:
@@ -384,7 +404,7 @@ def _hours(seconds: int) -> str:
     return format_hours(seconds)
 
 
-def _print_run(result: Any) -> None:
+def _print_run(result: Any, *, verbose: bool = False) -> None:
     table = Table(title=f"Run {result.run_id} ({result.status}), as of {result.as_of:%Y-%m-%d %H:%M} UTC")
     for column in ("scope", "window", "seen", "new", "changed", "deleted", "unchanged", "error"):
         table.add_column(column)
@@ -405,8 +425,36 @@ def _print_run(result: Any) -> None:
     for error in result.errors:
         err.print(f"[red]error[/] {error.source or ''} {error.message}", highlight=False, soft_wrap=True)
     print_deliveries(result.deliveries)
-    for written in result.reports:
-        out.print(f"report {written.period.label}: {', '.join(str(p) for p in written.files)}")
+    if result.reports:
+        say("reports: " + ", ".join(written.period.label for written in result.reports))
+        print_files((path for written in result.reports for path in written.files), verbose=verbose)
+
+
+def _print_run_hours(settings: Any, result: Any) -> None:
+    """Mapped and unmapped hours of the work dates the run scanned (the whole ledger when it scanned none)."""
+    from sync.reporting.model import hours_that_add_up
+    from sync.store.db import make_engine
+    from sync.store.ledger import ledger_totals
+
+    windows = [scope.window for scope in result.scopes if scope.window is not None]
+    start = min((w.start for w in windows), default=None)
+    end = max((w.end for w in windows), default=None)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            totals = ledger_totals(conn, start, end)
+    finally:
+        engine.dispose()
+    scope = f"work dates {start}..{end}" if start is not None else "the whole ledger"
+    hours, (mapped, unmapped) = hours_that_add_up(
+        [totals["seconds"] - totals["unmapped_seconds"], totals["unmapped_seconds"]]
+    )
+    say(
+        f"hours in {scope}: {hours} h in {totals['entries']} entries; "
+        f"{mapped} h mapped, {unmapped} h unmapped in "
+        f"{totals['unmapped_entries']} entries"
+        + (" (`hourbridge unmapped` lists them)" if totals["unmapped_entries"] else "")
+    )
 
 
 register_ops_commands(app)
@@ -414,7 +462,11 @@ register_mapping_commands(app, mappings_app)
 register_delivery_commands(app)
 register_connect_commands(app)
 register_statement_commands(app)
+register_invoice_commands(app)
+register_import_commands(app)
+register_console_command(app)
 register_db_commands(db_app)
+register_sandbox_command(app)
 
 
 def main() -> None:

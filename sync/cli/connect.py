@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import queue
+import socket
 import threading
 import webbrowser
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from sync.cli.shared import admin_errors as _admin_errors
 from sync.cli.shared import say as _say
 from sync.settings import Settings
 
+DEFAULT_BIND = "127.0.0.1"
 UNSET_ID = "(not set)"
 """Stands in for the realm or tenant id while connecting: connect is how an admin learns it."""
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
@@ -70,10 +73,32 @@ def _load(provider: str | None) -> tuple[Settings, str | None]:
 # --------------------------------------------------------------------------- the local callback
 
 
+def _is_ipv6(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 6
+    except ValueError:
+        return False
+
+
+def _bind_address(value: str) -> str:
+    """``--bind``: an IP address of this machine (a host name would hide which interface listens)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected an IP address such as 127.0.0.1 or 0.0.0.0 (every interface), got {value!r}",
+            param_hint="--bind",
+        ) from None
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class CallbackServer:
     """Answers the vendor's redirect on the loopback interface; the first address it is called at is kept."""
 
-    def __init__(self, redirect_uri: str, *, port: int | None = None) -> None:
+    def __init__(self, redirect_uri: str, *, port: int | None = None, bind: str = DEFAULT_BIND) -> None:
         parts = urlsplit(redirect_uri)
         self._parts = parts
         self._path = parts.path or "/"
@@ -105,7 +130,8 @@ class CallbackServer:
                 return  # the query string holds the authorization code: never logged
 
         bind_port = (parts.port or 80) if port is None else port
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", bind_port), Handler)
+        server_class = _IPv6Server if _is_ipv6(bind) else ThreadingHTTPServer
+        self._httpd = server_class((bind, bind_port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="connect-callback", daemon=True)
 
@@ -185,7 +211,7 @@ def _status(settings: Settings) -> None:
     from sync.admin.oauth import stored_connections
     from sync.store.db import make_engine, require_current
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, file_mode=settings.file_permissions)
     require_current(engine)
     connections = stored_connections(engine)  # decrypts nothing, so no key is needed
     if not connections:
@@ -211,40 +237,67 @@ def _print_new_key(facts: ProviderFacts) -> None:
     )
 
 
+def _paste_answer(client: OAuthClient, state: str, redirect_uri: str, *, browser: bool) -> tuple[str, str]:
+    """The admin opens the address anywhere and pastes back the address the browser was sent to."""
+    facts = client.provider
+    url = client.authorization_url(state, redirect_uri=redirect_uri)
+    _say(f"Open this address in any browser, sign in to {facts.vendor} and allow access:\n\n{url}\n")
+    if browser:
+        open_browser(url)
+    _say(
+        f"{facts.vendor} then sends the browser to {redirect_uri}?code=…; that page may fail to load "
+        "(nothing answers there), which is expected: copy the whole address from the address bar."
+    )
+    answer = typer.prompt("Paste the whole address the browser was sent to", hide_input=True)
+    return str(answer).strip(), redirect_uri
+
+
 def _browser_answer(
-    client: OAuthClient, state: str, redirect_uri: str, *, port: int | None, browser: bool, timeout: int
+    client: OAuthClient,
+    state: str,
+    redirect_uri: str,
+    *,
+    port: int | None,
+    bind: str,
+    paste: bool,
+    browser: bool,
+    timeout: int,
 ) -> tuple[str, str]:
     """(the address the browser came back to, the redirect URI used) after the admin allowed access."""
     facts = client.provider
     parts = urlsplit(redirect_uri)
-    if parts.hostname in LOOPBACK_HOSTS:
-        if parts.scheme != "http":
-            raise ConfigError(
-                f"{facts.setting('redirect_uri')} points at this machine, so it must start with http:// "
-                "(the local callback speaks plain HTTP on 127.0.0.1)"
-            )
-        with CallbackServer(redirect_uri, port=port) as server:
-            redirect_uri = server.redirect_uri
-            url = client.authorization_url(state, redirect_uri=redirect_uri)
-            _say(f"Open this address, sign in to {facts.vendor} and allow access:\n\n{url}\n")
-            if browser:
-                open_browser(url)
-            _say(f"waiting up to {timeout} s for {facts.vendor} to send the browser back to {redirect_uri} …")
-            answer = server.wait(timeout)
-        if answer is None:
-            raise HourbridgeError(
-                f"no answer came back within {timeout} s: nothing was stored; run `hourbridge connect {facts.name}` "
-                "again (--timeout gives more time)"
-            )
-        return answer, redirect_uri
-    # Apps whose registered redirect is not this machine (Intuit production keys need HTTPS): the
-    # browser lands on that page with the code in its address, which the admin pastes here.
-    url = client.authorization_url(state, redirect_uri=redirect_uri)
-    _say(f"Open this address, sign in to {facts.vendor} and allow access:\n\n{url}\n")
-    if browser:
-        open_browser(url)
-    answer = typer.prompt("Paste the whole address the browser was sent to", hide_input=True)
-    return str(answer), redirect_uri
+    if paste or parts.hostname not in LOOPBACK_HOSTS:
+        # Apps whose registered redirect is not this machine (Intuit production keys need HTTPS), and
+        # machines the admin's browser cannot reach (a headless server, a container without a
+        # published port): the browser lands on the redirect with the code in its address.
+        return _paste_answer(client, state, redirect_uri, browser=browser)
+    if parts.scheme != "http":
+        raise ConfigError(
+            f"{facts.setting('redirect_uri')} points at this machine, so it must start with http:// "
+            "(the local callback speaks plain HTTP), or use --paste"
+        )
+    try:
+        server = CallbackServer(redirect_uri, port=port, bind=bind)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot answer the callback on {bind} port {port if port is not None else parts.port or 80} "
+            f"({exc.strerror or exc}): choose another --port or --bind, or use --paste"
+        ) from None
+    with server:
+        redirect_uri = server.redirect_uri
+        url = client.authorization_url(state, redirect_uri=redirect_uri)
+        _say(f"Open this address, sign in to {facts.vendor} and allow access:\n\n{url}\n")
+        if browser:
+            open_browser(url)
+        where = "" if bind == DEFAULT_BIND else f" (listening on {bind})"
+        _say(f"waiting up to {timeout} s for {facts.vendor} to send the browser back to {redirect_uri}{where} …")
+        answer = server.wait(timeout)
+    if answer is None:
+        raise HourbridgeError(
+            f"no answer came back within {timeout} s: nothing was stored; run `hourbridge connect {facts.name}` "
+            "again (--timeout gives more time; --paste when this machine's browser callback is out of reach)"
+        )
+    return answer, redirect_uri
 
 
 @_admin_errors
@@ -259,6 +312,22 @@ def connect(
             help="Answer the callback on this port instead of the redirect URI's (0 = any free port).",
         ),
     ] = None,
+    bind: Annotated[
+        str,
+        typer.Option(
+            callback=_bind_address,
+            help="Address the callback listens on; 0.0.0.0 in a container whose port is published "
+            "(docker run -p 8765:8765).",
+        ),
+    ] = DEFAULT_BIND,
+    paste: Annotated[
+        bool,
+        typer.Option(
+            "--paste",
+            help="No local callback: open the address in any browser, then paste the address it was sent to "
+            "(headless servers).",
+        ),
+    ] = False,
     browser: Annotated[bool, typer.Option(help="Open the authorization address in a browser.")] = True,
     timeout: Annotated[int, typer.Option(min=1, help="Seconds to wait for the browser to come back.")] = 300,
     by: Annotated[str | None, typer.Option(help="Who connects (default: $USER, else the OS user).")] = None,
@@ -289,11 +358,13 @@ def connect(
     from sync.store.db import make_engine, upgrade
 
     cipher = token_cipher(settings)  # a bad key fails here, before the browser round trip
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, file_mode=settings.file_permissions)
     upgrade(engine)
     client = OAuthClient(app)
     state = new_state()
-    answer, redirect_uri = _browser_answer(client, state, app.redirect_uri, port=port, browser=browser, timeout=timeout)
+    answer, redirect_uri = _browser_answer(
+        client, state, app.redirect_uri, port=port, bind=bind, paste=paste, browser=browser, timeout=timeout
+    )
     callback = client.parse_callback(answer, state=state)
     obtained_at = datetime.now(UTC)
     tokens = client.exchange_code(callback.code, redirect_uri=redirect_uri)

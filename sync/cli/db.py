@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sync.cli.shared import admin_errors, command_settings, out, say
+from sync.cli.shared import admin_errors, command_settings, err, out, say
 
 
 def register(db_app: typer.Typer) -> None:
@@ -31,14 +31,17 @@ def copy(
     Stop every sync, worker and schedule before copying, and point HOURBRIDGE_DATABASE_URL at the
     copy afterwards.
     """
-    from sync.store.copy import copy_ledger
-    from sync.store.db import make_engine
+    from sync.cli.progress import progress_bars
+    from sync.store.copy import copy_ledger, row_counts
+    from sync.store.db import make_engine, require_current
 
     settings = command_settings()
     source = make_engine(settings.database_url)
-    target = make_engine(to)
+    target = make_engine(to, file_mode=settings.file_permissions)
     try:
-        results = copy_ledger(source, target, batch=batch)
+        require_current(source)
+        with progress_bars(err, unit="rows", totals=row_counts(source)) as bars:
+            results = copy_ledger(source, target, batch=batch, progress=bars)
     finally:
         source.dispose()
         target.dispose()

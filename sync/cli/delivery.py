@@ -14,6 +14,20 @@ from sync.cli.shared import command_settings as _settings
 from sync.cli.shared import out
 
 periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is_help=True)
+MonthArgument = Annotated[str | None, typer.Argument(help="The month, YYYY-MM (or give it as --period).")]
+PeriodOption = Annotated[str | None, typer.Option("--period", help="The month, YYYY-MM (instead of MONTH).")]
+
+
+def _one_month(month: str | None, period: str | None) -> str:
+    """The month named by the MONTH argument or by --period (the spelling every other command uses)."""
+    from connectors.errors import ConfigError
+
+    if month is not None and period is not None and month != period:
+        raise ConfigError(f"give the month once: MONTH {month} and --period {period} disagree")
+    chosen = month or period
+    if chosen is None:
+        raise ConfigError("which month? give it as MONTH or --period YYYY-MM")
+    return chosen
 
 
 def _who(by: str | None) -> str:
@@ -32,68 +46,28 @@ def _minutes(seconds: int) -> str:
 def deliver(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the ops the plan would send; send nothing.")] = False,
     month: Annotated[
-        list[str] | None, typer.Option("--month", help="Months to plan (YYYY-MM; repeatable). Default: every month.")
+        list[str] | None,
+        typer.Option(
+            "--period", "--month", help="Months to plan (YYYY-MM; repeatable; --month is the old name). Default: all."
+        ),
     ] = None,
 ) -> None:
     """Bring every configured sink to the desired state of the ledger, without pulling the PM tools."""
-    from sqlalchemy import func, select
-
-    from sync.delivery.outbox import DeliveryResult
-    from sync.delivery.periods import month_label, parse_month
-    from sync.delivery.plan import touched_months
-    from sync.run.context import RunContext
-    from sync.run.deliver import deliver as deliver_stage
-    from sync.run.deliver import deliverer
-    from sync.run.factory import build_sinks
-    from sync.run.mapping import adopt_mapping, load_mapping
+    from sync.ops.admin import deliver_now
     from sync.store.db import make_engine, require_current
-    from sync.store.tables import entries
 
     settings = _settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
-    _require_synced(engine)
-    # An invalid mapping document stops the command before anything is planned or sent.
-    active = load_mapping(settings, engine)
-    context = RunContext.create(settings, engine)
-    if month:
-        months = {parse_month(m) for m in month}
-    else:
-        with engine.connect() as conn:
-            first, last = conn.execute(select(func.min(entries.c.work_date), func.max(entries.c.work_date))).one()
-        months = set(touched_months(first, last)) if first is not None else {month_label(context.as_of.date())}
-    sinks = build_sinks(settings, engine)
-    results: dict[str, DeliveryResult] = {}
-    try:
-        if not sinks:
-            out.print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
-            return
-        catalogs = adopt_mapping(context, active).catalogs(engine)
-        for name, sink in sinks.items():
-            if dry_run:
-                _print_plan(name, deliverer(context, name, sink, catalogs).plan(months, context.as_of))
-                continue
-            delivered = deliver_stage(context, name, sink, months, catalogs)
-            if delivered.result is not None:
-                results[name] = delivered.result
-    finally:
-        for sink in sinks.values():
-            sink.close()
-    print_deliveries(results)
-
-
-def _require_synced(engine: Any) -> None:
-    """Refuse to deliver from a ledger that never synced: most likely HOURBRIDGE_DATABASE_URL is mistyped."""
-    from connectors.errors import ConfigError
-    from sync.store.runs import never_synced
-
-    with engine.connect() as conn:
-        if never_synced(conn):
-            url = engine.url.render_as_string(hide_password=True)
-            raise ConfigError(
-                f"the ledger at {url} has never synced: check HOURBRIDGE_DATABASE_URL, or run `hourbridge sync` "
-                "first (deliver sends what the ledger holds, and a new ledger holds nothing)"
-            )
+    done = deliver_now(settings, engine, month or (), dry_run=dry_run)
+    if not done.sinks:
+        out.print("no accounting sink is configured (HOURBRIDGE_QUICKBOOKS__… or HOURBRIDGE_XERO__…)")
+        return
+    for name, plan in done.plans.items():
+        _print_plan(name, plan)
+    print_deliveries(done.results)
+    for name, message in done.errors.items():
+        out.print(f"[red]{name}[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _print_plan(name: str, plan: Any) -> None:
@@ -214,7 +188,8 @@ def print_reconciliation(result: Any) -> None:
 @periods_app.command("close")
 @_admin_errors
 def periods_close(
-    month: Annotated[str, typer.Argument(help="The month, YYYY-MM.")],
+    month: MonthArgument = None,
+    period: PeriodOption = None,
     by: Annotated[str | None, typer.Option(help="Who closes it (default: the current user).")] = None,
     reason: Annotated[str, typer.Option(help="Optional note kept in the history.")] = "",
 ) -> None:
@@ -222,6 +197,7 @@ def periods_close(
     from sync.delivery import periods
     from sync.store.db import make_engine, require_current
 
+    month = _one_month(month, period)
     settings = _settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
@@ -234,14 +210,16 @@ def periods_close(
 @periods_app.command("reopen")
 @_admin_errors
 def periods_reopen(
-    month: Annotated[str, typer.Argument(help="The month, YYYY-MM.")],
+    month: MonthArgument = None,
     reason: Annotated[str, typer.Option(help="Why it is reopened (required, kept in the history).")] = "",
     by: Annotated[str | None, typer.Option(help="Who reopens it (default: the current user).")] = None,
+    period: PeriodOption = None,
 ) -> None:
     """Reopen a closed month (needs --reason); its lines are then updated in place again."""
     from sync.delivery import periods
     from sync.store.db import make_engine, require_current
 
+    month = _one_month(month, period)
     settings = _settings()
     engine = make_engine(settings.database_url)
     require_current(engine)

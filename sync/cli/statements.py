@@ -21,7 +21,8 @@ def statement(
     from_: Annotated[str | None, typer.Option("--from", help="First work date (YYYY-MM-DD), with --to.")] = None,
     to: Annotated[str | None, typer.Option(help="Last work date (YYYY-MM-DD), with --from.")] = None,
     contractor: Annotated[
-        str | None, typer.Option(help="Only this contractor (any letter case); default: everyone with hours.")
+        str | None,
+        typer.Option(help="Only this contractor (letter case and accents ignored); default: everyone with hours."),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder (default: output_dir); files go to statements/<period>/.")
@@ -32,7 +33,8 @@ def statement(
     from sync.reporting.lines import read_report_lines
     from sync.reporting.model import format_hours
     from sync.reporting.statement_files import write_statement_files
-    from sync.reporting.statements import build_statements
+    from sync.reporting.statements import build_statements, find_statements, statement_bills
+    from sync.store import invoices
     from sync.store.db import make_engine, require_current
 
     settings = _settings()
@@ -41,17 +43,24 @@ def statement(
     require_current(engine)
     # Code names come from the revisions that mapped the entries: no mapping document is loaded.
     lines = read_report_lines(engine, chosen, drop_descriptions=settings.drop_descriptions)
-    statements = build_statements(chosen, lines, descriptions=not settings.drop_descriptions)
+    with engine.connect() as conn:
+        bills = statement_bills(check.result for check in invoices.checks_of(conn, chosen.label))
+    statements = build_statements(chosen, lines, descriptions=not settings.drop_descriptions, bills=bills)
     if contractor is not None:
-        wanted = contractor.strip().casefold()
-        statements = [s for s in statements if s.contractor.casefold() == wanted]
+        statements = find_statements(statements, contractor)
         if not statements:
             # Say nothing about who does have hours: the command may be run on a contractor's behalf.
             raise HourbridgeError(f"no hours for {contractor.strip()} in {chosen.label}")
     # Everyone's statements: files of contractors without hours any more are removed. One contractor's:
     # only theirs is written, the others stay as they are.
     written = write_statement_files(
-        chosen, statements, out_dir or settings.output_dir, settings.report_formats, prune=contractor is None
+        chosen,
+        statements,
+        out_dir or settings.output_dir,
+        settings.report_formats,
+        prune=contractor is None,
+        file_mode=settings.file_permissions,
+        csv_bom=settings.csv_bom,
     )
 
     table = Table(title=f"Statements {chosen.label}")

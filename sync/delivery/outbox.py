@@ -24,6 +24,7 @@ from sync.delivery.lines import line_from_json, line_to_json
 from sync.delivery.plan import CreditNeeded, Plan, PlannedOp, months_to_plan, plan_deliveries
 from sync.settings import DeliverySettings
 from sync.store import outbox as store_outbox
+from sync.store.db import open_lock_file
 
 log = structlog.get_logger("hourbridge.deliver")
 
@@ -106,7 +107,7 @@ def sink_lock(engine: Engine, sink: str) -> Iterator[bool]:
         return
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
-        with open(f"{database}.deliver-{sink}.lock", "a+b") as handle:
+        with open_lock_file(database, f"deliver-{sink}") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 import mappings
 from connectors.asana import AsanaConfig
@@ -19,6 +21,7 @@ from connectors.monday import MondayConfig
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.clickup import ClickUpSandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
+from connectors.sandbox.exports import ZONE, write_exports
 from connectors.sandbox.monday import MondaySandbox
 from connectors.sandbox.quickbooks import QuickBooksSandbox
 from connectors.sandbox.xero import XeroSandbox
@@ -26,7 +29,9 @@ from mappings.schema import MappingDocument, normalize_name
 from sync.admin.revisions import read_document
 from sync.delivery.outbox import DeliveryResult
 from sync.delivery.reconcile import Reconciliation
-from sync.reporting.model import format_hours
+from sync.invoices.stage import CheckedPeriod, check_period
+from sync.ops.demo_bills import SeededBill, seed_bills
+from sync.reporting.model import Period, format_hours, hours_that_add_up
 from sync.run.context import RunContext
 from sync.run.factory import build_sinks, build_sources
 from sync.run.mapping import adopt_mapping, load_mapping
@@ -35,6 +40,7 @@ from sync.run.reconcile import reconcile_month
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings, XeroSettings
 from sync.store import ledger
 from sync.store.db import make_engine
+from sync.store.tables import entries as ledger_entries
 
 _Clients = TypeVar("_Clients", bound=Mapping[str, Any])
 
@@ -56,6 +62,9 @@ class DemoSummary:
     deliveries: dict[str, DeliveryResult]
     reconciliations: tuple[Reconciliation, ...]
     sink_records: dict[str, int]
+    example_entry: str | None = None  # source:account:external_id of an entry `mappings explain` can show
+    seeded_bills: tuple[SeededBill, ...] = ()
+    invoice_check: CheckedPeriod | None = None
 
     @property
     def reconciled(self) -> bool:
@@ -66,6 +75,8 @@ class DemoSummary:
         )
 
     def rows(self) -> list[tuple[str, str]]:
+        # Rounded so that mapped + unmapped is the ledger's hours to the hundredth.
+        _, (mapped, unmapped) = hours_that_add_up([self.ledger_seconds - self.unmapped_seconds, self.unmapped_seconds])
         return [
             ("work dates", self.window),
             *((f"{tool} sandbox minutes", f"{minutes:,}") for tool, minutes in self.sandbox_minutes.items()),
@@ -74,7 +85,8 @@ class DemoSummary:
             ("ledger minutes", f"{self.ledger_seconds // 60:,}"),
             ("report minutes", f"{self.report_seconds // 60:,}"),
             ("report hours", format_hours(self.report_seconds)),
-            ("unmapped (held, reported)", f"{self.unmapped_entries} entries, {format_hours(self.unmapped_seconds)} h"),
+            ("mapped", f"{self.ledger_entries - self.unmapped_entries} entries, {mapped} h"),
+            ("unmapped (held, reported)", f"{self.unmapped_entries} entries, {unmapped} h"),
             ("API calls (all tools)", f"{self.api_calls:,}"),
             *(
                 (f"{name}: lines delivered / records held", f"{d.ok:,} / {self.sink_records.get(name, 0):,}")
@@ -89,8 +101,43 @@ class DemoSummary:
                 (f"reconcile {r.period}", "PM tools = ledger = sinks" if r.ok else f"{len(r.differences)} differences")
                 for r in self.reconciliations
             ),
+            *self._invoice_rows(),
             ("database", str(self.database)),
         ]
+
+    def _invoice_rows(self) -> list[tuple[str, str]]:
+        if self.invoice_check is None:
+            return []
+        check = self.invoice_check.run.check
+        label = self.invoice_check.run.period.label
+        return [
+            (f"invoice check {label}: bills checked", f"{check.bills_checked}"),
+            (f"invoice check {label}: findings", f"{len(check.findings)}"),
+        ]
+
+    def explore(self) -> list[str]:
+        """The commands that explore the demo's ledger, exactly as they run (with its database URL)."""
+        env = f"HOURBRIDGE_DATABASE_URL={shlex.quote(database_url(self.database))}"
+        draft = "my-mappings.yaml"
+        lines = [
+            "Explore the demo's ledger (the same commands work on your own ledger):",
+            f"  {env} hourbridge unmapped    # time no rule maps yet, grouped, with a rule for each",
+        ]
+        if self.example_entry is not None:
+            lines.append(
+                f"  {env} hourbridge mappings explain {shlex.quote(self.example_entry)}"
+                "    # which rule maps one entry, and why"
+            )
+        lines += [
+            f"  cp {shlex.quote(str(EXAMPLE_MAPPINGS))} {draft}    # the demo's mapping document, to edit",
+            f"  {env} hourbridge mappings preview {draft}    # what your edits would move between codes",
+        ]
+        return lines
+
+
+def database_url(database: Path) -> str:
+    """The SQLAlchemy URL of a SQLite ledger file, absolute so it works from any folder."""
+    return f"sqlite:///{database.resolve()}"
 
 
 def run_demo(
@@ -111,6 +158,11 @@ def run_demo(
     for suffix in ("", "-wal", "-shm"):  # the demo always starts from an empty ledger
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     asana_projects, clickup_projects, monday_projects = split_projects(dataset)
+    # Contractors who keep their own tracker or a timesheet: one file of each kind in the inbox,
+    # imported by the same run.
+    inbox = out_dir / "inbox"
+    shutil.rmtree(inbox, ignore_errors=True)
+    exports = write_exports(dataset, inbox, seed=seed)
     document = read_document(EXAMPLE_MAPPINGS).document
     with ExitStack() as stack:
         asana = stack.enter_context(AsanaSandbox(dataset, projects=asana_projects))
@@ -120,20 +172,34 @@ def run_demo(
         xero = stack.enter_context(xero_sandbox(dataset, document))
         settings = demo_settings(
             dataset, database, out_dir, asana=asana, clickup=clickup, monday=monday, qbo=qbo, xero=xero
-        )
+        ).model_copy(update={"inbox_dir": inbox, "inbox_settle_seconds": 0, "import_timezone": ZONE.key})
         engine = make_engine(settings.database_url)
         result, reconciliations = sync_and_reconcile(settings, engine, as_of, progress)
         sandbox_minutes = {
             "Asana": asana.total_minutes(),
             "ClickUp": clickup.total_minutes(),
             "monday.com": monday.total_minutes(),
+            **{EXPORT_LABELS[export.kind]: export.minutes for export in exports},
         }
         sink_records = {
             "quickbooks": len(qbo.time_activities()),
             "xero": sum(len(b.get("LineItems", [])) for b in xero.invoices()),
         }
+        # The contractors' bills of the last full month, checked against the ledger (findings are
+        # shown, never a failure of the demo: they are there on purpose).
+        period = Period.month(f"{(as_of.replace(day=1) - timedelta(days=1)):%Y-%m}")
+        seeded = seed_bills(engine, document, period, qbo, xero)
+        with closing_all(build_sinks(settings, engine)) as sinks:
+            checked = check_period(settings, engine, sinks, period, now=as_of)
     with engine.connect() as conn:
         totals = ledger.ledger_totals(conn)
+        example = conn.execute(
+            # An unmapped entry explains the most (the rules that nearly applied); else any live one.
+            select(ledger_entries.c.source, ledger_entries.c.account, ledger_entries.c.external_id)
+            .where(ledger_entries.c.deleted_at.is_(None))
+            .order_by(ledger_entries.c.code.is_not(None), ledger_entries.c.id)
+            .limit(1)
+        ).first()
     engine.dispose()
     report_seconds = sum(r.totals.seconds for r in result.reports)
     return DemoSummary(
@@ -145,11 +211,15 @@ def run_demo(
         unmapped_entries=totals["unmapped_entries"],
         unmapped_seconds=totals["unmapped_seconds"],
         api_calls=sum(s.get("api_calls", 0) for s in result.api.values()),
-        files=tuple(path for r in result.reports for path in r.files),
+        files=tuple(path for r in result.reports for path in r.files)
+        + tuple(path for path in checked.files if path.name.startswith("invoice-check-")),
         database=database,
         deliveries=result.deliveries,
         reconciliations=reconciliations,
         sink_records=sink_records,
+        example_entry=None if example is None else ":".join(example),
+        seeded_bills=tuple(seeded),
+        invoice_check=checked,
     )
 
 
@@ -181,7 +251,7 @@ def demo_settings(
 ) -> Settings:
     """The settings of the demo's run: every tool and sink pointed at its sandbox on 127.0.0.1."""
     return Settings(
-        database_url=f"sqlite:///{database}",
+        database_url=database_url(database),
         mappings_file=EXAMPLE_MAPPINGS,
         output_dir=out_dir,
         start_date=dataset.start - timedelta(days=1),
@@ -208,6 +278,12 @@ def demo_settings(
 
 
 COST_CENTER = "Cost center"
+EXPORT_LABELS = {
+    "clockify": "Clockify export",
+    "toggl": "Toggl Track export",
+    "harvest": "Harvest export",
+    "timesheet": "timesheet",
+}
 
 
 @contextmanager
@@ -248,7 +324,7 @@ def quickbooks_sandbox(
     )
 
 
-def xero_sandbox(dataset: Dataset, document: MappingDocument) -> XeroSandbox:
+def xero_sandbox(dataset: Dataset, document: MappingDocument, **options: Any) -> XeroSandbox:
     """A Xero organisation with the contractors as contacts, the document's accounts and cost centers."""
     _, contacts = payees(dataset, document)
     refs = [c.xero for c in document.codes.values() if c.xero is not None]
@@ -256,6 +332,7 @@ def xero_sandbox(dataset: Dataset, document: MappingDocument) -> XeroSandbox:
         contacts=contacts,
         accounts=sorted({r.account for r in refs if r.account}),
         tracking={COST_CENTER: sorted({str(c.cost_center) for c in document.codes.values()})},
+        **options,
     )
 
 

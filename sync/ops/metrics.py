@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from sync.invoices.match import FINDING_KINDS
 
 # Runs take seconds to many minutes; the buckets cover a tiny scope up to a large first backfill.
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
@@ -25,6 +28,8 @@ class RunMetrics:
     last_success: Gauge = field(init=False)
     unmapped_seconds: Gauge = field(init=False)
     unmapped_entries: Gauge = field(init=False)
+    invoice_bills: Gauge = field(init=False)
+    invoice_findings: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -53,6 +58,27 @@ class RunMetrics:
         self.unmapped_entries = Gauge(
             "hourbridge_unmapped_entries", "Live ledger entries that no mapping rule matched.", registry=r
         )
+        self.invoice_bills = Gauge(
+            "hourbridge_invoice_bills_checked",
+            "Contractors' bills the period's latest invoice check compared with the ledger.",
+            ["period"],
+            registry=r,
+        )
+        self.invoice_findings = Gauge(
+            "hourbridge_invoice_findings",
+            "Findings of the period's latest invoice check (outside tolerance), by kind.",
+            ["period", "kind"],
+            registry=r,
+        )
+
+    def record_invoice_check(self, period: str, bills_checked: int, findings: Iterable[str]) -> None:
+        """Set the gauges of one period's invoice check: bills checked, and findings per kind (0 for the rest)."""
+        self.invoice_bills.labels(period).set(bills_checked)
+        counts = dict.fromkeys(FINDING_KINDS, 0)
+        for kind in findings:
+            counts[kind] = counts.get(kind, 0) + 1
+        for kind, count in counts.items():
+            self.invoice_findings.labels(period, kind).set(count)
 
     def record_run(
         self,

@@ -147,7 +147,7 @@ def sync_once(settings: Settings, metrics: RunMetrics | None = None) -> str:
     from sync.store.db import make_engine
 
     started = time.monotonic()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, file_mode=settings.file_permissions)
     try:
         result = run_sync(settings, engine=engine, command="schedule")
         if metrics is not None:

@@ -63,6 +63,8 @@ DELIVER_TASK = "hourbridge.deliver"
 SCHEDULE_TASK = "hourbridge.schedule_pulls"
 STALLED_TASK = "hourbridge.retry_stalled_jobs"
 CLEANUP_TASK = "hourbridge.delete_old_jobs"
+INBOX_TASK = "hourbridge.import_inbox"
+INBOX_LOCK = "inbox"
 REMAP_LOCK = "remap"
 REPORT_LOCK = "report"
 # Finished jobs are kept this long for `procrastinate`/SQL inspection, then deleted daily.
@@ -193,7 +195,7 @@ class WorkerApp:
         if self._engine is None:
             from sync.store.db import make_engine
 
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = make_engine(self.settings.database_url, file_mode=self.settings.file_permissions)
         return self._engine
 
     # ------------------------------------------------------------------ tasks
@@ -214,6 +216,11 @@ class WorkerApp:
         def pull_scope(context: JobContext, source: str, account: str) -> None:
             with self._job(context):
                 self.pull_scope(source, account, should_stop=context.should_abort)
+
+        @app.task(name=INBOX_TASK, queue=QUEUE, pass_context=True, retry=retry)
+        def import_inbox(context: JobContext) -> None:
+            with self._job(context):
+                self.import_inbox()
 
         @app.task(name=REMAP_TASK, queue=QUEUE, pass_context=True, retry=retry)
         def remap(context: JobContext) -> None:
@@ -323,6 +330,21 @@ class WorkerApp:
                 raise ConfigError(f"{source}:{account}: {summary}")
             raise PullIncomplete(f"{source}:{account}: {summary}")
 
+    def import_inbox(self) -> None:
+        """The inbox's files into the ledger under a run record; then remap, report and deliver as after a pull.
+
+        A rejected file is moved aside with its errors file and recorded in the run; it is not retried.
+        """
+        from sync.run.pipeline import inbox_only
+
+        started = time.monotonic()
+        result = inbox_only(self.settings, engine=self.engine, command="worker")
+        self.metrics.record_run(
+            result, command="worker", seconds=time.monotonic() - started, finished=datetime.now(UTC), totals=None
+        )
+        if result.scopes:
+            self._defer_remap()
+
     def _defer_remap(self) -> None:
         # AlreadyEnqueued: one waiting remap already covers this pull.
         with contextlib.suppress(AlreadyEnqueued):
@@ -372,6 +394,44 @@ class WorkerApp:
         log.info("worker.delivered", sink=sink, **{k: v for k, v in result.as_dict().items() if k != "held"})
         if result.unknown or result.skipped:
             raise DeliveryIncomplete(f"{sink}: {result.unknown} writes without an answer yet; retrying resolves them")
+        self.check_invoices()
+
+    def check_invoices(self) -> int:
+        """The invoice check of every open month, after a delivery; the number of findings.
+
+        A check that cannot read the bills is logged, never a failure of the delivery it follows.
+        """
+        from sync.invoices.stage import check_period
+        from sync.run.factory import build_sinks
+
+        now = datetime.now(UTC)
+        findings = 0
+        try:
+            sinks = build_sinks(self.settings, self.engine)
+        except HourbridgeError as exc:
+            log.error("worker.invoices_failed", error=exc.message)
+            return 0
+        try:
+            for period in self._open_months(now.date()):
+                try:
+                    checked = check_period(self.settings, self.engine, sinks, period, now=now)
+                except HourbridgeError as exc:
+                    log.error("worker.invoices_failed", period=period.label, error=exc.message)
+                    continue
+                check = checked.run.check
+                self.metrics.record_invoice_check(period.label, check.bills_checked, (f.kind for f in check.findings))
+                findings += len(check.findings)
+                if check.findings:
+                    # A warning: bills outside tolerance are for finance to look at, and alerts fire on it.
+                    log.warning(
+                        "worker.invoice_findings",
+                        period=period.label,
+                        findings=[f"{f.kind}: {f.contractor}: {f.detail}" for f in check.findings],
+                    )
+        finally:
+            for each in sinks.values():
+                each.close()
+        return findings
 
     # ------------------------------------------------------------------ queue operations
 
@@ -379,6 +439,14 @@ class WorkerApp:
         """Defer one pull job per (source, account) the sources see; returns the locks deferred."""
         scopes = await asyncio.to_thread(discover_scopes, self.settings)
         deferred: list[str] = []
+        if self.settings.inbox_dir is not None:
+            try:
+                await self.app.configure_task(
+                    INBOX_TASK, lock=INBOX_LOCK, queueing_lock=INBOX_LOCK, queue=QUEUE
+                ).defer_async()
+                deferred.append(INBOX_LOCK)
+            except AlreadyEnqueued:
+                log.info("worker.already_queued", lock=INBOX_LOCK)
         for name, account in scopes:
             lock = pull_lock(name, account)
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -12,8 +12,8 @@ from connectors.errors import ConfigError
 from sync.reporting.model import Period, ReportLine, ReportTotals, build_report
 from sync.reporting.output import write_report
 from sync.reporting.statement_files import write_statement_files
-from sync.reporting.statements import build_statements
-from sync.settings import Settings
+from sync.reporting.statements import StatementBill, build_statements
+from sync.settings import DEFAULT_FILE_PERMISSIONS, Settings
 
 __all__ = ["FileDelivery", "FileSink"]
 
@@ -45,13 +45,27 @@ class FileSink:
 
     name: ClassVar[str] = "files"
 
-    def __init__(self, folder: Path, *, drop_descriptions: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        drop_descriptions: bool = False,
+        file_mode: int = DEFAULT_FILE_PERMISSIONS,
+        csv_bom: bool = True,
+    ) -> None:
         self.folder = Path(folder)
         self.drop_descriptions = drop_descriptions
+        self.file_mode = file_mode
+        self.csv_bom = csv_bom
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileSink:
-        return cls(settings.output_dir, drop_descriptions=settings.drop_descriptions)
+        return cls(
+            settings.output_dir,
+            drop_descriptions=settings.drop_descriptions,
+            file_mode=settings.file_permissions,
+            csv_bom=settings.csv_bom,
+        )
 
     def check(self) -> None:
         """Raise ConfigError when the folder cannot be written (it need not exist yet)."""
@@ -73,16 +87,24 @@ class FileSink:
         *,
         formats: Sequence[str],
         statements: bool,
+        bills: Mapping[str, Sequence[StatementBill]] | None = None,
     ) -> FileDelivery:
-        """Write the period's report and, when ``statements``, every contractor's statement of it."""
+        """Write the period's report and, when ``statements``, every contractor's statement of it.
+
+        ``bills`` (by contractor): their bills as the period's latest invoice check saw them, a line each.
+        """
         lines = list(lines)
-        report = write_report(build_report(period, lines), self.folder, formats)
+        report = write_report(
+            build_report(period, lines), self.folder, formats, file_mode=self.file_mode, csv_bom=self.csv_bom
+        )
         files, changed = list(report.files), set(report.changed)
         removed: tuple[Path, ...] = ()
         count = 0
         if statements:
-            built = build_statements(period, lines, descriptions=not self.drop_descriptions)
-            written = write_statement_files(period, built, self.folder, formats)
+            built = build_statements(period, lines, descriptions=not self.drop_descriptions, bills=bills)
+            written = write_statement_files(
+                period, built, self.folder, formats, file_mode=self.file_mode, csv_bom=self.csv_bom
+            )
             files.extend(written.files)
             changed.update(written.changed)
             removed, count = written.removed, len(built)

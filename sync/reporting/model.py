@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 __all__ = [
+    "NOTHING_SHOWN",
     "CodeSummary",
     "ContractorSummary",
     "CostCenterSummary",
@@ -17,11 +18,14 @@ __all__ = [
     "Report",
     "ReportLine",
     "ReportTotals",
+    "Shown",
     "Tally",
     "UnmappedGroup",
+    "allocate",
     "build_report",
     "format_hours",
     "format_minutes",
+    "hours_that_add_up",
     "joined_names",
     "redact",
     "round_half_up",
@@ -115,22 +119,29 @@ def _period_label(start: date, end: date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Entry count and exact seconds of one summary node, split by billability."""
+    """Entry count and exact seconds of one summary node: billable, non-billable and unmapped.
+
+    Unmapped time has no code, so it is neither billable nor non-billable yet: it is counted on its
+    own, and ``billable + nonbillable + unmapped = seconds`` always.
+    """
 
     entries: int = 0
     seconds: int = 0
     billable_seconds: int = 0
     nonbillable_seconds: int = 0
+    unmapped_seconds: int = 0
 
     @classmethod
     def of(cls, lines: Iterable[ReportLine]) -> Tally:
-        entries = seconds = billable = 0
+        entries = seconds = billable = unmapped = 0
         for line in lines:
             entries += 1
             seconds += line.seconds
-            if line.billable:
+            if not line.mapped:
+                unmapped += line.seconds
+            elif line.billable:
                 billable += line.seconds
-        return cls(entries, seconds, billable, seconds - billable)
+        return cls(entries, seconds, billable, seconds - billable - unmapped, unmapped)
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
@@ -138,6 +149,7 @@ class Tally:
             self.seconds + other.seconds,
             self.billable_seconds + other.billable_seconds,
             self.nonbillable_seconds + other.nonbillable_seconds,
+            self.unmapped_seconds + other.unmapped_seconds,
         )
 
     @property
@@ -158,6 +170,100 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
+class Shown:
+    """The figures a report displays for one node, in hundredths, rounded so that they add up.
+
+    Each column (billable, non-billable and unmapped hours; minutes) is rounded once at the top,
+    then split over the children by largest remainder, level by level: the rows under a node
+    always sum to the node's row, and ``billable + nonbillable + unmapped = hours`` on every row.
+    Each figure is its exact value rounded down or up to the next hundredth.
+    """
+
+    billable: int = 0
+    nonbillable: int = 0
+    unmapped: int = 0
+    minute_hundredths: int = 0
+
+    @property
+    def hours(self) -> Decimal:
+        return _decimal(self.billable + self.nonbillable + self.unmapped)
+
+    @property
+    def billable_hours(self) -> Decimal:
+        return _decimal(self.billable)
+
+    @property
+    def nonbillable_hours(self) -> Decimal:
+        return _decimal(self.nonbillable)
+
+    @property
+    def unmapped_hours(self) -> Decimal:
+        return _decimal(self.unmapped)
+
+    @property
+    def minutes(self) -> Decimal:
+        return _decimal(self.minute_hundredths)
+
+    @classmethod
+    def top(cls, tally: Tally) -> Shown:
+        """The root's figures: its hours and minutes rounded half up, the hours split over the columns."""
+        hours = _hundredths(tally.seconds, 3600)
+        billable, nonbillable, unmapped = allocate(
+            hours, [tally.billable_seconds, tally.nonbillable_seconds, tally.unmapped_seconds], 3600
+        )
+        return cls(billable, nonbillable, unmapped, _hundredths(tally.seconds, 60))
+
+    def split(self, parts: Sequence[Tally]) -> list[Shown]:
+        """This node's figures shared over its children (their tallies must add up to this node's)."""
+        billable = allocate(self.billable, [t.billable_seconds for t in parts], 3600)
+        nonbillable = allocate(self.nonbillable, [t.nonbillable_seconds for t in parts], 3600)
+        unmapped = allocate(self.unmapped, [t.unmapped_seconds for t in parts], 3600)
+        minutes = allocate(self.minute_hundredths, [t.seconds for t in parts], 60)
+        return [Shown(*column) for column in zip(billable, nonbillable, unmapped, minutes, strict=True)]
+
+
+NOTHING_SHOWN = Shown()  # the default of a summary node until its report shares the figures down
+
+
+def _decimal(hundredths: int) -> Decimal:
+    return Decimal(hundredths).scaleb(-2)
+
+
+def _hundredths(seconds: int, unit: int) -> int:
+    """``seconds / unit`` in hundredths, rounded half up (what ``round_half_up`` shows)."""
+    hundredths, rest = divmod(seconds * 100, unit)
+    return hundredths + (1 if rest * 2 >= unit else 0)
+
+
+def allocate(total: int, parts: Sequence[int], unit: int) -> list[int]:
+    """Share ``total`` hundredths of ``unit`` over ``parts`` (exact seconds) by largest remainder.
+
+    Every share is its part's exact value rounded down, and the hundredths still missing go one
+    each to the largest remainders (ties: the earlier part), so the shares add up to ``total``.
+    ``total`` must be within one hundredth of the parts' exact sum, as a rounded parent is.
+    """
+    floors: list[int] = []
+    rests: list[int] = []
+    for seconds in parts:
+        share, rest = divmod(seconds * 100, unit)
+        floors.append(share)
+        rests.append(rest)
+    missing = total - sum(floors)
+    if not 0 <= missing <= sum(1 for rest in rests if rest):
+        raise ValueError(f"{total} hundredths cannot be shared over {list(parts)} s by rounding")
+    for index in sorted(range(len(parts)), key=lambda i: (-rests[i], i))[:missing]:
+        floors[index] += 1
+    return floors
+
+
+def hours_that_add_up(parts: Sequence[int]) -> tuple[str, list[str]]:
+    """The hours of the parts' sum and of each part (seconds), rounded so the parts add up to the sum."""
+    total = sum(parts)
+    shares = allocate(_hundredths(total, 3600), parts, 3600)
+    return str(_decimal(_hundredths(total, 3600))), [str(_decimal(share)) for share in shares]
+
+
+@dataclass(frozen=True, slots=True)
 class ReportTotals:
     """The grand totals; all reconciliation is in integer seconds."""
 
@@ -175,9 +281,10 @@ class ReportTotals:
 
     @property
     def reconciles(self) -> bool:
+        # Billable and non-billable split the mapped time; unmapped time is neither.
         return (
             self.seconds == self.mapped_seconds + self.unmapped_seconds
-            and self.seconds == self.billable_seconds + self.nonbillable_seconds
+            and self.mapped_seconds == self.billable_seconds + self.nonbillable_seconds
         )
 
 
@@ -185,6 +292,7 @@ class ReportTotals:
 class ContractorSummary:
     contractor: str
     tally: Tally
+    shown: Shown = Shown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +302,7 @@ class CodeSummary:
     client: str
     tally: Tally
     contractors: tuple[ContractorSummary, ...]
+    shown: Shown = Shown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +311,7 @@ class CostCenterSummary:
     client: str
     tally: Tally
     codes: tuple[CodeSummary, ...]
+    shown: Shown = Shown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +320,7 @@ class UnmappedGroup:
     detail: str
     tally: Tally
     lines: tuple[ReportLine, ...]
+    shown: Shown = Shown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +335,9 @@ class Report:
     cost_centers: tuple[CostCenterSummary, ...]
     unmapped: tuple[UnmappedGroup, ...]
     lines: tuple[ReportLine, ...]
+    shown_mapped: Shown = Shown()
+    shown_unmapped: Shown = Shown()
+    shown_total: Shown = Shown()
 
 
 # --------------------------------------------------------------------------- numbers
@@ -369,13 +483,36 @@ def build_report(period: Period, lines: Iterable[ReportLine]) -> Report:
     )
     if mapped + unmapped_total != total or not totals.reconciles:
         raise RuntimeError(f"report for {period.label} does not reconcile: {totals}")
+    shown_total = Shown.top(total)
+    shown_mapped, shown_unmapped = shown_total.split([mapped, unmapped_total])
     return Report(
         period=period,
         totals=totals,
         mapped=mapped,
         unmapped_total=unmapped_total,
         total=total,
-        cost_centers=cost_centers,
-        unmapped=unmapped,
+        cost_centers=_shown_cost_centers(shown_mapped, cost_centers),
+        unmapped=tuple(
+            replace(group, shown=shown)
+            for group, shown in zip(unmapped, shown_unmapped.split([g.tally for g in unmapped]), strict=True)
+        ),
         lines=ordered,
+        shown_mapped=shown_mapped,
+        shown_unmapped=shown_unmapped,
+        shown_total=shown_total,
     )
+
+
+def _shown_cost_centers(
+    shown_mapped: Shown, cost_centers: tuple[CostCenterSummary, ...]
+) -> tuple[CostCenterSummary, ...]:
+    """The summary tree with its displayed figures, shared down from the mapped total level by level."""
+    result: list[CostCenterSummary] = []
+    for cc, cc_shown in zip(cost_centers, shown_mapped.split([c.tally for c in cost_centers]), strict=True):
+        codes: list[CodeSummary] = []
+        for code, code_shown in zip(cc.codes, cc_shown.split([c.tally for c in cc.codes]), strict=True):
+            people = code_shown.split([p.tally for p in code.contractors])
+            contractors = tuple(replace(p, shown=shown) for p, shown in zip(code.contractors, people, strict=True))
+            codes.append(replace(code, contractors=contractors, shown=code_shown))
+        result.append(replace(cc, codes=tuple(codes), shown=cc_shown))
+    return tuple(result)

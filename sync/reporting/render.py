@@ -17,10 +17,10 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.writer.excel import ExcelWriter
 
-from sync.reporting.model import Period, Report, ReportLine, Tally, format_hours, format_minutes
+from sync.reporting.model import Period, Report, ReportLine, Shown, Tally, format_hours, format_minutes
 from sync.reporting.tables import Cell, Table, entries_table, summary_table, unmapped_table
 
-__all__ = ["FORMATS", "normalise_formats", "render_csv", "render_report", "render_workbook"]
+__all__ = ["FORMATS", "UTF8_BOM", "normalise_formats", "render_csv", "render_report", "render_workbook"]
 
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "json")
 
@@ -48,13 +48,20 @@ def _csv_cell(value: Cell) -> str:
     return str(value)
 
 
-def render_csv(table: Table) -> bytes:
-    """One table as CSV, formulas neutralised: UTF-8 without BOM, RFC 4180 ``\\r\\n`` line endings."""
+UTF8_BOM = "\ufeff".encode()
+
+
+def render_csv(table: Table, *, bom: bool = True) -> bytes:
+    """One table as CSV, formulas neutralised: UTF-8, RFC 4180 ``\\r\\n`` line endings.
+
+    With ``bom`` the bytes start with the UTF-8 byte order mark: without it Excel reads the file
+    in the machine's legacy code page and "Zoë" becomes "ZoÃ«". Python reads it with ``utf-8-sig``.
+    """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(table.headers)
     writer.writerows([_csv_cell(value) for value in row] for row in table.rows)
-    return buffer.getvalue().encode("utf-8")
+    return (UTF8_BOM if bom else b"") + buffer.getvalue().encode("utf-8")
 
 
 # --------------------------------------------------------------------------- XLSX
@@ -160,16 +167,19 @@ def _normalise_zip(data: bytes, pinned: datetime) -> bytes:
 # --------------------------------------------------------------------------- JSON
 
 
-def _tally_json(tally: Tally) -> dict[str, Any]:
+def _tally_json(tally: Tally, shown: Shown) -> dict[str, Any]:
+    # Seconds exact; hours and minutes as displayed, rounded so that they add up (see Shown).
     return {
         "entries": tally.entries,
         "seconds": tally.seconds,
-        "minutes": str(tally.minutes),
-        "hours": str(tally.hours),
+        "minutes": str(shown.minutes),
+        "hours": str(shown.hours),
         "billable_seconds": tally.billable_seconds,
-        "billable_hours": str(tally.billable_hours),
+        "billable_hours": str(shown.billable_hours),
         "nonbillable_seconds": tally.nonbillable_seconds,
-        "nonbillable_hours": str(tally.nonbillable_hours),
+        "nonbillable_hours": str(shown.nonbillable_hours),
+        "unmapped_seconds": tally.unmapped_seconds,
+        "unmapped_hours": str(shown.unmapped_hours),
     }
 
 
@@ -209,19 +219,17 @@ def _report_json(report: Report) -> dict[str, Any]:
             "label": report.period.label,
         },
         "totals": {
-            **_tally_json(report.total),
+            **_tally_json(report.total, report.shown_total),
             "mapped_entries": totals.mapped_entries,
             "mapped_seconds": totals.mapped_seconds,
-            "mapped_hours": format_hours(totals.mapped_seconds),
+            "mapped_hours": str(report.shown_mapped.hours),
             "unmapped_entries": totals.unmapped_entries,
-            "unmapped_seconds": totals.unmapped_seconds,
-            "unmapped_hours": format_hours(totals.unmapped_seconds),
             "checks": {
                 "total_equals_mapped_plus_unmapped": (
                     totals.seconds == totals.mapped_seconds + totals.unmapped_seconds
                 ),
-                "total_equals_billable_plus_nonbillable": (
-                    totals.seconds == totals.billable_seconds + totals.nonbillable_seconds
+                "mapped_equals_billable_plus_nonbillable": (
+                    totals.mapped_seconds == totals.billable_seconds + totals.nonbillable_seconds
                 ),
             },
         },
@@ -229,15 +237,15 @@ def _report_json(report: Report) -> dict[str, Any]:
             {
                 "cost_center": cc.cost_center,
                 "client": cc.client,
-                "totals": _tally_json(cc.tally),
+                "totals": _tally_json(cc.tally, cc.shown),
                 "codes": [
                     {
                         "code": code.code,
                         "code_name": code.code_name,
                         "client": code.client,
-                        "totals": _tally_json(code.tally),
+                        "totals": _tally_json(code.tally, code.shown),
                         "contractors": [
-                            {"contractor": person.contractor, "totals": _tally_json(person.tally)}
+                            {"contractor": person.contractor, "totals": _tally_json(person.tally, person.shown)}
                             for person in code.contractors
                         ],
                     }
@@ -250,7 +258,7 @@ def _report_json(report: Report) -> dict[str, Any]:
             {
                 "reason": group.reason,
                 "detail": group.detail,
-                "totals": _tally_json(group.tally),
+                "totals": _tally_json(group.tally, group.shown),
                 "entries": [_line_json(line) for line in group.lines],
             }
             for group in report.unmapped
@@ -267,13 +275,13 @@ def _render_json(report: Report) -> bytes:
 # --------------------------------------------------------------------------- formats
 
 
-def render_report(report: Report, fmt: str) -> list[tuple[str, bytes]]:
+def render_report(report: Report, fmt: str, *, csv_bom: bool = True) -> list[tuple[str, bytes]]:
     label = report.period.label
     if fmt == "csv":
         return [
-            (f"hours-{label}.csv", render_csv(summary_table(report))),
-            (f"entries-{label}.csv", render_csv(entries_table(report))),
-            (f"unmapped-{label}.csv", render_csv(unmapped_table(report))),
+            (f"hours-{label}.csv", render_csv(summary_table(report), bom=csv_bom)),
+            (f"entries-{label}.csv", render_csv(entries_table(report), bom=csv_bom)),
+            (f"unmapped-{label}.csv", render_csv(unmapped_table(report), bom=csv_bom)),
         ]
     if fmt == "xlsx":
         return [(f"hours-{label}.xlsx", _render_xlsx(report))]

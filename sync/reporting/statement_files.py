@@ -10,15 +10,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sync.reporting.model import Period, Tally, format_hours, format_minutes
+from sync.reporting.model import Period, Shown, Tally, format_hours, format_minutes, round_half_up
 from sync.reporting.output import write_files
 from sync.reporting.render import FORMATS, normalise_formats, render_csv, render_workbook
 from sync.reporting.statements import NOT_YET_CODED, Statement, StatementEntry
 from sync.reporting.tables import Cell, Table
+from sync.settings import DEFAULT_FILE_PERMISSIONS
 
 __all__ = [
     "STATEMENTS_FOLDER",
     "WrittenStatements",
+    "render_statement",
     "statement_folder",
     "write_statement_files",
     "write_statements",
@@ -71,8 +73,13 @@ def _entry_headers(statement: Statement, *, coded_columns: bool) -> tuple[str, .
     )
 
 
+BILL_HEADERS: tuple[str, ...] = ("bill_sink", "bill_number", "bill_date", "billed_hours", "logged_hours", "verdict")
+
+
 def _csv_headers(statement: Statement) -> tuple[str, ...]:
     description = ("description",) if statement.descriptions else ()
+    # Bill columns only when the period's invoice check saw bills of theirs: statements without stay as they were.
+    bills = BILL_HEADERS if statement.bills else ()
     return (
         "section",
         "contractor",
@@ -90,14 +97,16 @@ def _csv_headers(statement: Statement) -> tuple[str, ...]:
         "seconds",
         "minutes",
         "hours",
+        *bills,
     )
 
 
 Row = tuple[dict[str, Cell], bool]  # named cells, and whether the row is a (sub)total
 
 
-def _tally_cells(tally: Tally) -> dict[str, Cell]:
-    return {"entries": tally.entries, "seconds": tally.seconds, "minutes": tally.minutes, "hours": tally.hours}
+def _tally_cells(tally: Tally, shown: Shown) -> dict[str, Cell]:
+    # Seconds exact; minutes and hours as displayed, rounded so that the rows add up (see Shown).
+    return {"entries": tally.entries, "seconds": tally.seconds, "minutes": shown.minutes, "hours": shown.hours}
 
 
 def _summary_rows(statement: Statement) -> list[Row]:
@@ -109,7 +118,7 @@ def _summary_rows(statement: Statement) -> list[Row]:
                 "code": day.code,
                 "code_name": day.code_name,
                 "client": day.client,
-                **_tally_cells(day.tally),
+                **_tally_cells(day.tally, day.shown),
             },
             False,
         )
@@ -122,16 +131,23 @@ def _summary_rows(statement: Statement) -> list[Row]:
                 "code": code.code,
                 "code_name": code.code_name,
                 "client": code.client,
-                **_tally_cells(code.tally),
+                **_tally_cells(code.tally, code.shown),
             },
             True,
         )
         for code in statement.codes
     )
     rows.append(
-        ({"section": "not_yet_coded", "code_name": NOT_YET_CODED, **_tally_cells(statement.not_yet_coded)}, True)
+        (
+            {
+                "section": "not_yet_coded",
+                "code_name": NOT_YET_CODED,
+                **_tally_cells(statement.not_yet_coded, statement.shown_not_yet_coded),
+            },
+            True,
+        )
     )
-    rows.append(({"section": "total", **_tally_cells(statement.total)}, True))
+    rows.append(({"section": "total", **_tally_cells(statement.total, statement.shown_total)}, True))
     return rows
 
 
@@ -168,6 +184,24 @@ def _table(headers: tuple[str, ...], rows: Sequence[Row]) -> Table:
     )
 
 
+def _bill_rows(statement: Statement) -> list[Row]:
+    return [
+        (
+            {
+                "section": "bill",
+                "bill_sink": bill.sink,
+                "bill_number": bill.number,
+                "bill_date": bill.bill_date,
+                "billed_hours": round_half_up(bill.billed_seconds, 3600),
+                "logged_hours": round_half_up(bill.logged_seconds, 3600),
+                "verdict": bill.verdict,
+            },
+            False,
+        )
+        for bill in statement.bills
+    ]
+
+
 def _header_table(statement: Statement) -> Table:
     rows: tuple[tuple[Cell, ...], ...] = (
         ("contractor", statement.contractor),
@@ -176,9 +210,9 @@ def _header_table(statement: Statement) -> Table:
         ("to", statement.period.end),
         ("report", statement.report_name),
         ("entries", statement.total.entries),
-        ("hours", statement.total.hours),
-        ("minutes", statement.total.minutes),
-        ("not_yet_coded_hours", statement.not_yet_coded.hours),
+        ("hours", statement.shown_total.hours),
+        ("minutes", statement.shown_total.minutes),
+        ("not_yet_coded_hours", statement.shown_not_yet_coded.hours),
     )
     return Table(("field", "value"), rows, (False,) * len(rows))
 
@@ -188,6 +222,7 @@ def _csv_table(statement: Statement) -> Table:
         *_summary_rows(statement),
         *_entry_rows(statement.entries, "entry"),
         *_entry_rows(statement.uncoded_entries, "not_yet_coded_entry"),
+        *_bill_rows(statement),
     ]
     header = {"contractor": statement.contractor, "period": statement.period.label}
     return _table(_csv_headers(statement), [({**header, **cells}, strong) for cells, strong in rows])
@@ -206,6 +241,8 @@ def _render_xlsx(statement: Statement) -> bytes:
             ),
         ),
     ]
+    if statement.bills:
+        sheets.append(("Bills", _table(("section", *BILL_HEADERS), _bill_rows(statement))))
     title = f"Statement {statement.contractor} {statement.period.label}"
     return render_workbook(sheets, title=title, period=statement.period)
 
@@ -213,12 +250,12 @@ def _render_xlsx(statement: Statement) -> bytes:
 # --------------------------------------------------------------------------- JSON
 
 
-def _tally_json(tally: Tally) -> dict[str, Any]:
+def _tally_json(tally: Tally, shown: Shown) -> dict[str, Any]:
     return {
         "entries": tally.entries,
         "seconds": tally.seconds,
-        "minutes": str(tally.minutes),
-        "hours": str(tally.hours),
+        "minutes": str(shown.minutes),
+        "hours": str(shown.hours),
     }
 
 
@@ -250,9 +287,9 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
             "report": statement.report_name,
         },
         "totals": {
-            **_tally_json(statement.total),
-            "coded": _tally_json(statement.coded),
-            "not_yet_coded": _tally_json(statement.not_yet_coded),
+            **_tally_json(statement.total, statement.shown_total),
+            "coded": _tally_json(statement.coded, statement.shown_coded),
+            "not_yet_coded": _tally_json(statement.not_yet_coded, statement.shown_not_yet_coded),
             "checks": {
                 "total_equals_coded_plus_not_yet_coded": (
                     statement.total.seconds == statement.coded.seconds + statement.not_yet_coded.seconds
@@ -265,33 +302,62 @@ def _statement_json(statement: Statement) -> dict[str, Any]:
                 "code": day.code,
                 "code_name": day.code_name,
                 "client": day.client,
-                **_tally_json(day.tally),
+                **_tally_json(day.tally, day.shown),
             }
             for day in statement.days
         ],
         "codes": [
-            {"code": code.code, "code_name": code.code_name, "client": code.client, **_tally_json(code.tally)}
+            {
+                "code": code.code,
+                "code_name": code.code_name,
+                "client": code.client,
+                **_tally_json(code.tally, code.shown),
+            }
             for code in statement.codes
         ],
         "not_yet_coded": {
-            "totals": _tally_json(statement.not_yet_coded),
+            "totals": _tally_json(statement.not_yet_coded, statement.shown_not_yet_coded),
             "entries": [_entry_json(entry, statement.descriptions) for entry in statement.uncoded_entries],
         },
         "entries": [_entry_json(entry, statement.descriptions) for entry in statement.entries],
     }
 
 
+def _bills_json(statement: Statement) -> list[dict[str, Any]]:
+    return [
+        {
+            "sink": bill.sink,
+            "number": bill.number,
+            "bill_date": bill.bill_date.isoformat(),
+            "billed_seconds": bill.billed_seconds,
+            "logged_seconds": bill.logged_seconds,
+            "matches": bill.matches,
+            "findings": list(bill.findings),
+            "verdict": bill.verdict,
+        }
+        for bill in statement.bills
+    ]
+
+
 def _render_json(statement: Statement) -> bytes:
-    text = json.dumps(_statement_json(statement), sort_keys=True, indent=2, ensure_ascii=False)
+    payload = _statement_json(statement)
+    if statement.bills:
+        payload["bills"] = _bills_json(statement)
+    text = json.dumps(payload, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")
 
 
 # --------------------------------------------------------------------------- files
 
 
-def _render(statement: Statement, fmt: str) -> bytes:
+def render_statement(statement: Statement, fmt: str, *, csv_bom: bool = True) -> bytes:
+    """One statement as the bytes of its ``csv``, ``xlsx`` or ``json`` file (what the files hold, for a download)."""
+    return _render(statement, fmt, csv_bom=csv_bom)
+
+
+def _render(statement: Statement, fmt: str, *, csv_bom: bool) -> bytes:
     if fmt == "csv":
-        return render_csv(_csv_table(statement))
+        return render_csv(_csv_table(statement), bom=csv_bom)
     if fmt == "xlsx":
         return _render_xlsx(statement)
     return _render_json(statement)
@@ -320,12 +386,15 @@ def write_statement_files(
     formats: Sequence[str] = FORMATS,
     *,
     prune: bool = True,
+    file_mode: int = DEFAULT_FILE_PERMISSIONS,
+    csv_bom: bool = True,
 ) -> WrittenStatements:
     """Write ``<folder>/statements/<period label>/<slug>.<ext>`` for every statement, atomically.
 
     With ``prune`` (``statements`` is then every statement of the period), statement files of
     contractors who no longer have entries in the period are removed; other files are never touched.
-    An unchanged statement keeps its file as it was (same inode, same mtime).
+    An unchanged statement keeps its file as it was (same inode, same mtime). Every file gets
+    exactly ``file_mode``; CSV files start with a UTF-8 BOM unless ``csv_bom`` is off.
     """
     chosen = normalise_formats(formats)
     slugs = [statement.slug for statement in statements]
@@ -335,8 +404,8 @@ def write_statement_files(
         if statement.period != period:
             raise ValueError(f"statement of {statement.contractor} is for {statement.period.label}, not {period.label}")
     target = statement_folder(folder, period)
-    outputs = [(f"{s.slug}.{fmt}", _render(s, fmt)) for s in statements for fmt in chosen]
-    changed = write_files(target, outputs) if outputs else ()
+    outputs = [(f"{s.slug}.{fmt}", _render(s, fmt, csv_bom=csv_bom)) for s in statements for fmt in chosen]
+    changed = write_files(target, outputs, mode=file_mode) if outputs else ()
     removed = _remove_stale(target, set(slugs)) if prune else ()
     return WrittenStatements(
         period=period,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 from sync.reporting.model import (
+    NOTHING_SHOWN,
     Period,
     ReportLine,
+    Shown,
     Tally,
     joined_names,
     redact,
@@ -22,11 +25,15 @@ from sync.reporting.model import (
 __all__ = [
     "NOT_YET_CODED",
     "Statement",
+    "StatementBill",
     "StatementCode",
     "StatementDay",
     "StatementEntry",
     "build_statements",
     "contractor_slug",
+    "find_statements",
+    "name_key",
+    "statement_bills",
 ]
 
 NOT_YET_CODED = "not yet coded"
@@ -73,6 +80,7 @@ class StatementDay:
     code_name: str
     client: str
     tally: Tally
+    shown: Shown = NOTHING_SHOWN  # hours and minutes as displayed: the day rows of a code add up to its row
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,28 @@ class StatementCode:
     code_name: str
     client: str
     tally: Tally
+    shown: Shown = NOTHING_SHOWN  # the code rows and the not-yet-coded row add up to the total row
+
+
+@dataclass(frozen=True, slots=True)
+class StatementBill:
+    """One of the contractor's bills in accounting, and whether it matches the hours they logged.
+
+    From the period's latest invoice check (``hourbridge invoices check``): the contractor sees the
+    same verdict as finance.
+    """
+
+    sink: str
+    number: str
+    bill_date: date
+    billed_seconds: int
+    logged_seconds: int  # their logged hours under the codes the bill names
+    matches: bool
+    findings: tuple[str, ...]
+
+    @property
+    def verdict(self) -> str:
+        return "matches logged hours" if self.matches else "outside tolerance: " + ", ".join(self.findings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +129,10 @@ class Statement:
     total: Tally
     entries: tuple[StatementEntry, ...]
     descriptions: bool  # False: descriptions are dropped and their column is left out
+    shown_coded: Shown = NOTHING_SHOWN
+    shown_not_yet_coded: Shown = NOTHING_SHOWN
+    shown_total: Shown = NOTHING_SHOWN
+    bills: tuple[StatementBill, ...] = ()  # their bills, as the period's latest invoice check saw them
 
     @property
     def report_name(self) -> str:
@@ -111,6 +145,28 @@ class Statement:
 
 
 # --------------------------------------------------------------------------- model
+
+
+def name_key(name: str) -> str:
+    """A name as people type it: letter case, accents and spacing ignored ("ZOË  müller" -> "zoe muller").
+
+    NFKD splits each accented letter into its base letter and combining marks, which are dropped;
+    casefold also maps "ß" to "ss". Letters without a decomposition (ø, ł) stay as they are.
+    """
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+def find_statements(statements: Sequence[Statement], wanted: str) -> list[Statement]:
+    """The statements of the contractor named ``wanted``: exactly (any letter case), else without accents.
+
+    An exact match wins, so "Zoë" never also picks a different contractor written "Zoe".
+    """
+    exact = [s for s in statements if s.contractor.casefold() == wanted.strip().casefold()]
+    if exact:
+        return exact
+    key = name_key(wanted)
+    return [s for s in statements if name_key(s.contractor) == key]
 
 
 def contractor_slug(name: str) -> str:
@@ -163,7 +219,12 @@ def _entry(line: ReportLine, descriptions: bool) -> StatementEntry:
 
 
 def _statement(
-    period: Period, contractor: str, slug: str, lines: Sequence[ReportLine], descriptions: bool
+    period: Period,
+    contractor: str,
+    slug: str,
+    lines: Sequence[ReportLine],
+    descriptions: bool,
+    bills: tuple[StatementBill, ...] = (),
 ) -> Statement:
     by_day: dict[tuple[date, str | None], list[ReportLine]] = {}
     by_code: dict[str, list[ReportLine]] = {}
@@ -188,26 +249,52 @@ def _statement(
     total = Tally.of(lines)
     if coded + not_yet_coded != total or sum((d.tally for d in days), Tally()) != total:
         raise RuntimeError(f"statement of {contractor} for {period.label} does not add up")
+    # Displayed figures rounded once at the total, then shared down so every level adds up.
+    shown_total = Shown.top(total)
+    shown_coded, shown_not_yet_coded = shown_total.split([coded, not_yet_coded])
+    codes = tuple(
+        replace(code, shown=shown)
+        for code, shown in zip(codes, shown_coded.split([c.tally for c in codes]), strict=True)
+    )
+    day_shown: dict[tuple[date, str | None], Shown] = {}
+    for code_key, parent in [*((c.code, c.shown) for c in codes), (None, shown_not_yet_coded)]:
+        under = [day for day in days if day.code == code_key]
+        day_shown.update(
+            ((day.work_date, day.code), shown)
+            for day, shown in zip(under, parent.split([day.tally for day in under]), strict=True)
+        )
     return Statement(
         contractor=contractor,
         slug=slug,
         period=period,
-        days=tuple(days),
+        days=tuple(replace(day, shown=day_shown[(day.work_date, day.code)]) for day in days),
         codes=codes,
         coded=coded,
         not_yet_coded=not_yet_coded,
         total=total,
         entries=tuple(_entry(line, descriptions) for line in lines),
         descriptions=descriptions,
+        shown_coded=shown_coded,
+        shown_not_yet_coded=shown_not_yet_coded,
+        shown_total=shown_total,
+        bills=bills,
     )
 
 
-def build_statements(period: Period, lines: Iterable[ReportLine], *, descriptions: bool = True) -> list[Statement]:
+def build_statements(
+    period: Period,
+    lines: Iterable[ReportLine],
+    *,
+    descriptions: bool = True,
+    bills: Mapping[str, Sequence[StatementBill]] | None = None,
+) -> list[Statement]:
     """One statement per contractor with entries in ``period`` (coded or not), in name order.
 
     Lines are grouped by the contractor exactly as given, before email addresses are masked, so two
-    people whose names mask alike never share a statement.
+    people whose names mask alike never share a statement. ``bills`` (by contractor, as given) adds
+    a line per bill saying whether it matches their logged hours.
     """
+    bills = bills or {}
     ordered = sorted(lines, key=lambda line: line.sort_key)
     validate_lines(period, ordered)
     by_contractor: dict[str, list[ReportLine]] = {}
@@ -218,6 +305,29 @@ def build_statements(period: Period, lines: Iterable[ReportLine], *, description
     shown = [redact(name) for name in contractors]
     slugs = _unique_slugs(shown)
     return [
-        _statement(period, name, slug, by_contractor[key], descriptions)
+        _statement(period, name, slug, by_contractor[key], descriptions, tuple(bills.get(key, ())))
         for key, name, slug in zip(contractors, shown, slugs, strict=True)
     ]
+
+
+def statement_bills(results: Iterable[Mapping[str, Any]]) -> dict[str, tuple[StatementBill, ...]]:
+    """Each contractor's bills from stored invoice-check results, newest first: a contractor's newest check wins."""
+    found: dict[str, tuple[StatementBill, ...]] = {}
+    for result in results:
+        for row in result.get("contractors") or []:
+            name = str(row.get("contractor"))
+            if name in found:
+                continue
+            found[name] = tuple(
+                StatementBill(
+                    sink=str(b["sink"]),
+                    number=str(b["number"]),
+                    bill_date=date.fromisoformat(str(b["bill_date"])),
+                    billed_seconds=int(b["billed_seconds"]),
+                    logged_seconds=int(b["logged_seconds"]),
+                    matches=bool(b["matches"]),
+                    findings=tuple(str(k) for k in b.get("findings") or ()),
+                )
+                for b in row.get("bills") or []
+            )
+    return found

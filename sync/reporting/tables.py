@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TypeAlias
 
-from sync.reporting.model import Report, ReportLine, Tally, round_half_up
+from sync.reporting.model import Report, ReportLine, Shown, Tally, round_half_up
 
 __all__ = [
     "ENTRY_HEADERS",
@@ -34,6 +34,7 @@ class Table:
 
 
 SUMMARY_HEADERS: tuple[str, ...] = (
+    "period",
     "level",
     "cost_center",
     "client",
@@ -46,8 +47,10 @@ SUMMARY_HEADERS: tuple[str, ...] = (
     "hours",
     "billable_hours",
     "nonbillable_hours",
+    "unmapped_hours",
     "billable_seconds",
     "nonbillable_seconds",
+    "unmapped_seconds",
     "unmapped_reason",
     "unmapped_detail",
 )
@@ -99,8 +102,10 @@ UNMAPPED_HEADERS: tuple[str, ...] = (
 
 
 def _summary_row(
+    period: str,
     level: str,
     tally: Tally,
+    shown: Shown,
     *,
     cost_center: str = "",
     client: str = "",
@@ -110,7 +115,9 @@ def _summary_row(
     reason: str = "",
     detail: str = "",
 ) -> tuple[Cell, ...]:
+    # Hours and minutes as rounded to add up (see Shown); seconds exact.
     return (
+        period,
         level,
         cost_center,
         client,
@@ -119,20 +126,28 @@ def _summary_row(
         contractor,
         tally.entries,
         tally.seconds,
-        tally.minutes,
-        tally.hours,
-        tally.billable_hours,
-        tally.nonbillable_hours,
+        shown.minutes,
+        shown.hours,
+        shown.billable_hours,
+        shown.nonbillable_hours,
+        shown.unmapped_hours,
         tally.billable_seconds,
         tally.nonbillable_seconds,
+        tally.unmapped_seconds,
         reason,
         detail,
     )
 
 
 def summary_table(report: Report) -> Table:
+    """The summary tree, one row per contractor, code, cost center and unmapped reason, and the totals.
+
+    Every row names its period (finance tools import many months into one sheet). Unmapped time
+    has its own rows and its own column: it is never counted as non-billable.
+    """
     rows: list[tuple[Cell, ...]] = []
     emphasis: list[bool] = []
+    period = report.period.label
 
     def add(row: tuple[Cell, ...], strong: bool) -> None:
         rows.append(row)
@@ -144,21 +159,29 @@ def summary_table(report: Report) -> Table:
             for person in code.contractors:
                 add(
                     _summary_row(
+                        period,
                         "contractor",
                         person.tally,
+                        person.shown,
                         code_name=code.code_name,
                         contractor=person.contractor,
                         **where,
                     ),
                     False,
                 )
-            add(_summary_row("code", code.tally, code_name=code.code_name, **where), True)
-        add(_summary_row("cost_center", cc.tally, cost_center=cc.cost_center, client=cc.client), True)
-    add(_summary_row("mapped_total", report.mapped), True)
+            add(_summary_row(period, "code", code.tally, code.shown, code_name=code.code_name, **where), True)
+        add(
+            _summary_row(period, "cost_center", cc.tally, cc.shown, cost_center=cc.cost_center, client=cc.client),
+            True,
+        )
+    add(_summary_row(period, "mapped_total", report.mapped, report.shown_mapped), True)
     for group in report.unmapped:
-        add(_summary_row("unmapped", group.tally, reason=group.reason, detail=group.detail), False)
-    add(_summary_row("unmapped_total", report.unmapped_total), True)
-    add(_summary_row("total", report.total), True)
+        add(
+            _summary_row(period, "unmapped", group.tally, group.shown, reason=group.reason, detail=group.detail),
+            False,
+        )
+    add(_summary_row(period, "unmapped_total", report.unmapped_total, report.shown_unmapped), True)
+    add(_summary_row(period, "total", report.total, report.shown_total), True)
     return Table(SUMMARY_HEADERS, tuple(rows), tuple(emphasis))
 
 

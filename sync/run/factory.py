@@ -64,6 +64,10 @@ def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
 
 def no_source_message() -> str:
     """What to set when no source is configured, naming every registered source's key setting."""
-    names = [f"HOURBRIDGE_{plugin.name.upper()}__{plugin.key_setting}" for plugin in source_plugins()]
+    # Sources without a key setting (file imports) are never pulled; the inbox folder is their setting.
+    names = [
+        f"HOURBRIDGE_{plugin.name.upper()}__{plugin.key_setting}" for plugin in source_plugins() if plugin.key_setting
+    ]
+    names.append("HOURBRIDGE_INBOX_DIR")
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
     return f"no source is configured: set {listed} (see `hourbridge config`)"

@@ -35,6 +35,9 @@ class ScopeResult:
     window: Window | None
     counts: ledger.IngestCounts
     errors: tuple[RunError, ...] = ()
+    # An imported file (sync/run/imports.py), not a pull: recorded apart, so `health` does not expect
+    # a file every schedule interval.
+    imported: bool = False
 
     @property
     def error(self) -> str | None:

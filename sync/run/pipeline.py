@@ -30,6 +30,7 @@ from sync.run.context import (
 )
 from sync.run.deliver import deliver
 from sync.run.factory import build_sinks, build_sources, no_source_message
+from sync.run.imports import import_inbox
 from sync.run.ingest import ScopeResult, ingest, list_scopes
 from sync.run.mapping import RunMapping, adopt_mapping, load_mapping
 from sync.run.preflight import preflight
@@ -113,7 +114,7 @@ def run_sync(
     A run asked to stop (``should_stop``) finishes the window it is in, skips the stages after
     ingest, and is recorded as ``interrupted``.
     """
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, file_mode=settings.file_permissions)
     created = preflight(settings, engine, write_reports=write_reports)
     context = RunContext.create(settings, engine, as_of=as_of, clock=clock, progress=progress, should_stop=should_stop)
     active = load_mapping(settings, engine)
@@ -121,7 +122,7 @@ def run_sync(
     sources = build_sources(settings) if sources is None else sources
     built_sinks: dict[str, Sink] = {}
     try:
-        if not sources:
+        if not sources and settings.inbox_dir is None:
             raise no_source_configured()
         upgrade(engine)
         with recorded_run(context, command) as run:
@@ -165,6 +166,24 @@ def ingest_only(
         return _finish(run, sources, scopes, errors, 0, (), {})
 
 
+def inbox_only(settings: Settings, *, engine: Engine, command: str = "worker") -> RunResult:
+    """A recorded run of the inbox's import alone (a worker's inbox job); mapping, reports and delivery follow
+    as the worker's other jobs."""
+    context = RunContext.create(settings, engine)
+    active = load_mapping(settings, engine)
+    upgrade(engine)
+    with recorded_run(context, command) as run:
+        errors: list[RunError] = []
+        scopes: list[ScopeResult] = []
+        try:
+            inbox = import_inbox(run, adopt_mapping(run, active).bound)
+            scopes, errors = inbox.scope_results(), list(inbox.errors)
+        except HourbridgeError as exc:
+            errors.append(RunError.of("run", None, exc))
+            log.error("run.failed", error=errors[-1].message, exc_info=True)
+        return _finish(run, {}, scopes, errors, 0, (), {})
+
+
 def _run_stages(
     context: RunContext,
     active: ActiveMapping,
@@ -183,7 +202,11 @@ def _run_stages(
     try:
         # Entries are mapped as they are written, with the revision adopted before any pull.
         mapping = adopt_mapping(context, active)
-        scopes = ingest_sources(context, sources, mapping, only)
+        # The inbox first: its files are snapshots of their own slices and touch no pulled scope.
+        inbox = import_inbox(context, mapping.bound)
+        scopes = inbox.scope_results()
+        errors.extend(inbox.errors)
+        scopes.extend(ingest_sources(context, sources, mapping, only))
         errors.extend(error for scope in scopes for error in scope.errors)
         if context.should_stop():
             # Asked to stop: the windows committed so far stay; mapping, delivery and reports wait
@@ -223,7 +246,8 @@ def _finish(
         "interrupted" if context.should_stop() else run_status(tuple(errors), [s.error is not None for s in scopes])
     )
     counts = {
-        "scopes": {f"{s.source}:{s.account}": s.counts.as_dict() for s in scopes},
+        "scopes": {f"{s.source}:{s.account}": s.counts.as_dict() for s in scopes if not s.imported},
+        "imports": {f"{s.source}:{s.name}": s.counts.as_dict() for s in scopes if s.imported},
         "mapped": mapped,
         "api": api,
         "deliveries": {name: result.as_dict() for name, result in deliveries.items()},

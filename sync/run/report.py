@@ -9,7 +9,9 @@ from sync.delivery import periods
 from sync.reporting.files import FileDelivery, FileSink
 from sync.reporting.lines import report_lines
 from sync.reporting.model import Period
+from sync.reporting.statements import statement_bills
 from sync.run.context import RunContext
+from sync.store import invoices
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,11 @@ def report(context: RunContext, months: Sequence[Period]) -> ReportResult:
             if closed.is_closed(period.label):
                 continue
             lines = report_lines(conn, period, drop_descriptions=settings.drop_descriptions)
+            # Each contractor's statement carries their bills as the period's latest invoice check saw them.
+            bills = statement_bills(check.result for check in invoices.checks_of(conn, period.label))
             written.append(
-                sink.write_period(period, lines, formats=settings.report_formats, statements=settings.statements)
+                sink.write_period(
+                    period, lines, formats=settings.report_formats, statements=settings.statements, bills=bills
+                )
             )
     return ReportResult(tuple(written))

@@ -40,6 +40,14 @@ def tables() -> list[Table]:
     return list(metadata.sorted_tables)
 
 
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table of a migrated ledger (the totals a copy's progress counts towards)."""
+    with engine.connect() as conn:
+        return {
+            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one()) for table in tables()
+        }
+
+
 def check_target(source: Engine, target: Engine) -> None:
     """Refuse a target that is the source, is on another schema revision, or already holds rows."""
     if source.url.render_as_string(hide_password=False) == target.url.render_as_string(hide_password=False):

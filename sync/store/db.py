@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from alembic import command
 from alembic.config import Config
@@ -16,8 +18,10 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
+from connectors._files import apply_mode
 from connectors._redact import redact
 from connectors.errors import ConfigError
+from sync.settings import DEFAULT_FILE_PERMISSIONS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The PostgreSQL advisory lock migrations take (a fixed 64-bit number: "hourbrdg" in ASCII).
@@ -65,15 +69,17 @@ def _require_sqlite_folder(path: Path) -> None:
         )
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, file_mode: int = DEFAULT_FILE_PERMISSIONS) -> Engine:
     """An engine for the store; SQLite gets WAL, foreign keys and a busy timeout.
 
     Nothing is created here: a SQLite file appears on the first write, and only in a folder that
     exists; URL mistakes (an unknown dialect, a driver that is not installed) are a ConfigError.
+    A SQLite file this engine creates gets exactly ``file_mode`` (HOURBRIDGE_FILE_MODE) before its
+    ``-wal`` and ``-shm`` files are opened: SQLite creates those with the database's own mode.
     """
     parsed = _parse(url)
     try:
-        return _create(url, parsed)
+        return _create(url, parsed, file_mode)
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigError(
             f"{SETTING} asks for the database driver {parsed.drivername!r}, which is not installed or unknown "
@@ -82,15 +88,26 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-def _create(url: str, parsed: URL) -> Engine:
+def _create(url: str, parsed: URL, file_mode: int) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_file(url)
         if path is not None:
             _require_sqlite_folder(path)
         engine = create_engine(url, connect_args={"timeout": 30})
 
+        created: list[bool] = [False]
+
+        @event.listens_for(engine, "do_connect")
+        def _note_new_file(*_: Any) -> None:
+            created[0] = path is not None and not path.exists()
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            if path is not None and created[0]:
+                # Opening created the file with 0644 less the umask: give it the chosen mode before
+                # WAL mode opens its -wal and -shm files, which SQLite creates with the database's mode.
+                with contextlib.suppress(OSError):  # a read-only mount: the mode stays what it is
+                    apply_mode(path, file_mode)
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -141,12 +158,31 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    with open(f"{database}.migrate.lock", "a+b") as handle:
+    with engine.connect():  # the ledger file exists, with its mode, before its lock copies that mode
+        pass
+    with open_lock_file(database, "migrate") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_lock_file(database: str, name: str) -> BinaryIO:
+    """``<database>.<name>.lock`` opened for an OS lock, with exactly the ledger file's own mode.
+
+    The lock files sit beside the ledger and carry its mode (HOURBRIDGE_FILE_MODE when hourbridge
+    created it), whatever the umask.
+    """
+    lock = Path(f"{database}.{name}.lock")
+    try:
+        mode = Path(database).stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = DEFAULT_FILE_PERMISSIONS
+    handle = open(os.open(lock, os.O_RDWR | os.O_CREAT | os.O_APPEND, mode), "a+b")  # noqa: SIM115  (the caller closes it)
+    with contextlib.suppress(OSError):  # a lock file of another user, a read-only mount: its mode stays
+        apply_mode(lock, mode)  # os.open's mode is narrowed by the umask; the setting is exact
+    return handle
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -22,6 +22,7 @@ __all__ = [
     "close_op",
     "delivered_in",
     "known_keys",
+    "latest_ops",
     "mark_sending",
     "mark_unanswered",
     "op_owners",
@@ -234,3 +235,17 @@ def adjustment_rows_into(conn: Connection, sink: str, label: str) -> list[Any]:
         )
         if r.line.get("adjusts_period") == label
     ]
+
+
+def latest_ops(conn: Connection, states: Sequence[str], limit: int = 500) -> list[Any]:
+    """Each line's latest op when it is in one of ``states`` (newest first): what a line is waiting on."""
+    latest = select(func.max(outbox.c.id).label("id")).group_by(outbox.c.sink, outbox.c.line_key).subquery()
+    return list(
+        conn.execute(
+            select(outbox)
+            .join(latest, outbox.c.id == latest.c.id)
+            .where(outbox.c.state.in_(tuple(states)))
+            .order_by(outbox.c.id.desc())
+            .limit(limit)
+        )
+    )

@@ -10,11 +10,36 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from connectors.errors import TransientError
+from connectors.errors import ConfigError, TransientError
 from sync.store.tables import MAPPING_COLUMNS, entries, mapping_revisions
 
 # How often a writer that lost the race for the next revision re-reads and tries again.
 _APPEND_ATTEMPTS = 3
+
+
+class AnyParent:
+    """The parent argument's default: append after whatever revision is current."""
+
+
+ANY_PARENT = AnyParent()
+
+
+class StaleParent(ConfigError):
+    """The document was edited from a revision that is no longer the current one: applying it could undo a change."""
+
+    def __init__(self, expected: int | None, current: RevisionInfo | None) -> None:
+        edited = f"revision {expected}" if expected is not None else "an empty store"
+        since = (
+            "no revision is stored any more"
+            if current is None
+            else f"revision {current.id} was applied since (by {current.author}: {current.comment or 'no comment'})"
+        )
+        super().__init__(
+            f"the document was edited from {edited}, but {since}; nothing was stored. Reload the current "
+            "revision, make the change again, preview it and apply"
+        )
+        self.expected = expected
+        self.current = current
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +129,14 @@ def append(
     author: str,
     comment: str,
     now: datetime,
+    parent: int | AnyParent | None = ANY_PARENT,
 ) -> Appended:
     """Store a new revision unless the current one has the same content; safe when several writers race.
+
+    With ``parent`` (the revision the document was edited from; None = edited when none existed), a
+    document whose parent is no longer current raises StaleParent and stores nothing: two admins
+    editing the same revision cannot silently undo each other's change. The unique ``parent_id``
+    makes the check hold under a race too (the loser re-reads and finds a newer current revision).
 
     Each attempt runs in its own transaction: on PostgreSQL a failed INSERT spoils the transaction it
     runs in, and SQLite's driver does not offer dependable savepoints.
@@ -116,6 +147,8 @@ def append(
                 latest = current(conn)
                 if latest is not None and latest.content_hash == content_hash:
                     return Appended(latest, created=False)
+                if not isinstance(parent, AnyParent) and (None if latest is None else latest.id) != parent:
+                    raise StaleParent(parent, None if latest is None else latest.info)
                 values = {
                     "parent_id": None if latest is None else latest.id,
                     "created_at": now,

@@ -280,3 +280,70 @@ outbox = Table(
     UniqueConstraint("sink", "line_key", "version", name="uq_outbox_line_version"),
     Index("ix_outbox_sink_state", "sink", "state"),
 )
+
+# --------------------------------------------------------------------------- invoice check
+
+# One row per `invoices check` (CLI or worker): what was checked and what it found. ``result`` holds
+# the contractors' rows (billed, logged, per code and per bill) as ``sync.invoices.store`` writes them.
+invoice_checks = Table(
+    "invoice_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period", String(7), nullable=False),  # YYYY-MM
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("contractor", String(256)),  # the one contractor checked; NULL = everyone
+    Column("bills_checked", Integer, nullable=False),
+    Column("findings", Integer, nullable=False),
+    Column("result", JSON, nullable=False),
+    Index("ix_invoice_checks_period", "period"),
+)
+
+# Each finding of a check, so status and metrics can count them by kind.
+invoice_findings = Table(
+    "invoice_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check_id", Integer, ForeignKey("invoice_checks.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("contractor", String(256), nullable=False),
+    Column("code", String(128)),
+    Column("bill", String(300)),  # <sink>:<bill id>
+    Column("billed_seconds", Integer, nullable=False),
+    Column("logged_seconds", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_invoice_findings_check_id", "check_id"),
+)
+
+# --------------------------------------------------------------------------- the browser console
+
+# Local admin tokens of `hourbridge console`: only a SHA-256 of each token is kept (a token is 32
+# random bytes, so a fast hash is enough; the token itself is printed once and never stored).
+console_tokens = Table(
+    "console_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("label", String(128), nullable=False),
+    Column("role", String(8), nullable=False),  # admin | viewer
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Console sessions, server side: the browser holds a random id whose SHA-256 is the key here, so a
+# copy of the database opens no session. A row without a role is a sign-in in progress (OIDC state).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("identity", String(256), nullable=False),
+    Column("role", String(8)),  # admin | viewer; NULL while an identity provider sign-in is under way
+    Column("method", String(8), nullable=False),  # token | oidc | proxy
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("oidc_state", String(128)),
+    Column("oidc_nonce", String(128)),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)

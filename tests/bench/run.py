@@ -36,6 +36,7 @@ from sync.store import ledger
 from sync.store.db import make_engine
 from sync.store.tables import entries as entries_table
 from tests.bench.adapters import SourceBench, registered
+from tests.bench.delivery_bench import measure_deliveries
 from tests.bench.pipeline import measure_pipeline, postgres_ledger, sqlite_ledger
 
 HERE = Path(__file__).resolve().parent
@@ -57,8 +58,12 @@ TARGETS = {
     "pipeline_sqlite_entries_per_second": 20_000,
     "peak_rss_mb_at_1m": 300,
     "rerun_rows_written": 0,
+    "rerun_deliveries_sent": 0,
 }
-DELIVERY_NOTE = "not measured: the benchmark syncs configure no accounting sink (e2e tests check a re-run sends 0)"
+DELIVERY_NOTE = (
+    "writes of a second `hourbridge deliver` to the QuickBooks and Xero emulators, nothing changed "
+    "(the first source's ledger at each N; see the deliveries table)"
+)
 
 # Wide enough for every column when the output goes to a file or a pipe (Rich would assume 80).
 console = Console(width=None if sys.stdout.isatty() else 170)
@@ -136,8 +141,14 @@ def ledger_state(workdir: Path) -> tuple[int, dict[str, str]]:
 # --------------------------------------------------------------------------- one source at one N
 
 
-def measure_source(bench: SourceBench, dataset: Dataset) -> tuple[dict[str, Any], list[TimeEntry]]:
-    """The sandbox phases (first sync, re-run, baseline) and the pipeline's input, built while the sandbox runs."""
+def measure_source(
+    bench: SourceBench, dataset: Dataset, *, deliver_scale: float | None = None
+) -> tuple[dict[str, Any], list[TimeEntry]]:
+    """The sandbox phases (first sync, re-run, deliveries, baseline) and the pipeline's input.
+
+    With ``deliver_scale``, the synced ledger is also delivered to the accounting emulators, their
+    limits at that multiple of the vendors' (``delivery_bench``).
+    """
     n = len(dataset.entries)
     per_second = bench.limit_per_minute / 60.0
     # The first run scans from HOURBRIDGE_START_DATE to the as-of date: the whole data set.
@@ -178,8 +189,13 @@ def measure_source(bench: SourceBench, dataset: Dataset) -> tuple[dict[str, Any]
             "throttled": bench.server.rate_limited_count,
             "rows_written": versions_after_second - versions_after_first,
             "deliveries_sent": None,
-            "deliveries_note": DELIVERY_NOTE,
         }
+        if deliver_scale is not None:
+            deliveries = measure_deliveries(
+                workdir, env, dataset, scale=deliver_scale, hourbridge=hourbridge_script(), step=step
+            )
+            row["deliveries"] = deliveries
+            row["rerun"]["deliveries_sent"] = sum(d["rerun"]["writes"] for d in deliveries)
 
         step(f"{bench.name} N={n:,}: baseline fetch")
         bench.reset()
@@ -318,6 +334,7 @@ def print_tables(results: dict[str, Any]) -> None:
         rerun.add_column(name, justify="left" if name == "source" else "right")
     for row in rows:
         again = row["rerun"]
+        sent = again.get("deliveries_sent")
         listing = again.get("listing_calls")
         ratio = f"{again['calls'] / listing:.3f} {judge(again['calls'] / listing, 1.05)}" if listing else "n/a"
         rerun.add_row(
@@ -329,10 +346,11 @@ def print_tables(results: dict[str, Any]) -> None:
             str(again["throttled"]),
             f"{again['wall_seconds']:.1f}",
             f"{again['rows_written']} {judge(again['rows_written'], TARGETS['rerun_rows_written'])}",
-            "n/a",
+            "n/a" if sent is None else f"{sent} {judge(sent, TARGETS['rerun_deliveries_sent'])}",
         )
     rerun.caption = f"deliveries sent: {DELIVERY_NOTE}"
     console.print(rerun)
+    print_deliveries(rows)
 
     base = Table(title="Baseline fetch (how older connectors page) vs the sync, same sandbox and limit")
     for name in ("source", "N", "baseline calls", "sync calls", "calls ×", "baseline wall s", "sync wall s", "wall ×"):
@@ -413,6 +431,49 @@ def print_tables(results: dict[str, Any]) -> None:
     )
 
 
+def print_deliveries(rows: list[dict[str, Any]]) -> None:
+    delivered = [(row, figures) for row in rows for figures in row.get("deliveries", [])]
+    if not delivered:
+        return
+    table = Table(title="`hourbridge deliver` of the synced ledger to the accounting emulators, their limits on")
+    for name in (
+        "sink",
+        "ledger of",
+        "N",
+        "records",
+        "calls",
+        "writes",
+        "429s",
+        "wall s",
+        "rate bound s",
+        "wall/bound (≤1.15)",
+        "re-run calls",
+        "re-run writes (0)",
+    ):
+        table.add_column(name, justify="left" if name in ("sink", "ledger of") else "right")
+    bounds: list[str] = []
+    for row, figures in delivered:
+        first, again = figures["first"], figures["rerun"]
+        ratio = first["wall_seconds"] / max(1e-9, first["rate_bound_seconds"])
+        table.add_row(
+            figures["sink"],
+            row["source"],
+            f"{row['entries']:,}",
+            f"{figures['records']:,}",
+            f"{first['calls']:,}",
+            f"{first['writes']:,}",
+            str(first["throttled"]),
+            f"{first['wall_seconds']:.1f}",
+            f"{first['rate_bound_seconds']:.1f}",
+            f"{ratio:.2f} {judge(ratio, TARGETS['wall_over_rate_bound'])}",
+            f"{again['calls']:,}",
+            f"{again['writes']} {judge(again['writes'], TARGETS['rerun_deliveries_sent'])}",
+        )
+        bounds.append(f"{figures['sink']} N={row['entries']:,}: {first['rate_bound_by']}")
+    table.caption = "rate bound = " + "; ".join(bounds)
+    console.print(table)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -434,7 +495,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="multiply each vendor's real rate limit by F, for the sandbox and the connector alike (default 1.0)",
     )
     parser.add_argument("--source", action="append", help="only these sources (default: every registered one)")
+    parser.add_argument(
+        "--skip-source", action="append", default=[], help="leave out this source (e.g. asana-compact); repeatable"
+    )
     parser.add_argument("--skip-mappings", action="store_true", help="leave out the mapping-engine bench")
+    parser.add_argument(
+        "--skip-deliveries", action="store_true", help="leave out the deliveries to the QuickBooks and Xero emulators"
+    )
     parser.add_argument(
         "--pipeline-runs",
         type=int,
@@ -469,6 +536,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, factory in sources.items()
             if name in args.source or name.split("-")[0] in args.source
         }
+    unknown = set(args.skip_source) - set(registered())
+    if unknown:
+        console.print(f"unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(registered())}")
+        return 2
+    sources = {name: factory for name, factory in sources.items() if name not in args.skip_source}
     postgres_url = os.environ.get(POSTGRES_ENV) or None
     if postgres_url is None:
         console.log(f"{POSTGRES_ENV} is not set: the PostgreSQL rows are skipped")
@@ -477,10 +549,12 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         step(f"generating the data set: {n:,} entries over {DAYS} days")
         dataset = generate_dataset(SEED, anchor=ANCHOR, days=DAYS, entries=n)
-        for factory in sources.values():
+        for index, factory in enumerate(sources.values()):
             limit = max(1, round(factory.vendor_limit_per_minute * args.rate_scale))
+            # Deliveries cost the same whichever tool the time came from: measured once per N.
+            deliver_scale = None if args.skip_deliveries or index > 0 else args.rate_scale
             with factory(dataset, limit) as bench:
-                row, built = measure_source(bench, dataset)
+                row, built = measure_source(bench, dataset, deliver_scale=deliver_scale)
             measure_local_pipeline(row, built, dataset, postgres_url, args.pipeline_runs)
             rows.append(row)
             del built
@@ -500,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         "as_of": AS_OF.isoformat(),
         "days": DAYS,
         "targets": TARGETS,
+        "deliveries_note": DELIVERY_NOTE,
         "sources": rows,
         "mappings": mapping_figures,
         "total_seconds": round(time.perf_counter() - started, 1),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from datetime import date
@@ -174,3 +176,40 @@ def test_demo_through_the_console_script(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reconciled to the minute" in result.stdout
     assert (tmp_path / "demo" / "hours-2026-11.xlsx").exists()
+    assert "mapped" in result.stdout and "unmapped (held, reported)" in result.stdout
+
+    # The demo ends with the exact commands that explore its ledger: each of them works as printed.
+    explore = result.stdout.split("Explore the demo's ledger", 1)[1].splitlines()[1:]
+    commands = [line.split("    #", 1)[0].strip() for line in explore if line.startswith("  ")]
+    assert [c.split(" hourbridge ")[-1].split()[0] for c in commands if " hourbridge " in c] == [
+        "unmapped",
+        "mappings",
+        "mappings",
+    ]
+    assert all(
+        f"HOURBRIDGE_DATABASE_URL=sqlite:///{tmp_path / 'demo' / 'demo.db'}" in c
+        for c in commands
+        if " hourbridge " in c
+    )
+    for command in commands:
+        argv = shlex.split(command)  # as a POSIX shell reads it: VAR=value words first, then the program
+        assignments: dict[str, str] = {}
+        while re.match(r"[A-Z_][A-Z0-9_]*=", argv[0]):
+            name, value = argv.pop(0).split("=", 1)
+            assignments[name] = value
+        program = str(script) if argv[0] == "hourbridge" else argv[0]
+        ran = subprocess.run(
+            [program, *argv[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**environment, **assignments},
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, f"{command}\n{ran.stdout}{ran.stderr}"
+        if " explain " in command:
+            assert "against revision" in ran.stdout
+    # The demo's contractors' bills are off in known ways: the check prints its findings, the demo still succeeds.
+    assert "invoice check: rate_differs" in result.stdout
+    assert (tmp_path / "demo" / "invoice-check-2026-10.json").exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +236,76 @@ def test_connect_needs_the_app_keys_first(env: Path) -> None:
     code, output = run_cli("connect", "sage")
     assert code == 2
     assert "expected quickbooks or xero" in output
+
+
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104  (what an admin passes to --bind inside a container)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_connect_paste_on_a_headless_machine_starts_no_callback_and_takes_the_pasted_address(
+    qbo_oauth: OAuthSandbox, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _free_port()
+    monkeypatch.setenv("HOURBRIDGE_QUICKBOOKS__REDIRECT_URI", f"http://localhost:{port}/callback")
+    landed: list[str] = []
+    monkeypatch.setattr(cli_connect, "open_browser", lambda url: pytest.fail("--no-browser opens nothing"))
+
+    def prompt(*args: object, **kwargs: object) -> str:
+        # The admin opened the printed address on their own machine; the redirect to this (remote)
+        # host's localhost leads nowhere, and nothing here listens for it either.
+        printed = [line for line in captured.getvalue().splitlines() if line.startswith("http")]
+        location = httpx.get(printed[0]).headers["location"]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(location)
+        landed.append(location)
+        return f"  {location}\n"  # pasted with the stray whitespace of a terminal selection
+
+    captured = io.StringIO()
+    monkeypatch.setattr(cli_connect, "_say", lambda text: captured.write(text + "\n"))
+    monkeypatch.setattr(typer, "prompt", prompt)
+    code, output = run_cli("connect", "quickbooks", "--paste", "--no-browser")
+    assert code == 0, output
+    assert landed[0].startswith(f"http://localhost:{port}/callback?code=")
+    assert "copy the whole address from the address bar" in captured.getvalue()
+    assert f"connected QuickBooks company {REALM}" in captured.getvalue()
+    assert len(stored_rows(env)) == 1
+
+
+def test_connect_bind_listens_on_the_given_address_for_a_published_container_port(
+    qbo_oauth: OAuthSandbox, browser: Browser, env: Path
+) -> None:
+    code, output = run_cli("connect", "quickbooks", "--bind", ALL_INTERFACES, "--port", "0")
+    assert code == 0, output
+    assert "listening on 0.0.0.0" in output
+    assert browser.pages[0].status_code == 200  # reached through 127.0.0.1, as a published port would be
+    assert len(stored_rows(env)) == 1
+
+
+def test_callback_server_binds_the_address_it_is_given() -> None:
+    with cli_connect.CallbackServer("http://localhost:8765/callback", port=0, bind=ALL_INTERFACES) as server:
+        host, port = server._httpd.server_address[:2]
+        assert (host, server.redirect_uri) == (ALL_INTERFACES, f"http://localhost:{port}/callback")
+        assert httpx.get(f"http://127.0.0.1:{port}/callback?code=c&state=s").status_code == 200
+        assert server.wait(1) == "/callback?code=c&state=s"
+    with cli_connect.CallbackServer("http://localhost:8765/callback", port=0) as server:
+        assert server._httpd.server_address[0] == "127.0.0.1"  # the default: loopback only
+
+
+def test_connect_refuses_a_bind_that_is_not_an_address_and_a_busy_port(
+    qbo_oauth: OAuthSandbox, browser: Browser, env: Path
+) -> None:
+    code, output = run_cli("connect", "quickbooks", "--bind", "my-laptop")
+    assert code == 2
+    assert "--bind" in output and ALL_INTERFACES in output
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, output = run_cli("connect", "quickbooks", "--port", str(busy.getsockname()[1]))
+    assert code == 2, output
+    assert "choose another --port or --bind, or use --paste" in output
+    assert browser.opened == [] and stored_rows(env) == []

@@ -49,6 +49,7 @@ from sync.ops.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
 from sync.ops.worker import DELIVER_TASK, PULL_TASK, REPORT_TASK, WorkerApp
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
 from sync.store.db import make_engine, upgrade
+from sync.store.invoices import invoice_summary
 from sync.store.tables import cursors, delivered_lines, entries, entry_versions, outbox, runs
 
 POSTGRES_URL = os.environ.get("HOURBRIDGE_TEST_POSTGRES_URL")
@@ -446,6 +447,10 @@ def test_worker_once_drains_the_queue_delivers_and_exits(
         # Every line the ledger implies is in QuickBooks once, and every op has its receipt.
         assert lines > 0 and len(qbo.time_activities()) == lines
         assert states == {"ok"}
+        # After delivering, the worker checked the open months' contractors' bills (none sent yet).
+        with worker_app.engine.connect() as conn:
+            checked = {check["period"] for check in invoice_summary(conn)}
+        assert checked and all(check.startswith("2026-") for check in checked)
 
 
 def test_worker_refuses_sqlite_and_names_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -50,9 +50,9 @@ def test_the_scan_sees_real_imports() -> None:
 # The layers of sync/, top to bottom: a module may import its own layer and the layers below it,
 # never one above. sync.settings and sync.logging (and the package itself) are usable by every layer.
 SYNC_LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"cli"}),
+    frozenset({"cli", "console"}),
     frozenset({"ops"}),
-    frozenset({"run", "delivery", "reporting", "admin"}),
+    frozenset({"run", "delivery", "reporting", "admin", "invoices"}),
     frozenset({"store"}),
 )
 SYNC_SHARED = frozenset({"settings", "settings_env", "logging", "__init__"})

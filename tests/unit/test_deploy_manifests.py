@@ -160,3 +160,21 @@ def test_systemd_worker_unit_migrates_first_and_stops_gracefully() -> None:
     assert any(line.startswith("ExecStart=") and line.endswith("hourbridge worker") for line in lines)
     assert "KillSignal=SIGTERM" in lines
     assert "User=hourbridge" in lines
+
+
+def test_console_is_deployed_behind_a_service_with_an_http_probe() -> None:
+    found = manifests()
+    deployment = found["console-deployment.yaml"]
+    spec = pod_spec(deployment)
+    console = spec["containers"][0]
+    assert console["args"][:3] == ["console", "--host", "0.0.0.0"]  # noqa: S104 - a container listens on every interface
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert console[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    assert spec["initContainers"][0]["args"][:2] == ["health", "--database-only"]
+    service = found["console-service.yaml"]
+    assert service["kind"] == "Service" and service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))["services"]["console"]
+    assert compose["command"][0] == "console" and compose["ports"] == ["127.0.0.1:8080:8080"]
+    assert compose["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

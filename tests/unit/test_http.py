@@ -228,6 +228,38 @@ def test_limiter_never_grants_more_than_the_limit_in_any_minute() -> None:
     assert (grants[-1] - grants[0]) / 60.0 == pytest.approx(600 / 120, rel=0.05)
 
 
+def test_permits_taken_together_are_logged_at_one_instant_and_keep_the_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst_seconds=2, clock=clock)  # 1/s, burst of 2
+    limiter.acquire(5)  # one request counted as five: more than the burst, so the bucket owes 3
+    assert clock.now == 1000.0
+    limiter.acquire()
+    assert clock.now - 1000.0 == pytest.approx(4.0)  # the debt (3) and this permit (1), at 1/s
+    with pytest.raises(ValueError, match="exceed the limit"):
+        limiter.acquire(61)
+
+
+def test_many_permits_wait_for_room_in_the_sliding_minute() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst_seconds=60, clock=clock)  # the whole minute as burst
+    limiter.acquire(50)
+    clock.sleep(10.0)
+    limiter.acquire(10)  # 60 in the minute: still allowed
+    start = clock.now
+    limiter.acquire(30)  # needs the first 50 to leave the window, at 1000 + 60
+    assert clock.now == pytest.approx(1060.0) and clock.now > start
+
+
+def test_a_longer_window_keeps_each_grant_counted_past_the_minute() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst_seconds=60, window_seconds=62, clock=clock)
+    limiter.acquire(60)
+    limiter.acquire()
+    assert clock.now - 1000.0 == pytest.approx(62.0)  # not 60: the vendor counts from the arrival
+    with pytest.raises(ValueError, match="at least"):
+        RateLimiter(60, window_seconds=30)
+
+
 def test_the_limiter_waits_on_its_injected_time_source_without_spinning() -> None:
     time_source = FakeClock(50.0)  # records every wait and read; moves only by the waits
     limiter = RateLimiter(60, burst_seconds=1, clock=time_source)  # one a second, no burst to speak of
@@ -376,3 +408,13 @@ def test_an_sdk_session_retries_raw_bytes_the_sdk_could_not_decode() -> None:
     answers = iter([b"<html>gateway</html>", {"data": []}])
     assert session.call(lambda: next(answers), what="list") == {"data": []}
     assert session.stats.as_dict()["retries"] == 1
+
+
+def test_limiter_for_shares_one_limiter_per_credential_and_rebuilds_it_on_new_settings() -> None:
+    from connectors._ratelimit import limiter_for
+
+    first = limiter_for("bench-vendor", "tok_limiter_for_aaaa", 60, burst_seconds=10)
+    assert first.capacity == pytest.approx(10.0) and first.window == 60.0
+    assert limiter_for("bench-vendor", "tok_limiter_for_aaaa", 60, burst_seconds=10) is first
+    other = limiter_for("bench-vendor", "tok_limiter_for_aaaa", 60, window_seconds=62)
+    assert other is not first and other.capacity == pytest.approx(2.0) and other.window == 62.0

@@ -68,3 +68,14 @@ def test_registries_are_separate_and_render_as_prometheus_text() -> None:
     assert sample(second, "hourbridge_runs_total", command="schedule", status="ok") is None
     text = generate_latest(first.registry).decode()
     assert 'hourbridge_runs_total{command="schedule",status="ok"} 1.0' in text
+
+
+def test_an_invoice_check_sets_bills_and_findings_per_kind() -> None:
+    metrics = RunMetrics()
+    metrics.record_invoice_check("2026-10", 7, ["over_billed", "over_billed", "rate_differs"])
+    assert sample(metrics, "hourbridge_invoice_bills_checked", period="2026-10") == 7
+    assert sample(metrics, "hourbridge_invoice_findings", period="2026-10", kind="over_billed") == 2
+    assert sample(metrics, "hourbridge_invoice_findings", period="2026-10", kind="billed_twice") == 0
+    # A later check of the period replaces the figures; kinds no longer found go back to 0.
+    metrics.record_invoice_check("2026-10", 7, [])
+    assert sample(metrics, "hourbridge_invoice_findings", period="2026-10", kind="over_billed") == 0

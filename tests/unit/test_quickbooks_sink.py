@@ -279,6 +279,35 @@ def test_batch_items_count_against_the_quota_and_batches_per_minute_hold(
     assert clock2.now - start >= 55.0
 
 
+def test_a_retried_batch_takes_every_item_permit_again(mock: respx.MockRouter, clock: FakeClock) -> None:
+    # QuickBooks counts a batch's items on every attempt, a throttled one too: the retry must pay
+    # for all of them again, or the limiter falls behind QuickBooks' own count and 429s follow.
+    mock.get(f"{API}/query").mock(side_effect=query_answer)
+    throttled = {"Fault": {"Error": [{"Message": "ThrottleExceeded", "code": "003001"}], "type": "ThrottleExceeded"}}
+    answers = iter([httpx.Response(429, json=throttled, headers={"Retry-After": "1"})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or batch_answer(request)
+
+    mock.post(f"{API}/batch").mock(side_effect=answer)
+    limiter = RateLimiter(1e6, clock=clock)
+    sink = QuickBooksSink(
+        QuickBooksConfig(realm_id=REALM, base_url=BASE, access_token=SecretStr(TOKEN)),
+        limiter=limiter,
+        batch_limiter=RateLimiter(1e6, clock=clock),
+        sleep=clock.sleep,
+    )
+    with sink:
+        list(sink.push([Op.for_line("create", line(i)) for i in range(30)]))
+    batch_permits = len(limiter._granted) - limiter_reads(mock)
+    assert batch_permits == 2 * 30
+
+
+def limiter_reads(mock: respx.MockRouter) -> int:
+    """Permits the name lookups took (one per query)."""
+    return sum(1 for call in mock.calls if call.request.method == "GET")
+
+
 def test_refused_credential_raises_without_leaking_the_token(mock: respx.MockRouter, clock: FakeClock) -> None:
     fault = {"fault": {"error": [{"message": f"AuthenticationFailed token={TOKEN}", "code": "3200"}]}}
     mock.get(f"{API}/query").respond(401, json=fault)

@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openpyxl.utils import get_column_letter
 
 from sync.reporting import render as render_module
 from sync.reporting.model import Period, Report, ReportLine, build_report, format_hours, format_minutes
@@ -128,7 +129,8 @@ def report(lines: list[ReportLine]) -> Report:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as stream:
+    # utf-8-sig: the files start with the BOM Excel needs (HOURBRIDGE_CSV_BOM, on by default).
+    with path.open(encoding="utf-8-sig", newline="") as stream:
         return list(csv.DictReader(stream))
 
 
@@ -212,14 +214,17 @@ def test_totals_reconcile_exactly(report: Report, lines: list[ReportLine]) -> No
     totals = report.totals
     assert totals.entries == len(lines) == 9
     assert totals.seconds == sum(line.seconds for line in lines) == 22360
-    assert totals.billable_seconds == 5400 + 900 + 7200 + 2700 + 66
-    assert totals.nonbillable_seconds == 1800 + 60 + 1234 + 3000
+    # Unmapped time is neither billable nor non-billable (u2 is marked billable in its tool).
+    assert totals.billable_seconds == 5400 + 900 + 7200 + 2700
+    assert totals.nonbillable_seconds == 1800 + 60
     assert totals.mapped_seconds == 5400 + 1800 + 900 + 7200 + 2700 + 60
     assert totals.unmapped_seconds == 1234 + 66 + 3000
     assert totals.unmapped_entries == 3
     assert totals.mapped_entries == 6
     assert totals.seconds == totals.mapped_seconds + totals.unmapped_seconds
-    assert totals.seconds == totals.billable_seconds + totals.nonbillable_seconds
+    assert totals.mapped_seconds == totals.billable_seconds + totals.nonbillable_seconds
+    assert report.total.unmapped_seconds == totals.unmapped_seconds
+    assert totals.seconds == totals.billable_seconds + totals.nonbillable_seconds + totals.unmapped_seconds
     assert totals.reconciles
     assert sum(line.seconds for line in report.lines) == totals.seconds
     assert sum(cc.tally.seconds for cc in report.cost_centers) == report.mapped.seconds == totals.mapped_seconds
@@ -260,7 +265,9 @@ def test_unmapped_section_grouped_by_reason_and_detail(report: Report) -> None:
         ("no_rule_matched", "No rule matched project 'Internal'", 2, 1300),
     ]
     assert [line.external_id for line in report.unmapped[1].lines] == ["u1", "u2"]
-    assert report.unmapped[1].tally.billable_seconds == 66
+    assert report.unmapped[1].tally.billable_seconds == 0
+    assert report.unmapped[1].tally.nonbillable_seconds == 0
+    assert report.unmapped[1].tally.unmapped_seconds == 1300
     assert {line.external_id for line in report.lines if line.mapped} == {"a1", "a2", "a3", "c1", "m1", "m2"}
     assert report.unmapped_total.seconds == 4300
 
@@ -329,7 +336,8 @@ def test_csv_summary_rows(report: Report, tmp_path: Path) -> None:
     write_report(report, tmp_path, formats=["csv"])
     rows = read_csv(tmp_path / "hours-2026-10.csv")
     assert list(rows[0]) == list(SUMMARY_HEADERS)
-    assert list(rows[0])[:12] == [
+    assert list(rows[0])[:13] == [
+        "period",
         "level",
         "cost_center",
         "client",
@@ -372,7 +380,10 @@ def test_csv_summary_rows(report: Report, tmp_path: Path) -> None:
     assert int(total["seconds"]) == int(by_level["mapped_total"]["seconds"]) + int(
         by_level["unmapped_total"]["seconds"]
     )
-    assert int(total["seconds"]) == int(total["billable_seconds"]) + int(total["nonbillable_seconds"])
+    assert int(total["seconds"]) == (
+        int(total["billable_seconds"]) + int(total["nonbillable_seconds"]) + int(total["unmapped_seconds"])
+    )
+    assert {r["period"] for r in rows} == {"2026-10"}
     ada_web = rows[6]
     assert (ada_web["seconds"], ada_web["hours"], ada_web["billable_hours"], ada_web["nonbillable_hours"]) == (
         "7200",
@@ -416,10 +427,20 @@ def test_csv_encoding_and_line_endings(report: Report, tmp_path: Path) -> None:
     write_report(report, tmp_path, formats=["csv"])
     for name in ("hours-2026-10.csv", "entries-2026-10.csv", "unmapped-2026-10.csv"):
         data = (tmp_path / name).read_bytes()
-        assert not data.startswith(b"\xef\xbb\xbf")
+        assert data.startswith(b"\xef\xbb\xbf")  # the BOM, once, so Excel reads UTF-8
+        assert not data[3:].startswith(b"\xef\xbb\xbf")
         assert data.endswith(b"\r\n")
         assert data.count(b"\r\n") == data.count(b"\n")
         data.decode("utf-8")
+
+
+def test_csv_without_bom_when_turned_off(report: Report, tmp_path: Path) -> None:
+    write_report(report, tmp_path / "bom", formats=["csv"])
+    write_report(report, tmp_path / "plain", formats=["csv"], csv_bom=False)
+    for name in ("hours-2026-10.csv", "entries-2026-10.csv", "unmapped-2026-10.csv"):
+        plain = (tmp_path / "plain" / name).read_bytes()
+        assert not plain.startswith(b"\xef\xbb\xbf")
+        assert (tmp_path / "bom" / name).read_bytes() == b"\xef\xbb\xbf" + plain
 
 
 @pytest.mark.parametrize("trigger", ["=", "+", "-", "@", "\t", "\r"])
@@ -478,8 +499,9 @@ def test_xlsx_reads_back_with_the_right_numbers(report: Report, tmp_path: Path) 
     assert Decimal(str(ada_web[col["nonbillable_hours"]].value)) == Decimal("0.50")
     assert isinstance(ada_web[col["hours"]].value, int | float)
     assert not ada_web[col["level"]].font.bold
-    assert summary.column_dimensions["A"].width >= len("unmapped_total")
-    assert summary.column_dimensions["P"].width >= len("unmapped_detail")
+    letter = {name: get_column_letter(index + 1) for name, index in col.items()}
+    assert summary.column_dimensions[letter["level"]].width >= len("unmapped_total")
+    assert summary.column_dimensions[letter["unmapped_detail"]].width >= len("unmapped_detail")
 
     entries = book["Entries"]
     entry_headers = [cell.value for cell in entries[1]]
@@ -529,12 +551,16 @@ def test_json_parses_and_matches(report: Report, tmp_path: Path) -> None:
     assert totals["hours"] == "6.21"
     assert totals["minutes"] == "372.67"
     assert totals["mapped_seconds"] + totals["unmapped_seconds"] == totals["seconds"]
-    assert totals["billable_seconds"] + totals["nonbillable_seconds"] == totals["seconds"]
+    assert totals["billable_seconds"] + totals["nonbillable_seconds"] == totals["mapped_seconds"]
+    assert totals["unmapped_seconds"] == 4300
     assert totals["unmapped_entries"] == 3
     assert totals["checks"] == {
-        "total_equals_billable_plus_nonbillable": True,
+        "mapped_equals_billable_plus_nonbillable": True,
         "total_equals_mapped_plus_unmapped": True,
     }
+    shown = [Decimal(totals[k]) for k in ("billable_hours", "nonbillable_hours", "unmapped_hours")]
+    assert sum(shown) == Decimal(totals["hours"])
+    assert Decimal(totals["mapped_hours"]) + Decimal(totals["unmapped_hours"]) == Decimal(totals["hours"])
 
     assert [cc["cost_center"] for cc in data["summary"]] == ["CC-100", "CC-200"]
     cc200 = data["summary"][1]
@@ -572,7 +598,8 @@ def test_unicode_names_round_trip_in_every_format(report: Report, tmp_path: Path
     assert ZOE in [r["contractor"] for r in read_csv(tmp_path / "hours-2026-10.csv")]
     assert ZOE in [r["person_name"] for r in read_csv(tmp_path / "entries-2026-10.csv")]
     book = openpyxl.load_workbook(tmp_path / "hours-2026-10.xlsx")
-    assert ZOE in [row[5] for row in book["Summary"].iter_rows(min_row=2, values_only=True)]
+    contractor = list(SUMMARY_HEADERS).index("contractor")
+    assert ZOE in [row[contractor] for row in book["Summary"].iter_rows(min_row=2, values_only=True)]
     assert ZOE in [row[5] for row in book["Entries"].iter_rows(min_row=2, values_only=True)]
 
 
@@ -739,8 +766,8 @@ def test_property_grand_total_equals_inputs_and_leaves(lines: list[ReportLine]) 
     assert leaves + unmapped_seconds == total
     assert built.totals.mapped_seconds == leaves
     assert built.totals.unmapped_seconds == unmapped_seconds
-    assert built.totals.billable_seconds == sum(line.seconds for line in lines if line.billable)
-    assert built.totals.billable_seconds + built.totals.nonbillable_seconds == total
+    assert built.totals.billable_seconds == sum(line.seconds for line in lines if line.billable and line.mapped)
+    assert built.totals.billable_seconds + built.totals.nonbillable_seconds == built.totals.mapped_seconds
     assert sum(len(group.lines) for group in built.unmapped) == built.totals.unmapped_entries
     assert sorted(line.external_id for line in built.lines) == sorted(line.external_id for line in lines)
     assert build_report(OCTOBER, list(reversed(lines))) == built

@@ -64,8 +64,10 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
 def test_reference_lists_every_setting() -> None:
     names = {row[0] for row in describe_settings()}
     for field in Settings.model_fields:
-        if field not in ("asana", "clickup", "monday", "quickbooks", "xero", "delivery"):
+        if field not in ("asana", "clickup", "monday", "quickbooks", "xero", "delivery", "invoices", "console"):
             assert f"HOURBRIDGE_{field.upper()}" in names
     assert {"HOURBRIDGE_ASANA__TOKEN", "HOURBRIDGE_CLICKUP__TOKEN", "HOURBRIDGE_MONDAY__TOKEN"} <= names
     assert {"HOURBRIDGE_QUICKBOOKS__REALM_ID", "HOURBRIDGE_XERO__MODE", "HOURBRIDGE_DELIVERY__ASANA_GATE"} <= names
+    assert {"HOURBRIDGE_INVOICES__CODE_MINUTES", "HOURBRIDGE_INVOICES__DUE_DAYS"} <= names
+    assert {"HOURBRIDGE_CONSOLE__SESSION_MINUTES", "HOURBRIDGE_CONSOLE__OIDC_CLIENT_SECRET"} <= names
     assert all(description for _, _, description in describe_settings())

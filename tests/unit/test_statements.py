@@ -127,7 +127,7 @@ def by_name(statements: list[Statement], name: str) -> Statement:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
 
 
 def texts_of(path: Path) -> str:
@@ -585,3 +585,59 @@ def test_property_statements_partition_the_report(lines: list[ReportLine]) -> No
     for statement in built:
         assert sum(d.tally.seconds for d in statement.days) == statement.total.seconds
         assert sum(e.seconds for e in statement.entries) == statement.total.seconds
+
+
+# --------------------------------------------------------------------------- bills from the invoice check
+
+
+def test_a_statement_gets_a_line_per_bill_and_the_others_stay_as_they_were(
+    lines: list[ReportLine], tmp_path: Path
+) -> None:
+    from sync.reporting.statements import StatementBill, statement_bills
+
+    plain = tmp_path / "plain"
+    write_statement_files(OCTOBER, build_statements(OCTOBER, lines), plain, FORMATS)
+    stored = [
+        {
+            "contractor": ADA,
+            "bills": [
+                {
+                    "sink": "xero",
+                    "number": "B-7",
+                    "bill_date": "2026-10-31",
+                    "billed_seconds": 12600,
+                    "logged_seconds": 12645,
+                    "matches": False,
+                    "findings": ["rate_differs"],
+                }
+            ],
+        }
+    ]
+    bills = statement_bills([{"contractors": stored}, {"contractors": [{"contractor": ADA, "bills": []}]}])
+    assert bills == {ADA: (StatementBill("xero", "B-7", date(2026, 10, 31), 12600, 12645, False, ("rate_differs",)),)}
+    billed = tmp_path / "billed"
+    written = write_statement_files(OCTOBER, build_statements(OCTOBER, lines, bills=bills), billed, FORMATS)
+    ada = contractor_slug(ADA)
+    payload = json.loads((billed / "statements" / "2026-10" / f"{ada}.json").read_text(encoding="utf-8"))
+    assert payload["bills"] == [
+        {
+            "bill_date": "2026-10-31",
+            "billed_seconds": 12600,
+            "findings": ["rate_differs"],
+            "logged_seconds": 12645,
+            "matches": False,
+            "number": "B-7",
+            "sink": "xero",
+            "verdict": "outside tolerance: rate_differs",
+        }
+    ]
+    rows = [r for r in read_csv(billed / "statements" / "2026-10" / f"{ada}.csv") if r["section"] == "bill"]
+    assert [(r["bill_number"], r["billed_hours"], r["verdict"]) for r in rows] == [
+        ("B-7", "3.50", "outside tolerance: rate_differs")
+    ]
+    workbook = openpyxl.load_workbook(billed / "statements" / "2026-10" / f"{ada}.xlsx")
+    assert "Bills" in workbook.sheetnames
+    # Everyone without bills gets exactly the statement they had before.
+    before, after = file_bytes(plain / "statements" / "2026-10"), file_bytes(billed / "statements" / "2026-10")
+    assert {n for n in before if before[n] != after[n]} == {f"{ada}.csv", f"{ada}.json", f"{ada}.xlsx"}
+    assert len(written.files) == len(before)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,8 @@ from sync.cli.app import app
 from sync.delivery import periods
 from sync.run.pipeline import run_sync
 from sync.settings import DeliverySettings, QuickBooksSettings, Settings
+from sync.store import console as console_store
+from sync.store import invoices
 from sync.store.copy import copy_ledger, tables
 from sync.store.db import current_revision, head_revision, make_engine, upgrade
 from sync.store.tables import outbox, runs
@@ -59,7 +61,7 @@ def schema() -> Iterator[str]:
 
 def full_ledger(tmp: Path) -> Engine:
     """A SQLite ledger with a row in every table: entries and versions, a revision, runs, cursors,
-    delivered lines, an outbox with an open op, a closed period and its event, and a token."""
+    delivered lines, an outbox with an open op, a closed period and its event, a token, and an invoice check."""
     (tmp / "rules.yaml").write_text(DOCUMENT, encoding="utf-8")
     engine = make_engine(f"sqlite:///{tmp / 'ledger.db'}")
     upgrade(engine)
@@ -97,6 +99,30 @@ def full_ledger(tmp: Path) -> Engine:
                 " VALUES ('quickbooks', '1', 1, 'encrypted', :at, 'admin')"
             ),
             {"at": AS_OF},
+        )
+        invoices.save_check(
+            conn,
+            period="2026-11",
+            checked_at=AS_OF,
+            contractor=None,
+            bills_checked=1,
+            result={"contractors": []},
+            findings=[
+                {
+                    "kind": "over_billed",
+                    "contractor": "Zoë Müller",
+                    "code": "WEB",
+                    "bill": "quickbooks:1",
+                    "billed_seconds": 3600,
+                    "logged_seconds": 1800,
+                    "detail": "WEB: 1.00 h billed, 0.50 h logged",
+                }
+            ],
+        )
+        # The console's token and a session of it (only hashes of their secrets are stored).
+        console_store.new_token(conn, label="Ada", role="admin", by="admin", now=AS_OF)
+        console_store.open_session(
+            conn, identity="Ada (token 1)", role="admin", method="token", now=AS_OF, lifetime=timedelta(hours=8)
         )
         empty = [t.name for t in tables() if not conn.execute(select(func.count()).select_from(t)).scalar_one()]
     assert empty == []  # the copy is exercised on every table

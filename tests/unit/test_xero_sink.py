@@ -387,6 +387,16 @@ def test_written_work_date_reads_back_what_render_wrote() -> None:
     assert written_work_date(None) is None
 
 
+def test_a_bill_line_takes_any_positive_time_the_time_entry_cap_is_the_projects_apis() -> None:
+    # A contractor's month on one code can pass 999 hours in a bill (a team account, a long month):
+    # Quantity has no cap, unlike one Projects time entry (1-59940 minutes).
+    x = line(seconds=125_192 * 60)
+    item = render_line_item(x, BillIds(CONTACT_A, "400"), key=key_of(x))
+    assert item["Quantity"] == Decimal("2086.5333")
+    with pytest.raises(ValueError, match="no time to deliver"):
+        render_line_item(line(seconds=0), BillIds(CONTACT_A, "400"), key=key_of(x))
+
+
 def test_holdings_stop_at_the_daily_limit_and_report_it(mock: respx.MockRouter) -> None:
     listing = mock.get(url__regex=rf"^{re.escape(PROJECTS)}/Projects/[0-9a-f-]+/Time").respond(
         json=page([]), headers={"X-DayLimit-Remaining": "0"}

@@ -12,7 +12,9 @@ import httpx
 from connectors._config import TokenSource
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors.bills import VendorBill
 from connectors.delivery import Holding, Line, Now, Op, OpKind, Receipt, utc_now
+from connectors.xero.bills import XeroBills
 from connectors.xero.client import XeroClient
 from connectors.xero.config import XeroConfig
 
@@ -71,6 +73,13 @@ class XeroSink:
     def stats(self) -> dict[str, int]:
         """API calls, retries, 429s and ``day_limit_remaining`` (from X-DayLimit-Remaining when Xero sent it)."""
         return self.client.counters()
+
+    def bills(self, start: date, end: date) -> Iterator[VendorBill]:
+        """Contractors' ACCPAY bills dated ``start..end`` (read-only; the draft bills hourbridge wrote are left out).
+
+        Both modes read them: a contractor's bill is in the Accounting API whichever way time is written.
+        """
+        return XeroBills(self.client).bills(start, end)
 
     # The Sink protocol; each mode answers it its own way.
 

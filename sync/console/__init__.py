@@ -1,0 +1,1 @@
+"""The browser console: pages and forms over the same admin, delivery and reporting functions as the CLI."""

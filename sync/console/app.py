@@ -77,7 +77,7 @@ class Page:
     request: Request
     viewer: Viewer
     form: FormData | None
-    console: Console
+    console: ConsoleState
 
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name) if self.form is not None else self.request.query_params.get(name)
@@ -90,7 +90,7 @@ class Page:
 Handler = Callable[[Page], Response]
 
 
-class Console:
+class ConsoleState:
     """The application's state: settings, the store, the sign-in gate and the templates."""
 
     def __init__(
@@ -142,7 +142,7 @@ def page(role: str = "viewer") -> Callable[[Handler], Callable[[Request], Awaita
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            console: Console = request.app.state.console
+            console: ConsoleState = request.app.state.console
             peer = request.client.host if request.client else None
             viewer = await run_in_threadpool(console.gate.viewer, request.cookies.get(COOKIE), peer, request.headers)
             if viewer is None:
@@ -185,17 +185,17 @@ def page(role: str = "viewer") -> Callable[[Handler], Callable[[Request], Awaita
     return wrap
 
 
-def _refused(console: Console, request: Request, viewer: Viewer | None, status: int, message: str) -> Response:
+def _refused(console: ConsoleState, request: Request, viewer: Viewer | None, status: int, message: str) -> Response:
     return console.render(request, "error.html", status=status, viewer=viewer, message=message)
 
 
-def _with_cookie(response: Response, viewer: Viewer, console: Console) -> Response:
+def _with_cookie(response: Response, viewer: Viewer, console: ConsoleState) -> Response:
     if viewer.new_cookie is not None:
         _set_session_cookie(response, viewer.new_cookie, console)
     return response
 
 
-def _set_session_cookie(response: Response, value: str, console: Console, *, max_age: int | None = None) -> None:
+def _set_session_cookie(response: Response, value: str, console: ConsoleState, *, max_age: int | None = None) -> None:
     public = console.settings.console.public_url or ""
     response.set_cookie(
         COOKIE,
@@ -213,7 +213,7 @@ def _set_session_cookie(response: Response, value: str, console: Console, *, max
 
 async def healthz(request: Request) -> Response:
     """The probe: the store is reachable and migrated (no sign-in; says nothing else)."""
-    console: Console = request.app.state.console
+    console: ConsoleState = request.app.state.console
     report = await run_in_threadpool(check_health, console.settings, console.engine, database_only=True)
     if report.ok:
         return PlainTextResponse("ok\n")
@@ -221,7 +221,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    console: Console = request.app.state.console
+    console: ConsoleState = request.app.state.console
     if request.method == "GET":
         nonce = secrets.token_urlsafe(24)
         response = console.render(
@@ -260,13 +260,13 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-def _redirect_uri(request: Request, console: Console) -> str:
+def _redirect_uri(request: Request, console: ConsoleState) -> str:
     base = (console.settings.console.public_url or str(request.base_url)).rstrip("/")
     return f"{base}/login/oidc/callback"
 
 
 async def oidc_start(request: Request) -> Response:
-    console: Console = request.app.state.console
+    console: ConsoleState = request.app.state.console
     if not console.gate.oidc_enabled:
         return _refused(console, request, None, 404, "OpenID Connect is not configured (HOURBRIDGE_CONSOLE__OIDC_*).")
     try:
@@ -279,7 +279,7 @@ async def oidc_start(request: Request) -> Response:
 
 
 async def oidc_callback(request: Request) -> Response:
-    console: Console = request.app.state.console
+    console: ConsoleState = request.app.state.console
     if not console.gate.oidc_enabled:
         return _refused(console, request, None, 404, "OpenID Connect is not configured (HOURBRIDGE_CONSOLE__OIDC_*).")
     params = request.query_params
@@ -345,7 +345,7 @@ def overview(p: Page) -> Response:
 # --------------------------------------------------------------------------- the unmapped queue and rules
 
 
-def _codes(console: Console) -> list[tuple[str, str]]:
+def _codes(console: ConsoleState) -> list[tuple[str, str]]:
     current = admin_ops.current_revision(console.engine)
     if current is None:
         return []
@@ -399,7 +399,7 @@ def rule_from_suggestion(p: Page) -> Response:
     return _editor(p, text, current.id, draft=draft)
 
 
-def _require_editable(console: Console) -> None:
+def _require_editable(console: ConsoleState) -> None:
     if console.gitops_file is not None:
         raise ConfigError(
             f"the mapping document is managed in {console.gitops_file} (HOURBRIDGE_MAPPINGS_FILE), which every run "
@@ -647,7 +647,7 @@ def deliveries_retry(p: Page) -> Response:
 # --------------------------------------------------------------------------- contractors and statements
 
 
-def _statements(console: Console, period: Period) -> list[Any]:
+def _statements(console: ConsoleState, period: Period) -> list[Any]:
     drop = console.settings.drop_descriptions
     lines = read_report_lines(console.engine, period, drop_descriptions=drop)
     # The contractor sees the same bill verdicts as in their statement files (`hourbridge statement`).
@@ -719,7 +719,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
-    app.state.console = Console(settings, engine, clock=clock, http=http)
+    app.state.console = ConsoleState(settings, engine, clock=clock, http=http)
     return app
 
 
@@ -745,4 +745,4 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-__all__ = ["Console", "create_app"]
+__all__ = ["ConsoleState", "create_app"]

@@ -449,6 +449,15 @@ class ClickUpSandbox(HostedSandbox):
         with self._lock:
             return sorted(r.id for r in self._records.values() if r.task is None)
 
+    def stopped_without_task(self) -> list[tuple[str, str, int, int, str]]:
+        """(id, user id, start ms, duration ms, description) of each stopped entry logged without a task."""
+        with self._lock:
+            return sorted(
+                (r.id, str(r.user), r.start_ms, r.duration_ms, r.description)
+                for r in self._records.values()
+                if r.task is None and not r.running
+            )
+
     def task_custom_id(self, task_id: str) -> str | None:
         custom: str | None = self._tasks[task_id]["custom_id"]
         return custom

@@ -225,4 +225,30 @@ class ClickUpBench:
                     ended_at=started_at + timedelta(minutes=entry.minutes),
                 )
             )
+        # The emulator also logs a little time without a task (``task`` null, only the workspace as
+        # container), which the sync stores like any other entry.
+        person_by_user = {person.id: person for person in people.values()}
+        for entry_id, user, start_ms, duration_ms, description in sandbox.stopped_without_task():
+            started_at = from_ms(start_ms)
+            if started_at.date() not in window:
+                continue
+            built.append(
+                TimeEntry(
+                    source="clickup",
+                    account=team,
+                    external_id=entry_id,
+                    work_date=started_at.date(),
+                    duration_seconds=duration_ms // 1000,
+                    person=person_by_user[user],
+                    task=None,
+                    containers=(workspace,),
+                    tags=(),
+                    custom_fields=(),
+                    billable=False,
+                    approval_status=None,
+                    description=description or None,
+                    started_at=started_at,
+                    ended_at=from_ms(start_ms + duration_ms),
+                )
+            )
         return built

@@ -133,6 +133,24 @@ class ConsoleSettings(BaseModel):
     session_minutes: int = Field(
         default=480, ge=5, le=7 * 24 * 60, description="A console sign-in ends after this many minutes."
     )
+    idle_minutes: int = Field(
+        default=30,
+        ge=5,
+        le=7 * 24 * 60,
+        description="A console sign-in also ends after this many minutes without a request.",
+    )
+    sign_in_limit: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed token sign-ins allowed per client address within sign_in_window_minutes; more get HTTP 429.",
+    )
+    sign_in_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="Minutes counted from an address's first failed sign-in; over the limit, it is refused until they pass.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or networks (CIDR) of reverse proxies whose user header is believed; none = header off.",

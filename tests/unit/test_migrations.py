@@ -30,9 +30,9 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(config, revision)
 
 
-def test_head_is_the_console_migration(engine: Engine) -> None:
-    assert head_revision() == "0007"
-    assert current_revision(engine) == "0007"
+def test_head_is_the_console_idle_migration(engine: Engine) -> None:
+    assert head_revision() == "0008"
+    assert current_revision(engine) == "0008"
 
 
 def test_migrated_database_matches_the_tables_exactly(engine: Engine) -> None:
@@ -72,7 +72,7 @@ def test_upgrade_from_0001_keeps_entries_and_leaves_them_unrevisioned(engine: En
             )
         )
     upgrade(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     with engine.connect() as conn:
         row = conn.execute(select(entries.c.external_id, entries.c.code, entries.c.mapping_revision)).one()
         assert tuple(row) == ("e1", "WEB", None)

@@ -143,13 +143,13 @@ class ConsoleSettings(BaseModel):
         default=5,
         ge=1,
         le=1000,
-        description="Failed token sign-ins allowed per client address within sign_in_window_minutes; more get HTTP 429.",
+        description="Failed token sign-ins per client address before it gets HTTP 429 (until its window ends).",
     )
     sign_in_window_minutes: int = Field(
         default=15,
         ge=1,
         le=24 * 60,
-        description="Minutes counted from an address's first failed sign-in; over the limit, it is refused until they pass.",
+        description="Minutes from an address's first failed sign-in over which its failures are counted.",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

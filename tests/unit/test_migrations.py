@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, insert, inspect, select
+from sqlalchemy import Engine, MetaData, insert, inspect, select, text
 
 from sync.store.db import alembic_config, current_revision, head_revision, upgrade
-from sync.store.tables import entries, mapping_revisions, metadata
+from sync.store.tables import console_sessions, entries, mapping_revisions, metadata
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -86,4 +86,23 @@ def test_downgrade_to_0001_then_upgrade_again_is_clean(engine: Engine) -> None:
     assert "mapping_revision" not in columns
     upgrade(engine)
     upgrade(engine)  # idempotent
+    assert drift(engine) == []
+
+
+def test_upgrade_from_0007_counts_open_console_sessions_as_seen_when_opened(engine: Engine) -> None:
+    downgrade(engine, "0007")
+    assert "console_sign_in_attempts" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        # Written with the 0007 columns only.
+        conn.execute(
+            text(
+                "INSERT INTO console_sessions (id_hash, identity, role, method, csrf_token, created_at, expires_at) "
+                "VALUES ('h1', 'Ada (token 1)', 'admin', 'token', 'c', :created, :expires)"
+            ),
+            {"created": NOW, "expires": NOW + timedelta(hours=8)},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        seen = conn.execute(select(console_sessions.c.last_seen_at)).scalar_one()
+    assert (seen if seen.tzinfo else seen.replace(tzinfo=UTC)) == NOW
     assert drift(engine) == []

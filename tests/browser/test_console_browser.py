@@ -76,7 +76,11 @@ class Served:
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            create_app(settings, self.engine, clock=self.clock), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            create_app(settings, self.engine, clock=self.clock),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -133,6 +133,24 @@ class ConsoleSettings(BaseModel):
     session_minutes: int = Field(
         default=480, ge=5, le=7 * 24 * 60, description="A console sign-in ends after this many minutes."
     )
+    idle_minutes: int = Field(
+        default=30,
+        ge=5,
+        le=7 * 24 * 60,
+        description="A console sign-in also ends after this many minutes without a request.",
+    )
+    sign_in_limit: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed token sign-ins per client address before it gets HTTP 429 (until its window ends).",
+    )
+    sign_in_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="Minutes from an address's first failed sign-in over which its failures are counted.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or networks (CIDR) of reverse proxies whose user header is believed; none = header off.",

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
+from starlette.testclient import TestClient
 
 from connectors.model import Container, Person, TaskRef, TimeEntry, Window
 from sync.admin import revisions as admin_revisions
@@ -117,3 +118,14 @@ def form_value(page: str, name: str) -> str:
     found = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
     assert found is not None, f"no field {name!r} on the page"
     return html.unescape(found.group(1))
+
+
+def try_sign_in(client: TestClient, token: str, headers: dict[str, str] | None = None):
+    """One token sign-in through the form (its CSRF cookie and field first); the answer, not followed."""
+    page = client.get("/login")
+    return client.post(
+        "/login",
+        data={"token": token, "csrf_token": csrf_of(page.text), "next": "/"},
+        headers=headers,
+        follow_redirects=False,
+    )

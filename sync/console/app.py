@@ -29,7 +29,18 @@ from mappings.loader import MappingDocumentError, Problem
 from sync.admin import preview as mapping_preview
 from sync.admin import revisions as mapping_revisions
 from sync.admin import unmapped as mapping_unmapped
-from sync.console.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, LOGIN_COOKIE, Gate, SignInRefused, Viewer
+from sync.console.auth import (
+    COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LOGIN_COOKIE,
+    Gate,
+    SessionEnded,
+    SignInLimited,
+    SignInRefused,
+    Viewer,
+    client_address,
+)
 from sync.console.charts import bar_chart, month_bar
 from sync.delivery import periods
 from sync.ops import admin as admin_ops
@@ -145,6 +156,16 @@ def page(role: str = "viewer") -> Callable[[Handler], Callable[[Request], Awaita
             console: ConsoleState = request.app.state.console
             peer = request.client.host if request.client else None
             viewer = await run_in_threadpool(console.gate.viewer, request.cookies.get(COOKIE), peer, request.headers)
+            if isinstance(viewer, SessionEnded):
+                if request.method == "GET":
+                    response: Response = RedirectResponse(
+                        f"/login?next={request.url.path}&ended={viewer.reason}", status_code=303
+                    )
+                else:
+                    message = console.gate.ended_message(viewer.reason) + " Nothing was changed."
+                    response = _refused(console, request, None, 401, message)
+                response.delete_cookie(COOKIE, path="/")
+                return response
             if viewer is None:
                 if request.method == "GET":
                     return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
@@ -224,8 +245,14 @@ async def login(request: Request) -> Response:
     console: ConsoleState = request.app.state.console
     if request.method == "GET":
         nonce = secrets.token_urlsafe(24)
+        ended = request.query_params.get("ended")
         response = console.render(
-            request, "login.html", login_csrf=nonce, next=_safe_next(request.query_params.get("next")), error=None
+            request,
+            "login.html",
+            login_csrf=nonce,
+            next=_safe_next(request.query_params.get("next")),
+            error=None,
+            notice=console.gate.ended_message(ended) if ended in ("idle", "expired") else None,
         )
         response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, httponly=True, samesite="strict", path="/login")
         return response
@@ -242,10 +269,19 @@ async def login(request: Request) -> Response:
             next=target,
             error="This form's security token is missing or out of date. Reload the page and sign in again.",
         )
+    peer = request.client.host if request.client else None
+    address = client_address(console.settings.console, peer, request.headers)
     try:
-        cookie, _ = await run_in_threadpool(console.gate.sign_in_with_token, str(form.get("token") or ""))
+        cookie, _ = await run_in_threadpool(console.gate.sign_in_with_token, str(form.get("token") or ""), address)
+    except SignInLimited as exc:
+        log.warning("console.sign_in_limited", method="token", address=address, retry_after=exc.retry_after)
+        response = console.render(
+            request, "login.html", status=429, login_csrf=expected, next=target, error=exc.message
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except SignInRefused as exc:
-        log.warning("console.sign_in_refused", method="token")
+        log.warning("console.sign_in_refused", method="token", address=address)
         return console.render(request, "login.html", status=401, login_csrf=expected, next=target, error=exc.message)
     response = RedirectResponse(target, status_code=303)
     _set_session_cookie(response, cookie, console)

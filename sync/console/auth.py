@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +28,29 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # How long an identity provider sign-in may take between leaving and coming back.
 OIDC_PENDING = timedelta(minutes=10)
+# A session's last request is written at most this often (not on every request): the idle timeout
+# is therefore kept to within this much.
+TOUCH_EVERY = timedelta(minutes=1)
+FORWARDED_FOR = "X-Forwarded-For"
 
 
 class SignInRefused(HourbridgeError):
     """A sign-in that must not succeed; the message is safe to show (it never says which part was wrong)."""
+
+
+class SignInLimited(SignInRefused):
+    """Too many token sign-ins from one address: refused, token unchecked, for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """A request whose session ran out: ``reason`` is "idle" (no request for too long) or "expired" (maximum age)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +93,27 @@ def trusted_proxy(console: ConsoleSettings, address: str | None) -> bool:
     return any(peer in ipaddress.ip_network(net, strict=False) for net in console.trusted_proxies)
 
 
+def client_address(console: ConsoleSettings, peer: str | None, headers: Any) -> str:
+    """The address a request comes from: the peer, or what trusted proxies say in X-Forwarded-For.
+
+    Each proxy appends the address it was reached from, so the list is read from the right, past the
+    configured proxies; the first address that is not one of them is the client. A forwarded address
+    is taken only from a trusted proxy, and only as far as trusted proxies vouch for it.
+    """
+    client = peer or "unknown"
+    if not trusted_proxy(console, peer):
+        return client
+    hops = [hop.strip() for value in headers.getlist(FORWARDED_FOR) for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        try:
+            client = str(ipaddress.ip_address(hop))
+        except ValueError:
+            break  # not an address: the last trusted proxy is as far back as can be told
+        if not trusted_proxy(console, client):
+            break
+    return client
+
+
 class Gate:
     """Sign-in and session checks over the store; ``clock`` is injected so tests can let sessions expire."""
 
@@ -85,30 +126,53 @@ class Gate:
     def lifetime(self) -> timedelta:
         return timedelta(minutes=self.console.session_minutes)
 
+    @property
+    def idle(self) -> timedelta:
+        return timedelta(minutes=self.console.idle_minutes)
+
+    def ended_message(self, reason: str) -> str:
+        """What the sign-in page says about a session that ran out (reason from SessionEnded)."""
+        if reason == "idle":
+            return f"Your session expired after {self.console.idle_minutes} minutes without activity: sign in again."
+        return f"Your session expired (sign-ins last {self.console.session_minutes} minutes): sign in again."
+
     # ------------------------------------------------------------------ who is this
 
-    def viewer(self, cookie: str | None, peer: str | None, headers: Any) -> Viewer | None:
-        """The signed-in viewer of a request, or None (sign in first)."""
+    def viewer(self, cookie: str | None, peer: str | None, headers: Any) -> Viewer | SessionEnded | None:
+        """The signed-in viewer of a request; SessionEnded when its session ran out; None (sign in first)."""
         now = self.clock()
         header_user = None
         if trusted_proxy(self.console, peer):
             header_user = (headers.get(self.console.proxy_header) or "").strip() or None
         with self.engine.begin() as conn:
-            session = store.find_session(conn, cookie, now) if cookie else None
+            session = store.get_session(conn, cookie, now) if cookie else None
+            ended = None
+            if session is not None and session.role is not None:
+                if session.expires_at <= now:
+                    ended = SessionEnded("expired")
+                elif now - session.last_seen_at >= self.idle:
+                    ended = SessionEnded("idle")
+                elif now - session.last_seen_at >= TOUCH_EVERY:
+                    store.touch_session(conn, session.id_hash, now)
+                if ended is not None:
+                    store.end_session(conn, session.id_hash)
+                    session = None
+            elif session is not None and session.expires_at <= now:
+                session = None
             if header_user is not None:
                 if session is not None and session.method == "proxy" and session.identity == header_user:
                     return Viewer(session.identity, session.role or "viewer", session)
                 role = role_of(self.console, header_user)
                 if role is None:
                     return None
-                store.purge_expired(conn, now)
+                store.purge_expired(conn, now, self.idle)
                 cookie_value, opened = store.open_session(
                     conn, identity=header_user, role=role, method="proxy", now=now, lifetime=self.lifetime
                 )
                 return Viewer(header_user, role, opened, new_cookie=cookie_value)
             # A proxy session is only good while the proxy keeps vouching for it.
             if session is None or session.role is None or session.method == "proxy":
-                return None
+                return ended
             return Viewer(session.identity, session.role, session)
 
     def check_csrf(self, viewer: Viewer, submitted: str | None) -> bool:
@@ -116,14 +180,29 @@ class Gate:
 
     # ------------------------------------------------------------------ local tokens
 
-    def sign_in_with_token(self, token: str) -> tuple[str, store.Session]:
-        """A new session for a valid local token; SignInRefused otherwise (nothing about why)."""
+    def sign_in_with_token(self, token: str, address: str) -> tuple[str, store.Session]:
+        """A new session for a valid local token; SignInRefused otherwise (nothing about why).
+
+        Every attempt is counted against ``address`` before the token is looked at, in its own
+        transaction, so an address over the limit is refused (SignInLimited) whatever it sends; a
+        successful sign-in clears the address's count.
+        """
         now = self.clock()
+        window = timedelta(minutes=self.console.sign_in_window_minutes)
         with self.engine.begin() as conn:
-            store.purge_expired(conn, now)
+            counted = store.count_sign_in(conn, address, now, window)
+        if counted.attempts > self.console.sign_in_limit:
+            retry_after = max(1, math.ceil((counted.window_start + window - now).total_seconds()))
+            raise SignInLimited(
+                f"too many failed sign-ins from this address: try again in {math.ceil(retry_after / 60)} minutes",
+                retry_after,
+            )
+        with self.engine.begin() as conn:
+            store.purge_expired(conn, now, self.idle)
             found = store.token_for(conn, token.strip(), now) if token.strip() else None
             if found is None:
                 raise SignInRefused("that token is not valid (or was revoked): ask an admin for a new one")
+            store.clear_sign_ins(conn, address)
             return store.open_session(
                 conn,
                 identity=f"{found.label} (token {found.id})",

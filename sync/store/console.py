@@ -1,4 +1,4 @@
-"""Console tokens and sessions: only hashes of the secrets are stored; expired sessions are refused and purged."""
+"""Console tokens, sessions and sign-in attempts: only hashes of the secrets are stored; expired sessions are purged."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from sync.store.tables import console_sessions, console_tokens
+from sync.store.tables import console_sessions, console_sign_in_attempts, console_tokens
 
 ROLES = ("admin", "viewer")
 
@@ -42,6 +43,15 @@ class Session:
     expires_at: datetime
     oidc_state: str | None
     oidc_nonce: str | None
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignInAttempts:
+    """Token sign-in attempts of one client address since ``window_start`` (this one included)."""
+
+    attempts: int
+    window_start: datetime
 
 
 def new_token(conn: Connection, *, label: str, role: str, by: str, now: datetime) -> tuple[str, ConsoleToken]:
@@ -100,7 +110,15 @@ def open_session(
     """Start a session; returns the id for the browser's cookie (only its hash is stored)."""
     session_id = secrets.token_urlsafe(32)
     session = Session(
-        digest(session_id), identity, role, method, secrets.token_urlsafe(32), now + lifetime, oidc_state, oidc_nonce
+        digest(session_id),
+        identity,
+        role,
+        method,
+        secrets.token_urlsafe(32),
+        now + lifetime,
+        oidc_state,
+        oidc_nonce,
+        now,
     )
     conn.execute(
         insert(console_sessions).values(
@@ -113,27 +131,84 @@ def open_session(
             expires_at=session.expires_at,
             oidc_state=oidc_state,
             oidc_nonce=oidc_nonce,
+            last_seen_at=now,
         )
     )
     return session_id, session
 
 
-def find_session(conn: Connection, session_id: str, now: datetime) -> Session | None:
-    """The unexpired session of this cookie value, or None."""
+def _aware(value: datetime, like: datetime) -> datetime:
+    # SQLite hands back naive datetimes: they were written in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=like.tzinfo)
+
+
+def get_session(conn: Connection, session_id: str, now: datetime) -> Session | None:
+    """The session of this cookie value, expired or not, or None."""
     row = conn.execute(select(console_sessions).where(console_sessions.c.id_hash == digest(session_id))).first()
     if row is None:
         return None
-    expires_at = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
-    if expires_at <= now:
-        return None
     return Session(
-        row.id_hash, row.identity, row.role, row.method, row.csrf_token, expires_at, row.oidc_state, row.oidc_nonce
+        row.id_hash,
+        row.identity,
+        row.role,
+        row.method,
+        row.csrf_token,
+        _aware(row.expires_at, now),
+        row.oidc_state,
+        row.oidc_nonce,
+        _aware(row.last_seen_at, now),
     )
+
+
+def find_session(conn: Connection, session_id: str, now: datetime) -> Session | None:
+    """The unexpired session of this cookie value, or None."""
+    session = get_session(conn, session_id, now)
+    if session is None or session.expires_at <= now:
+        return None
+    return session
+
+
+def touch_session(conn: Connection, id_hash: str, now: datetime) -> None:
+    """Record a request of the session (the idle timeout counts from the last one)."""
+    conn.execute(update(console_sessions).where(console_sessions.c.id_hash == id_hash).values(last_seen_at=now))
 
 
 def end_session(conn: Connection, id_hash: str) -> None:
     conn.execute(delete(console_sessions).where(console_sessions.c.id_hash == id_hash))
 
 
-def purge_expired(conn: Connection, now: datetime) -> int:
-    return int(conn.execute(delete(console_sessions).where(console_sessions.c.expires_at <= now)).rowcount)
+def purge_expired(conn: Connection, now: datetime, idle: timedelta | None = None) -> int:
+    """Delete sessions past their maximum age, and signed-in ones idle for ``idle`` or longer."""
+    ended = console_sessions.c.expires_at <= now
+    if idle is not None:
+        ended = or_(ended, console_sessions.c.role.is_not(None) & (console_sessions.c.last_seen_at <= now - idle))
+    return int(conn.execute(delete(console_sessions).where(ended)).rowcount)
+
+
+def count_sign_in(conn: Connection, address: str, now: datetime, window: timedelta) -> SignInAttempts:
+    """Count one token sign-in attempt of ``address``: a new window opens when the last one has ended.
+
+    The count is a single UPDATE (or the INSERT of a new window) so that console processes sharing the
+    database never lose each other's attempts.
+    """
+    table = console_sign_in_attempts
+    conn.execute(delete(table).where(table.c.window_start <= now - window))
+    for _ in range(2):
+        counted = conn.execute(
+            update(table).where(table.c.address == address).values(attempts=table.c.attempts + 1)
+        ).rowcount
+        if counted:
+            break
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(address=address, window_start=now, attempts=1))
+            break
+        except IntegrityError:
+            continue  # another process opened this address's window first: count on its row
+    row = conn.execute(select(table.c.attempts, table.c.window_start).where(table.c.address == address)).one()
+    return SignInAttempts(int(row.attempts), _aware(row.window_start, now))
+
+
+def clear_sign_ins(conn: Connection, address: str) -> None:
+    """Forget the attempts of ``address`` (it has just signed in)."""
+    conn.execute(delete(console_sign_in_attempts).where(console_sign_in_attempts.c.address == address))

@@ -345,5 +345,17 @@ console_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("oidc_state", String(128)),
     Column("oidc_nonce", String(128)),
+    # The last request seen (refreshed at most once a minute): the idle timeout counts from here.
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Token sign-in attempts per client address in the current window (kept here, not in memory, so
+# every console process counts against the same limit). A successful sign-in deletes the row.
+console_sign_in_attempts = Table(
+    "console_sign_in_attempts",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
 )

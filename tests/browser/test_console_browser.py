@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from sync.delivery import periods
 from sync.store import revisions
 from sync.store.db import make_engine, upgrade
 from sync.store.tables import entries
-from tests.console_fixtures import console_settings, new_token, seed
+from tests.console_fixtures import Clock, console_settings, new_token, seed
 
 pytestmark = pytest.mark.browser
 
@@ -71,10 +72,15 @@ class Served:
         settings = console_settings(folder, self.engine)
         seed(self.engine, settings)
         self.admin_token = new_token(self.engine)
+        self.clock = Clock(datetime.now(UTC))  # the console's clock, which a test may move on
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            create_app(settings, self.engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            create_app(settings, self.engine, clock=self.clock),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -144,6 +150,22 @@ def test_a_wrong_token_is_refused(page: Any, served: Served) -> None:
     shot(page, "01-login-refused")
     page.goto("/")
     assert page.url.endswith("/login?next=/")
+
+
+def test_an_idle_session_ends_on_the_sign_in_page_saying_so(page: Any, served: Served) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, served.admin_token)
+    expect(page.locator("#identity")).to_have_text("Ada (token 1)")
+    served.clock.advance(minutes=31)
+    page.click("nav >> text=Report")  # a boosted link: htmx follows the redirect to the sign-in page
+    expect(page.locator("#login-notice")).to_contain_text("Your session expired after 30 minutes without activity")
+    shot(page, "01-login-session-expired")
+    # Signing in again from here goes back to the page that was asked for.
+    page.fill("input[name=token]", served.admin_token)
+    page.click("form[action='/login'] button[type=submit]")
+    expect(page.locator("#identity")).to_have_text("Ada (token 1)")
+    assert page.url.endswith("/report")
 
 
 def test_rule_from_the_unmapped_queue_to_a_revision_and_the_report(page: Any, served: Served) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
@@ -14,7 +16,7 @@ from sync.console.app import create_app
 from sync.delivery import periods
 from sync.settings import Settings
 from sync.store import revisions
-from sync.store.tables import console_sessions, console_tokens, entries, outbox, period_events
+from sync.store.tables import console_sessions, console_sign_in_attempts, console_tokens, entries, outbox, period_events
 from tests.console_fixtures import (
     DOCUMENT,
     NOW,
@@ -24,6 +26,7 @@ from tests.console_fixtures import (
     form_value,
     new_token,
     seed,
+    try_sign_in,
 )
 
 
@@ -144,6 +147,141 @@ def test_sessions_expire(browser: Browser) -> None:
     assert browser.client.get("/", follow_redirects=False).status_code == 200
     browser.clock.advance(minutes=browser.settings.console.session_minutes + 1)
     assert browser.client.get("/", follow_redirects=False).status_code == 303
+
+
+def last_seen(engine: Engine) -> datetime:
+    with engine.connect() as conn:
+        value = conn.execute(select(console_sessions.c.last_seen_at)).scalar_one()
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_an_idle_session_is_refused_and_sent_to_sign_in_saying_it_expired(admin: Browser) -> None:
+    assert admin.settings.console.idle_minutes == 30
+    admin.clock.advance(minutes=29)
+    assert admin.client.get("/periods", follow_redirects=False).status_code == 200
+    admin.clock.advance(minutes=30)
+    response = admin.client.get("/periods", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/periods&ended=idle"
+    assert "hb_console" not in admin.client.cookies  # the cookie is cleared too
+    with admin.engine.connect() as conn:
+        assert conn.execute(select(console_sessions)).all() == []
+    login = admin.client.get(response.headers["location"])
+    assert "Your session expired after 30 minutes without activity" in login.text
+    assert form_value(login.text, "next") == "/periods"
+
+
+def test_an_idle_session_cannot_post_a_form(admin: Browser) -> None:
+    csrf = admin.csrf("/periods")
+    admin.clock.advance(minutes=31)
+    response = admin.client.post("/periods/close", data={"month": "2026-10", "csrf_token": csrf})
+    assert response.status_code == 401
+    assert "without activity" in response.text and "Nothing was changed" in response.text
+    with admin.engine.connect() as conn:
+        assert periods.closed(conn).labels == frozenset()
+
+
+def test_requests_keep_a_session_alive_past_the_idle_window(admin: Browser) -> None:
+    for _ in range(6):  # two hours in all, four times the idle timeout
+        admin.clock.advance(minutes=20)
+        assert admin.client.get("/", follow_redirects=False).status_code == 200
+    admin.clock.advance(minutes=30)
+    assert admin.client.get("/", follow_redirects=False).headers["location"].endswith("ended=idle")
+
+
+def test_the_last_request_is_written_at_most_once_a_minute(admin: Browser) -> None:
+    assert last_seen(admin.engine) == NOW
+    admin.clock.advance(seconds=50)
+    admin.client.get("/")
+    assert last_seen(admin.engine) == NOW  # not written: too soon
+    admin.clock.advance(seconds=20)
+    admin.client.get("/")
+    assert last_seen(admin.engine) == NOW + timedelta(seconds=70)
+
+
+def test_an_active_session_still_ends_at_its_maximum_age(admin: Browser) -> None:
+    minutes = admin.settings.console.session_minutes
+    for _ in range(minutes // 20 - 1):
+        admin.clock.advance(minutes=20)
+        assert admin.client.get("/", follow_redirects=False).status_code == 200
+    admin.clock.advance(minutes=20)
+    response = admin.client.get("/", follow_redirects=False)
+    assert response.headers["location"] == "/login?next=/&ended=expired"
+    assert "Your session expired (sign-ins last 480 minutes)" in admin.client.get(response.headers["location"]).text
+
+
+def test_the_sign_in_page_shows_no_made_up_notice(browser: Browser) -> None:
+    page = browser.client.get("/login?ended=<script>")
+    assert "login-notice" not in page.text and "<script>" not in page.text
+
+
+def test_the_sixth_token_from_an_address_is_refused_with_429_even_when_right(browser: Browser) -> None:
+    token = new_token(browser.engine)
+    for _ in range(5):
+        assert try_sign_in(browser.client, "hbc_wrong").status_code == 401
+    browser.clock.advance(minutes=4, seconds=30)
+    refused = try_sign_in(browser.client, token)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == str((15 - 4) * 60 - 30)  # the rest of the window
+    assert "too many failed sign-ins" in refused.text
+    assert "hb_console" not in browser.client.cookies
+    with browser.engine.connect() as conn:
+        assert conn.execute(select(console_sessions)).all() == []
+        # The token was not looked at: its last use is not recorded.
+        assert conn.execute(select(console_tokens.c.last_used_at)).scalar_one() is None
+    # Once the window has passed, the right token signs in.
+    browser.clock.advance(minutes=10, seconds=30)
+    assert try_sign_in(browser.client, token).status_code == 303
+
+
+def test_a_successful_sign_in_clears_the_addresss_count(browser: Browser) -> None:
+    token = new_token(browser.engine)
+    for _ in range(4):
+        assert try_sign_in(browser.client, "hbc_wrong").status_code == 401
+    assert try_sign_in(browser.client, token).status_code == 303
+    with browser.engine.connect() as conn:
+        assert conn.execute(select(console_sign_in_attempts)).all() == []
+    # A fresh count: five more failures are allowed before the limit.
+    for _ in range(5):
+        assert try_sign_in(browser.client, "hbc_wrong").status_code == 401
+    assert try_sign_in(browser.client, "hbc_wrong").status_code == 429
+
+
+def test_the_limit_is_per_address_and_its_numbers_are_settings(engine: Engine, tmp_path: Path) -> None:
+    settings = console_settings(tmp_path, engine, sign_in_limit=2, sign_in_window_minutes=5)
+    app = create_app(settings, engine, clock=Clock())
+    token = new_token(engine)
+    with TestClient(app, client=("192.0.2.1", 1)) as first, TestClient(app, client=("192.0.2.2", 1)) as second:
+        for _ in range(2):
+            assert try_sign_in(first, "hbc_wrong").status_code == 401
+        limited = try_sign_in(first, "hbc_wrong")
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "300"
+        assert try_sign_in(second, token).status_code == 303
+
+
+def test_the_limit_holds_across_console_processes(engine: Engine, tmp_path: Path) -> None:
+    settings = console_settings(tmp_path, engine)
+    clock = Clock()
+    token = new_token(engine)
+    # Two applications over one database, as two console processes behind a load balancer.
+    with (
+        TestClient(create_app(settings, engine, clock=clock)) as one,
+        TestClient(create_app(settings, engine, clock=clock)) as two,
+    ):
+        for client in (one, two, one, two, one):
+            assert try_sign_in(client, "hbc_wrong").status_code == 401
+        assert try_sign_in(two, token).status_code == 429
+
+
+def test_the_submitted_token_is_never_logged(browser: Browser) -> None:
+    token = new_token(browser.engine)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(5):
+            try_sign_in(browser.client, token + "x")
+        try_sign_in(browser.client, token)
+    assert [line["event"] for line in logs] == ["console.sign_in_refused"] * 5 + ["console.sign_in_limited"]
+    assert logs[-1]["address"] == "testclient" and logs[-1]["retry_after"] == 900
+    assert token not in repr(logs)
 
 
 def test_sign_out_ends_the_session(admin: Browser) -> None:

@@ -13,14 +13,15 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import Engine, select
+from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
 from sync.console.app import create_app
-from sync.console.auth import role_of, trusted_proxy
+from sync.console.auth import client_address, role_of, trusted_proxy
 from sync.delivery import periods
 from sync.settings import ConsoleSettings
 from sync.store.tables import console_sessions
-from tests.console_fixtures import NOW, Clock, console_settings, csrf_of, seed
+from tests.console_fixtures import NOW, Clock, console_settings, csrf_of, new_token, seed, try_sign_in
 
 ISSUER = "https://id.example.test"
 CLIENT_ID = "hourbridge-console"
@@ -114,6 +115,42 @@ def test_switching_the_proxy_user_does_not_keep_the_old_session(proxied: Callabl
         client.get("/", headers={"X-Forwarded-User": "ada@example.com"})
         page = client.get("/", headers={"X-Forwarded-User": "vic@example.com"})
         assert "vic@example.com" in page.text and "read-only" in page.text
+
+
+def forwarded(*values: str) -> Headers:
+    return Headers(raw=[(b"x-forwarded-for", value.encode("ascii")) for value in values])
+
+
+def test_the_client_address_is_forwarded_only_by_trusted_proxies() -> None:
+    console = ConsoleSettings(trusted_proxies=["10.0.0.0/24"])
+    # Read from the right past the trusted proxies: what the client itself wrote on the left is not believed.
+    assert client_address(console, "10.0.0.5", forwarded("198.51.100.1, 203.0.113.7, 10.0.0.4")) == "203.0.113.7"
+    assert client_address(console, "10.0.0.5", forwarded("198.51.100.1", "203.0.113.7")) == "203.0.113.7"
+    assert client_address(console, "10.0.0.5", forwarded("203.0.113.7, not-an-address, 10.0.0.4")) == "10.0.0.4"
+    assert client_address(console, "10.0.0.5", forwarded("10.0.0.3, 10.0.0.4")) == "10.0.0.3"
+    assert client_address(console, "10.0.0.5", forwarded()) == "10.0.0.5"
+    # From anyone else the header is ignored.
+    assert client_address(console, "192.0.2.9", forwarded("203.0.113.7")) == "192.0.2.9"
+    assert client_address(ConsoleSettings(), "10.0.0.5", forwarded("203.0.113.7")) == "10.0.0.5"
+
+
+def test_the_sign_in_limit_counts_the_forwarded_address_only_from_a_trusted_proxy(
+    proxied: Callable[[str], TestClient], engine: Engine
+) -> None:
+    token = new_token(engine)
+    attacker, colleague = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "203.0.113.8"}
+    with proxied("10.0.0.5") as proxy, proxied("10.0.0.6") as direct:
+        for _ in range(5):
+            assert try_sign_in(proxy, "hbc_wrong", headers=attacker).status_code == 401
+        assert try_sign_in(proxy, token, headers=attacker).status_code == 429
+        # The proxy's other clients are counted apart from the one over the limit.
+        assert try_sign_in(proxy, token, headers=colleague).status_code == 303
+        # A peer that is no proxy is counted as itself: naming a limited address does not block it...
+        assert try_sign_in(direct, token, headers=attacker).status_code == 303
+        # ...and naming a new address with each try does not escape the limit.
+        for n in range(5):
+            assert try_sign_in(direct, "hbc_wrong", headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code == 401
+        assert try_sign_in(direct, token, headers={"X-Forwarded-For": "198.51.100.99"}).status_code == 429
 
 
 # --------------------------------------------------------------------------- OpenID Connect

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, insert, inspect, select
+from sqlalchemy import Engine, MetaData, insert, inspect, select, text
 
 from sync.store.db import alembic_config, current_revision, head_revision, upgrade
-from sync.store.tables import entries, mapping_revisions, metadata
+from sync.store.tables import console_sessions, entries, mapping_revisions, metadata
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -30,9 +30,9 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(config, revision)
 
 
-def test_head_is_the_console_migration(engine: Engine) -> None:
-    assert head_revision() == "0007"
-    assert current_revision(engine) == "0007"
+def test_head_is_the_console_idle_migration(engine: Engine) -> None:
+    assert head_revision() == "0008"
+    assert current_revision(engine) == "0008"
 
 
 def test_migrated_database_matches_the_tables_exactly(engine: Engine) -> None:
@@ -72,7 +72,7 @@ def test_upgrade_from_0001_keeps_entries_and_leaves_them_unrevisioned(engine: En
             )
         )
     upgrade(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     with engine.connect() as conn:
         row = conn.execute(select(entries.c.external_id, entries.c.code, entries.c.mapping_revision)).one()
         assert tuple(row) == ("e1", "WEB", None)
@@ -86,4 +86,23 @@ def test_downgrade_to_0001_then_upgrade_again_is_clean(engine: Engine) -> None:
     assert "mapping_revision" not in columns
     upgrade(engine)
     upgrade(engine)  # idempotent
+    assert drift(engine) == []
+
+
+def test_upgrade_from_0007_counts_open_console_sessions_as_seen_when_opened(engine: Engine) -> None:
+    downgrade(engine, "0007")
+    assert "console_sign_in_attempts" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        # Written with the 0007 columns only.
+        conn.execute(
+            text(
+                "INSERT INTO console_sessions (id_hash, identity, role, method, csrf_token, created_at, expires_at) "
+                "VALUES ('h1', 'Ada (token 1)', 'admin', 'token', 'c', :created, :expires)"
+            ),
+            {"created": NOW, "expires": NOW + timedelta(hours=8)},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        seen = conn.execute(select(console_sessions.c.last_seen_at)).scalar_one()
+    assert (seen if seen.tzinfo else seen.replace(tzinfo=UTC)) == NOW
     assert drift(engine) == []

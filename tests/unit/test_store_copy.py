@@ -124,6 +124,8 @@ def full_ledger(tmp: Path) -> Engine:
         console_store.open_session(
             conn, identity="Ada (token 1)", role="admin", method="token", now=AS_OF, lifetime=timedelta(hours=8)
         )
+        # A failed sign-in counted against its client address.
+        console_store.count_sign_in(conn, "203.0.113.7", AS_OF, timedelta(minutes=15))
         empty = [t.name for t in tables() if not conn.execute(select(func.count()).select_from(t)).scalar_one()]
     assert empty == []  # the copy is exercised on every table
     return engine

@@ -9,9 +9,8 @@ timers (no end, no duration) too.
 
 from __future__ import annotations
 
-from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, duration_between
+from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, duration_between, has_columns
 from connectors.imports.config import ImportOptions
-from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
 from connectors.imports.values import parse_clock, parse_date, parse_duration
 
@@ -30,13 +29,7 @@ def recognizes(table: Table) -> bool:
 
 def parse(table: Table, options: ImportOptions) -> Parsed:
     parsed = Parsed(NAME, problems=list(table.problems))
-    missing = [name for name in REQUIRED if table.index(name) is None]
-    if table.index("Task", "Activity") is None:
-        missing.append("Task")
-    if missing:
-        parsed.problems.append(
-            Problem(1, "", f"a Clockify Detailed report has the column(s) {', '.join(missing)}: export it again")
-        )
+    if not has_columns(table, parsed, "a Clockify Detailed report", REQUIRED, ("Task", "Activity")):
         return parsed
     col = table.index
     project, client, description = col("Project"), col("Client"), col("Description")

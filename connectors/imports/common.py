@@ -159,6 +159,19 @@ class Reading:
         return None
 
 
+def has_columns(table: Table, parsed: Parsed, report: str, required: Iterable[str], *either: tuple[str, ...]) -> bool:
+    """Whether an export has its ``required`` columns and one of each ``either`` group; else a line-1 problem.
+
+    The problem names each missing column (the first name of a missing group) and says to export
+    ``report`` (e.g. "a Harvest Detailed time report") again.
+    """
+    missing = [name for name in required if table.index(name) is None]
+    missing += [names[0] for names in either if table.index(*names) is None]
+    if missing:
+        parsed.problems.append(Problem(1, "", f"{report} has the column(s) {', '.join(missing)}: export it again"))
+    return not missing
+
+
 @dataclass(frozen=True, slots=True)
 class ExportColumns:
     """Where a tracker's export keeps the cells of a row's person and fields (None: the export has no such column)."""

@@ -7,9 +7,8 @@ names people without an email: pass ``--contractor EMAIL`` so rules and payees k
 
 from __future__ import annotations
 
-from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row
+from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, has_columns
 from connectors.imports.config import ImportOptions
-from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
 from connectors.imports.values import parse_date, parse_duration
 
@@ -26,11 +25,7 @@ def recognizes(table: Table) -> bool:
 
 def parse(table: Table, options: ImportOptions) -> Parsed:
     parsed = Parsed(NAME, problems=list(table.problems))
-    missing = [name for name in REQUIRED if table.index(name) is None]
-    if missing:
-        parsed.problems.append(
-            Problem(1, "", f"a Harvest Detailed time report has the column(s) {', '.join(missing)}: export it again")
-        )
+    if not has_columns(table, parsed, "a Harvest Detailed time report", REQUIRED):
         return parsed
     col = table.index
     day_at, client, project, code = col("Date"), col("Client"), col("Project"), col("Project Code")

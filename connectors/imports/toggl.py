@@ -6,9 +6,8 @@ Entries without an end or with a negative duration are running timers and are le
 
 from __future__ import annotations
 
-from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, duration_between
+from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, duration_between, has_columns
 from connectors.imports.config import ImportOptions
-from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
 from connectors.imports.values import parse_clock, parse_date, parse_duration
 
@@ -28,13 +27,7 @@ def recognizes(table: Table) -> bool:
 
 def parse(table: Table, options: ImportOptions) -> Parsed:
     parsed = Parsed(NAME, problems=list(table.problems))
-    missing = [name for name in REQUIRED if table.index(name) is None]
-    if table.index("User", "Member") is None:
-        missing.append("User")
-    if missing:
-        parsed.problems.append(
-            Problem(1, "", f"a Toggl Track Detailed export has the column(s) {', '.join(missing)}: export it again")
-        )
+    if not has_columns(table, parsed, "a Toggl Track Detailed export", REQUIRED, ("User", "Member")):
         return parsed
     col = table.index
     user, email, client, project = col("User", "Member"), col("Email"), col("Client"), col("Project")

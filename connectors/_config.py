@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from connectors._redact import register_secret
 from connectors.errors import ConfigError
@@ -33,6 +34,24 @@ def check_timezone(value: str, *, setting: str) -> str:
             f"unknown time zone {value!r}: set {setting} to an IANA name such as 'Europe/Berlin'"
         ) from None
     return value
+
+
+def known_timezone(field: str, *, setting: str) -> Any:
+    """A model's validator of ``field`` (a time zone name), naming ``setting`` when the zone is unknown."""
+
+    def check(cls: type, value: str) -> str:
+        return check_timezone(value, setting=setting)
+
+    return field_validator(field)(classmethod(check))
+
+
+# The request settings every API connector has, with the same bounds and words.
+RequestTimeout = Annotated[float, Field(gt=0, description="Per-request timeout.")]
+MaxAttempts = Annotated[int, Field(ge=1, le=20, description="Attempts per request before giving up.")]
+# A tracker files an entry under the calendar day its start falls on in this zone.
+FilingZone = Annotated[
+    str, Field(description="IANA time zone whose calendar day an entry is filed under (from its start instant).")
+]
 
 
 TokenSource = str | Callable[[], str]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from connectors._http import send, send_json
 from connectors._ratelimit import RateLimiter
 from connectors._retry import CallStats, RetryPolicy, Sleep, call_with_retry
-from connectors.errors import GarbledAnswer
+from connectors.errors import ConfigError, GarbledAnswer, PayloadError
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class ApiSession:
@@ -79,10 +82,15 @@ class ApiSession:
         *,
         setting: str | None = None,
         check: Callable[[httpx.Response], None] | None = None,
+        forbidden: str | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One request; a failed status becomes the classified error naming ``setting`` (default: the token's)."""
-        return send(self.http, method, url, check=check, **self._policy(setting), **kwargs)
+        """One request; a failed status becomes the classified error naming ``setting`` (default: the token's).
+
+        ``forbidden`` is what to check when the answer is 403 or 404, added to that error's message.
+        """
+        with _advised(forbidden):
+            return send(self.http, method, url, check=check, **self._policy(setting), **kwargs)
 
     def send_json(
         self,
@@ -91,10 +99,24 @@ class ApiSession:
         *,
         setting: str | None = None,
         check: Callable[[Any], None] | None = None,
+        forbidden: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        """One request and its decoded JSON body; an unreadable body is retried like a 5xx."""
-        return send_json(self.http, method, url, check=check, **self._policy(setting), **kwargs)
+        """One request and its decoded JSON body; an unreadable body is retried like a 5xx.
+
+        ``forbidden`` is what to check when the answer is 403 or 404, as in ``send``.
+        """
+        with _advised(forbidden):
+            return send_json(self.http, method, url, check=check, **self._policy(setting), **kwargs)
+
+    def parse(self, model: type[M], payload: Any, what: str) -> M:
+        """A wire model from a decoded answer; ``PayloadError`` naming the first field that did not fit."""
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise PayloadError(f"{self.vendor} {what} could not be read: {where}: {first['msg']}") from None
 
     def _policy(self, setting: str | None) -> dict[str, Any]:
         """What every request of this session shares: vendor, setting to name, retry policy, limiter, stats."""
@@ -118,3 +140,14 @@ class ApiSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def _advised(forbidden: str | None) -> Iterator[None]:
+    """A 403 or 404 refusal re-raised with what to check (which setting) added to its message."""
+    try:
+        yield
+    except ConfigError as exc:
+        if forbidden is None or exc.status not in (403, 404):
+            raise
+        raise ConfigError(f"{exc.message}. {forbidden}", status=exc.status) from None

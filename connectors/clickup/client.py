@@ -6,10 +6,9 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from connectors._http import make_client
 from connectors._paging import PageNumbers
@@ -27,7 +26,7 @@ from connectors.clickup.schema import (
     ClickUpTimeEntry,
     ClickUpUser,
 )
-from connectors.errors import ConfigError, PayloadError
+from connectors.errors import ConfigError
 
 SETTING_TOKEN = f"{ENV_PREFIX}TOKEN"
 SETTING_TEAM_IDS = f"{ENV_PREFIX}TEAM_IDS"
@@ -40,7 +39,6 @@ MAX_TASK_PAGES = 10_000
 MAX_RESET_SECONDS = 120.0
 
 Clock = Callable[[], float]
-M = TypeVar("M", bound=BaseModel)
 
 
 class _RateLimitHeaders(httpx.BaseTransport):
@@ -71,16 +69,6 @@ def _header_number(headers: httpx.Headers, name: str) -> float | None:
 
 def _id_of(item: Any) -> str:
     return repr(item.get("id")) if isinstance(item, dict) else "?"
-
-
-def parse(model: type[M], payload: Any, what: str) -> M:
-    """A wire model from a decoded answer; ``PayloadError`` naming the first field that did not fit."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise PayloadError(f"ClickUp {what} could not be read: {where}: {first['msg']}") from None
 
 
 class ClickUpClient:
@@ -162,11 +150,11 @@ class ClickUpClient:
 
     def authorized_user(self) -> ClickUpUser:
         payload = self.get("/v2/user", {}, setting=SETTING_TOKEN)
-        return parse(ClickUpAuthorizedUser, payload, "authorized user").user
+        return self.session.parse(ClickUpAuthorizedUser, payload, "authorized user").user
 
     def teams(self) -> list[ClickUpTeam]:
         payload = self.get("/v2/team", {}, setting=SETTING_TOKEN)
-        return parse(ClickUpTeams, payload, "workspace list").teams
+        return self.session.parse(ClickUpTeams, payload, "workspace list").teams
 
     def time_entries(self, team_id: str, params: Mapping[str, str]) -> list[ClickUpTimeEntry]:
         """One range of time entries: this endpoint does not page; the whole range comes back in one answer."""
@@ -177,8 +165,8 @@ class ClickUpClient:
                 f"{exc.message}. Reading every member's time needs the token of a Workspace owner or admin.",
                 status=exc.status,
             ) from None
-        data = parse(ClickUpTimeEntries, payload, "time entry list").data
-        return [parse(ClickUpTimeEntry, item, f"time entry {_id_of(item)}") for item in data]
+        data = self.session.parse(ClickUpTimeEntries, payload, "time entry list").data
+        return [self.session.parse(ClickUpTimeEntry, item, f"time entry {_id_of(item)}") for item in data]
 
     def list_tasks(self, team_id: str, list_ids: list[str]) -> dict[str, ClickUpTask]:
         """Every task (closed ones and subtasks too) of the given lists, page by page from page 0."""
@@ -190,8 +178,8 @@ class ClickUpClient:
             payload = self.get(
                 f"/v2/team/{team_id}/task", [("page", str(paging.number)), *base], setting=SETTING_TEAM_IDS
             )
-            listing = parse(ClickUpTasksPage, payload, "task list")
-            tasks = [parse(ClickUpTask, item, f"task {_id_of(item)}") for item in listing.tasks]
+            listing = self.session.parse(ClickUpTasksPage, payload, "task list")
+            tasks = [self.session.parse(ClickUpTask, item, f"task {_id_of(item)}") for item in listing.tasks]
             found.update((task.id, task) for task in tasks)
             # ClickUp: newer answers carry ``last_page``; older ones end with a short page.
             last = listing.last_page if listing.last_page is not None else len(tasks) < TASK_PAGE_SIZE
@@ -207,4 +195,4 @@ class ClickUpClient:
             if exc.status != 404:
                 raise
             return None
-        return parse(ClickUpTask, payload, f"task {task_id}")
+        return self.session.parse(ClickUpTask, payload, f"task {task_id}")

@@ -18,6 +18,7 @@ import structlog
 from connectors._config import require_token
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors._source import ClientSource, Once
 from connectors.clickup.client import SETTING_TEAM_IDS, SETTING_TOKEN, ClickUpClient, Clock
 from connectors.clickup.config import ClickUpConfig
 from connectors.clickup.normalize import normalize_entry, to_ms, work_date
@@ -40,7 +41,7 @@ LISTS_PER_QUERY = 100
 ASSIGNEES_PER_QUERY = 200
 
 
-class ClickUpSource:
+class ClickUpSource(ClientSource[ClickUpClient]):
     """Pulls ClickUp's native time tracking for every configured Workspace (team)."""
 
     name: ClassVar[str] = "clickup"
@@ -62,33 +63,15 @@ class ClickUpSource:
         self._zone = ZoneInfo(config.timezone)
         self.client = ClickUpClient(config, token, limiter=limiter, sleep=sleep, transport=transport, clock=clock)
         self._lock = threading.Lock()
-        self._me: ClickUpUser | None = None
+        self._me = Once(self.client.authorized_user)
         self._teams: dict[str, ClickUpTeam] | None = None
         self._tasks: dict[str, ClickUpTask | None] = {}
         self._indexed_lists: set[tuple[str, str]] = set()
 
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> ClickUpSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stats(self) -> dict[str, int]:
-        return self.client.session.stats.as_dict()
-
     # ----------------------------------------------------------------- workspaces and people
 
     def _authorized_user(self) -> ClickUpUser:
-        with self._lock:
-            if self._me is not None:
-                return self._me
-        me = self.client.authorized_user()
-        with self._lock:
-            self._me = me
-        return me
+        return self._me.get()
 
     def _visible_teams(self) -> dict[str, ClickUpTeam]:
         """Every Workspace the token sees, with its members (one call, cached for the run)."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from connectors._budget import HourlyBudget
 from connectors._http import make_client
@@ -23,7 +22,7 @@ from connectors.clockify.schema import (
     ClockifyUser,
     ClockifyWorkspace,
 )
-from connectors.errors import ConfigError, PayloadError, parse_retry_after
+from connectors.errors import PayloadError, parse_retry_after
 
 SETTING_TOKEN = f"{ENV_PREFIX}TOKEN"
 SETTING_WORKSPACE_IDS = f"{ENV_PREFIX}WORKSPACE_IDS"
@@ -33,18 +32,12 @@ VENDOR = "Clockify"
 # per-second limit: the run stops and resumes later instead of holding every thread that long.
 QUOTA_RETRY_AFTER = 60.0
 
+WORKSPACE_ADVICE = (
+    f"Check {SETTING_WORKSPACE_IDS}: the key's user must be an owner or admin of each workspace named there "
+    f"(or set {ENV_PREFIX}FEED=me to read only the key owner's own time)"
+)
+
 Clock = Callable[[], float]
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], payload: Any, what: str) -> M:
-    """A wire model from a decoded answer; ``PayloadError`` naming the first field that did not fit."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise PayloadError(f"Clockify {what} could not be read: {where}: {first['msg']}") from None
 
 
 def _what(item: Any, kind: str, key: str = "id") -> str:
@@ -117,27 +110,19 @@ class ClockifyClient:
         self.session.close()
 
     def _send(self, method: str, url: str, **kwargs: Any) -> Any:
-        try:
-            return self.session.send_json(method, url, **kwargs)
-        except ConfigError as exc:
-            if exc.status not in (403, 404) or url.endswith("/v1/user"):
-                raise
-            raise ConfigError(
-                f"{exc.message}. Check {SETTING_WORKSPACE_IDS}: the key's user must be an owner or admin of each "
-                f"workspace named there (or set {ENV_PREFIX}FEED=me to read only the key owner's own time)",
-                status=exc.status,
-            ) from None
+        forbidden = None if url.endswith("/v1/user") else WORKSPACE_ADVICE
+        return self.session.send_json(method, url, forbidden=forbidden, **kwargs)
 
     # ----------------------------------------------------------------- calls
 
     def user(self) -> ClockifyUser:
-        return parse(ClockifyUser, self._send("GET", f"{self._api}/v1/user"), "user")
+        return self.session.parse(ClockifyUser, self._send("GET", f"{self._api}/v1/user"), "user")
 
     def workspaces(self) -> list[ClockifyWorkspace]:
         payload = self._send("GET", f"{self._api}/v1/workspaces")
         if not isinstance(payload, list):
             raise PayloadError("Clockify's workspace list is not a list")
-        return [parse(ClockifyWorkspace, item, _what(item, "workspace")) for item in payload]
+        return [self.session.parse(ClockifyWorkspace, item, _what(item, "workspace")) for item in payload]
 
     def report_entries(self, workspace_id: str, start: str, end: str) -> Iterator[ClockifyReportEntry]:
         """Every entry of the detailed report for ``start..end`` (ISO instants), page by page from 1."""
@@ -151,9 +136,10 @@ class ClockifyClient:
                 "exportType": "JSON",
                 "detailedFilter": {"page": paging.number, "pageSize": self.page_size, "sortColumn": "ID"},
             }
-            report = parse(ClockifyReport, self._send("POST", url, json=body), "detailed report")
+            report = self.session.parse(ClockifyReport, self._send("POST", url, json=body), "detailed report")
             entries = [
-                parse(ClockifyReportEntry, item, _what(item, "time entry", "_id")) for item in report.timeentries
+                self.session.parse(ClockifyReportEntry, item, _what(item, "time entry", "_id"))
+                for item in report.timeentries
             ]
             yield from entries
             paging.advance(last=len(entries) < self.page_size, signature=entries[0].id if entries else None)
@@ -173,6 +159,6 @@ class ClockifyClient:
             payload = self._send("GET", url, params=params)
             if not isinstance(payload, list):
                 raise PayloadError(f"Clockify's time entries of user {user_id} are not a list")
-            entries = [parse(ClockifyTimeEntry, item, _what(item, "time entry")) for item in payload]
+            entries = [self.session.parse(ClockifyTimeEntry, item, _what(item, "time entry")) for item in payload]
             yield from entries
             paging.advance(last=len(entries) < self.page_size, signature=entries[0].id if entries else None)

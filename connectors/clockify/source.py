@@ -14,6 +14,7 @@ import httpx
 from connectors._config import require_token
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors._source import ClientSource, Once
 from connectors.clockify.client import SETTING_TOKEN, SETTING_WORKSPACE_IDS, Clock, ClockifyClient
 from connectors.clockify.config import MAX_REPORT_DAYS, ClockifyConfig
 from connectors.clockify.normalize import normalize_report_entry, normalize_user_entry
@@ -34,7 +35,7 @@ def _end_of(day: date) -> str:
     return f"{day.isoformat()}T23:59:59.999Z"
 
 
-class ClockifySource:
+class ClockifySource(ClientSource[ClockifyClient]):
     """Pulls Clockify time per workspace.
 
     ``feed=workspace``: the detailed report, every member's entries, page by page; a deleted entry
@@ -60,29 +61,11 @@ class ClockifySource:
         self._zone = ZoneInfo(config.timezone)
         self.client = ClockifyClient(config, token, limiter=limiter, sleep=sleep, transport=transport, clock=clock)
         self._lock = threading.Lock()
-        self._user: ClockifyUser | None = None
+        self._user = Once(self.client.user)
         self._workspaces: list[ClockifyWorkspace] | None = None
 
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> ClockifySource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stats(self) -> dict[str, int]:
-        return self.client.session.stats.as_dict()
-
     def user(self) -> ClockifyUser:
-        with self._lock:
-            if self._user is not None:
-                return self._user
-        user = self.client.user()
-        with self._lock:
-            self._user = user
-        return user
+        return self._user.get()
 
     def _selected(self) -> list[ClockifyWorkspace]:
         with self._lock:

@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from connectors._http import make_client
 from connectors._paging import TokenPaging
@@ -24,18 +23,11 @@ SETTING_ACCOUNT_ID = f"{ENV_PREFIX}ACCOUNT_ID"
 SETTING_CONTACT_EMAIL = f"{ENV_PREFIX}CONTACT_EMAIL"
 VENDOR = "Harvest"
 
-M = TypeVar("M", bound=BaseModel)
+# Harvest: a token that is valid but not a member of the named account is refused as forbidden
+# (unconfirmed: 403 or 404), so the account id is what to check first.
+ACCOUNT_ADVICE = f"Check {SETTING_ACCOUNT_ID}: it must be an account the token's user belongs to."
+
 P = TypeVar("P", bound=HarvestPage)
-
-
-def parse(model: type[M], payload: Any, what: str) -> M:
-    """A wire model from a decoded answer; ``PayloadError`` naming the first field that did not fit."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise PayloadError(f"Harvest {what} could not be read: {where}: {first['msg']}") from None
 
 
 def user_agent(contact_email: str) -> str:
@@ -93,17 +85,7 @@ class HarvestClient:
         self.session.close()
 
     def _get(self, url: str, params: Mapping[str, str] | None = None) -> Any:
-        try:
-            return self.session.send_json("GET", url, params=params)
-        except ConfigError as exc:
-            if exc.status in (403, 404):
-                # Harvest: a token that is valid but not a member of the named account is refused as
-                # forbidden (unconfirmed: 403 or 404), so the account id is what to check first.
-                raise ConfigError(
-                    f"{exc.message}. Check {SETTING_ACCOUNT_ID}: it must be an account the token's user belongs to.",
-                    status=exc.status,
-                ) from None
-            raise
+        return self.session.send_json("GET", url, params=params, forbidden=ACCOUNT_ADVICE)
 
     def _next_url(self, link: str | None) -> str | None:
         """The next page's address, kept on Harvest's own host (the token travels with it)."""
@@ -115,13 +97,15 @@ class HarvestClient:
         return link
 
     def me(self) -> HarvestUser:
-        return parse(HarvestUser, self._get("/users/me"), "current user")
+        return self.session.parse(HarvestUser, self._get("/users/me"), "current user")
 
     def users(self) -> list[HarvestUser]:
         """Every user of the account (Administrators only), page by page."""
         found: list[HarvestUser] = []
         for item in self._pages("/users", {"per_page": str(self.per_page)}, HarvestUsers, "user list", "users"):
-            found.append(parse(HarvestUser, item, f"user {item.get('id')!r}" if isinstance(item, dict) else "user"))
+            found.append(
+                self.session.parse(HarvestUser, item, f"user {item.get('id')!r}" if isinstance(item, dict) else "user")
+            )
         return found
 
     def time_entries(self, params: Mapping[str, str]) -> Iterator[HarvestTimeEntry]:
@@ -129,7 +113,7 @@ class HarvestClient:
         query = {**params, "per_page": str(self.per_page)}
         for item in self._pages("/time_entries", query, HarvestTimeEntries, "time entry list", "time_entries"):
             what = f"time entry {item.get('id')!r}" if isinstance(item, dict) else "time entry"
-            yield parse(HarvestTimeEntry, item, what)
+            yield self.session.parse(HarvestTimeEntry, item, what)
 
     def _pages(
         self, path: str, params: Mapping[str, str], model: type[P], what: str, key: str
@@ -142,7 +126,7 @@ class HarvestClient:
         while url is not None:
             payload = self._get(url, params if first else None)
             first = False
-            page = parse(model, payload, what)
+            page = self.session.parse(model, payload, what)
             yield from getattr(page, key)
             paging.advance(self._next_url(page.links.next))
             url = paging.token

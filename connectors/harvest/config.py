@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr
 
-from connectors._config import check_timezone
+from connectors._config import MaxAttempts, RequestTimeout, known_timezone
 
 ENV_PREFIX = "HOURBRIDGE_HARVEST__"
 
@@ -47,10 +47,7 @@ class HarvestConfig(BaseModel):
         description="Requests per minute; the default stays under Harvest's 100 requests per 15 seconds.",
     )
     timezone: str = Field(default="UTC", description="IANA time zone of the account (Harvest files time by date).")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
-    max_attempts: int = Field(default=6, ge=1, le=20, description="Attempts per request before giving up.")
+    timeout_seconds: RequestTimeout = 30.0
+    max_attempts: MaxAttempts = 6
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        return check_timezone(value, setting=f"{ENV_PREFIX}TIMEZONE")
+    _known_timezone = known_timezone("timezone", setting=f"{ENV_PREFIX}TIMEZONE")

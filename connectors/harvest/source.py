@@ -13,6 +13,7 @@ import structlog
 from connectors._config import require_token
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors._source import ClientSource, Once
 from connectors.harvest.client import SETTING_TOKEN, HarvestClient
 from connectors.harvest.config import HarvestConfig
 from connectors.harvest.normalize import normalize_entry
@@ -22,7 +23,7 @@ from connectors.model import Coverage, Scope, Slice, TimeEntry, Window
 log = structlog.get_logger("hourbridge.harvest")
 
 
-class HarvestSource:
+class HarvestSource(ClientSource[HarvestClient]):
     """Pulls Harvest time by ``from``/``to`` windows, so a deleted entry is seen gone on the next read.
 
     Harvest drops deleted entries from every listing (there is no deleted flag), so ``updated_since``
@@ -47,31 +48,13 @@ class HarvestSource:
         self.config = config
         self.client = HarvestClient(config, token, limiter=limiter, sleep=sleep, transport=transport)
         self._lock = threading.Lock()
-        self._me: HarvestUser | None = None
+        self._me = Once(self.client.me)
         self._users: dict[int, HarvestUser] | None = None
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> HarvestSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stats(self) -> dict[str, int]:
-        return self.client.session.stats.as_dict()
 
     # ----------------------------------------------------------------- who the token is
 
     def me(self) -> HarvestUser:
-        with self._lock:
-            if self._me is not None:
-                return self._me
-        me = self.client.me()
-        with self._lock:
-            self._me = me
-        return me
+        return self._me.get()
 
     @property
     def account_wide(self) -> bool:

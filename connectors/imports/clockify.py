@@ -9,11 +9,10 @@ timers (no end, no duration) too.
 
 from __future__ import annotations
 
-from connectors.imports.common import Parsed, Reading, Row, duration_between
+from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, duration_between, has_columns
 from connectors.imports.config import ImportOptions
-from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
-from connectors.imports.values import parse_clock, parse_date, parse_duration, parse_flag, split_tags
+from connectors.imports.values import parse_clock, parse_date, parse_duration
 
 NAME = "clockify"
 SOURCE = "clockify_export"
@@ -30,13 +29,7 @@ def recognizes(table: Table) -> bool:
 
 def parse(table: Table, options: ImportOptions) -> Parsed:
     parsed = Parsed(NAME, problems=list(table.problems))
-    missing = [name for name in REQUIRED if table.index(name) is None]
-    if table.index("Task", "Activity") is None:
-        missing.append("Task")
-    if missing:
-        parsed.problems.append(
-            Problem(1, "", f"a Clockify Detailed report has the column(s) {', '.join(missing)}: export it again")
-        )
+    if not has_columns(table, parsed, "a Clockify Detailed report", REQUIRED, ("Task", "Activity")):
         return parsed
     col = table.index
     project, client, description = col("Project"), col("Client"), col("Description")
@@ -44,6 +37,7 @@ def parse(table: Table, options: ImportOptions) -> Parsed:
     kind, billable = col("Type"), col("Billable")
     start_date, start_time, end_date, end_time = col("Start Date"), col("Start Time"), col("End Date"), col("End Time")
     duration_h, duration_dec = col("Duration (h)"), col("Duration (decimal)")
+    columns = ExportColumns(email, user, client, project, task, description, billable, tags=tags)
     read = Reading(table, options, parsed)
     order = read.date_order(start_date, end_date)
     mark = read.decimal_mark(duration_dec, duration_h)
@@ -72,24 +66,5 @@ def parse(table: Table, options: ImportOptions) -> Parsed:
             if seconds is not None and seconds < 0:
                 read.problem(end_time, "the end is before the start")
                 continue
-        person = read.person(read.text(email), read.text(user), email if email is not None else user)
-        flag = read.value(billable, parse_flag)
-        if day is None or seconds is None or person is None:
-            continue
-        parsed.rows.append(
-            Row(
-                line,
-                day,
-                seconds,
-                person,
-                client=read.text(client),
-                project=read.text(project),
-                task=read.text(task),
-                description=read.text(description),
-                tags=split_tags(read.text(tags)),
-                billable=flag,
-                started_at=started,
-                ended_at=ended,
-            )
-        )
+        add_export_row(read, columns, day, seconds, read.text(user), started=started, ended=ended)
     return parsed

@@ -14,7 +14,14 @@ from typing import TypeVar
 from connectors.imports.config import DateOrder, DecimalMark, ImportOptions
 from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
-from connectors.imports.values import AmbiguousDates, date_order_of, decimal_mark_of, local_instant
+from connectors.imports.values import (
+    AmbiguousDates,
+    date_order_of,
+    decimal_mark_of,
+    local_instant,
+    parse_flag,
+    split_tags,
+)
 from connectors.model import Container, Person, Slice, TaskRef, TimeEntry
 
 T = TypeVar("T")
@@ -150,6 +157,73 @@ class Reading:
             return Person(normalize(name), name, None)
         self.problem(email_index, "no person: the row names no one (pass --contractor EMAIL)")
         return None
+
+
+def has_columns(table: Table, parsed: Parsed, report: str, required: Iterable[str], *either: tuple[str, ...]) -> bool:
+    """Whether an export has its ``required`` columns and one of each ``either`` group; else a line-1 problem.
+
+    The problem names each missing column (the first name of a missing group) and says to export
+    ``report`` (e.g. "a Harvest Detailed time report") again.
+    """
+    missing = [name for name in required if table.index(name) is None]
+    missing += [names[0] for names in either if table.index(*names) is None]
+    if missing:
+        parsed.problems.append(Problem(1, "", f"{report} has the column(s) {', '.join(missing)}: export it again"))
+    return not missing
+
+
+@dataclass(frozen=True, slots=True)
+class ExportColumns:
+    """Where a tracker's export keeps the cells of a row's person and fields (None: the export has no such column)."""
+
+    email: int | None
+    user: int | None
+    client: int | None
+    project: int | None
+    task: int | None
+    description: int | None
+    billable: int | None
+    tags: int | None = None
+    project_code: int | None = None
+
+
+def add_export_row(
+    read: Reading,
+    columns: ExportColumns,
+    day: date | None,
+    seconds: int | None,
+    name: str,
+    *,
+    started: datetime | None = None,
+    ended: datetime | None = None,
+) -> None:
+    """The current line of a tracker's export as a ``Row``, once its date, seconds and person are all valid.
+
+    ``name`` is the person's name as the export spells it; ``columns.user`` is where a missing email is
+    reported when the export has no email column.
+    """
+    email_index = columns.email if columns.email is not None else columns.user
+    person = read.person(read.text(columns.email), name, email_index)
+    flag = read.value(columns.billable, parse_flag)
+    if day is None or seconds is None or person is None:
+        return
+    read.parsed.rows.append(
+        Row(
+            read.line,
+            day,
+            seconds,
+            person,
+            client=read.text(columns.client),
+            project=read.text(columns.project),
+            project_code=read.text(columns.project_code),
+            task=read.text(columns.task),
+            description=read.text(columns.description),
+            tags=split_tags(read.text(columns.tags)),
+            billable=flag,
+            started_at=started,
+            ended_at=ended,
+        )
+    )
 
 
 def duration_between(start: datetime | None, end: datetime | None) -> int | None:

@@ -7,11 +7,10 @@ names people without an email: pass ``--contractor EMAIL`` so rules and payees k
 
 from __future__ import annotations
 
-from connectors.imports.common import Parsed, Reading, Row
+from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, has_columns
 from connectors.imports.config import ImportOptions
-from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
-from connectors.imports.values import parse_date, parse_duration, parse_flag
+from connectors.imports.values import parse_date, parse_duration
 
 NAME = "harvest"
 SOURCE = "harvest_export"
@@ -26,16 +25,13 @@ def recognizes(table: Table) -> bool:
 
 def parse(table: Table, options: ImportOptions) -> Parsed:
     parsed = Parsed(NAME, problems=list(table.problems))
-    missing = [name for name in REQUIRED if table.index(name) is None]
-    if missing:
-        parsed.problems.append(
-            Problem(1, "", f"a Harvest Detailed time report has the column(s) {', '.join(missing)}: export it again")
-        )
+    if not has_columns(table, parsed, "a Harvest Detailed time report", REQUIRED):
         return parsed
     col = table.index
     day_at, client, project, code = col("Date"), col("Client"), col("Project"), col("Project Code")
     task, notes, hours, billable = col("Task"), col("Notes"), col("Hours"), col("Billable?", "Billable")
     first, last, email = col("First Name"), col("Last Name"), col("Email")
+    columns = ExportColumns(email, first, client, project, task, notes, billable, project_code=code)
     read = Reading(table, options, parsed)
     order = read.date_order(day_at)
     mark = read.decimal_mark(*(col(name) for name in NUMBERS))
@@ -46,22 +42,5 @@ def parse(table: Table, options: ImportOptions) -> Parsed:
         day = read.value(day_at, lambda t: parse_date(t, order), required="the entry's date")
         seconds = read.value(hours, lambda t: parse_duration(t, mark), required="the hours worked")
         name = " ".join(part for part in (read.text(first), read.text(last)) if part)
-        person = read.person(read.text(email), name, email if email is not None else first)
-        flag = read.value(billable, parse_flag)
-        if day is None or seconds is None or person is None:
-            continue
-        parsed.rows.append(
-            Row(
-                line,
-                day,
-                seconds,
-                person,
-                client=read.text(client),
-                project=read.text(project),
-                project_code=read.text(code),
-                task=read.text(task),
-                description=read.text(notes),
-                billable=flag,
-            )
-        )
+        add_export_row(read, columns, day, seconds, name)
     return parsed

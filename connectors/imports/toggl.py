@@ -6,11 +6,10 @@ Entries without an end or with a negative duration are running timers and are le
 
 from __future__ import annotations
 
-from connectors.imports.common import Parsed, Reading, Row, duration_between
+from connectors.imports.common import ExportColumns, Parsed, Reading, add_export_row, duration_between, has_columns
 from connectors.imports.config import ImportOptions
-from connectors.imports.problems import Problem
 from connectors.imports.reading import Table
-from connectors.imports.values import parse_clock, parse_date, parse_duration, parse_flag, split_tags
+from connectors.imports.values import parse_clock, parse_date, parse_duration
 
 NAME = "toggl"
 SOURCE = "toggl_export"
@@ -28,19 +27,14 @@ def recognizes(table: Table) -> bool:
 
 def parse(table: Table, options: ImportOptions) -> Parsed:
     parsed = Parsed(NAME, problems=list(table.problems))
-    missing = [name for name in REQUIRED if table.index(name) is None]
-    if table.index("User", "Member") is None:
-        missing.append("User")
-    if missing:
-        parsed.problems.append(
-            Problem(1, "", f"a Toggl Track Detailed export has the column(s) {', '.join(missing)}: export it again")
-        )
+    if not has_columns(table, parsed, "a Toggl Track Detailed export", REQUIRED, ("User", "Member")):
         return parsed
     col = table.index
     user, email, client, project = col("User", "Member"), col("Email"), col("Client"), col("Project")
     task, description, billable, tags = col("Task"), col("Description"), col("Billable"), col("Tags")
     start_date, start_time, end_date, end_time = col("Start date"), col("Start time"), col("End date"), col("End time")
     duration = col("Duration")
+    columns = ExportColumns(email, user, client, project, task, description, billable, tags=tags)
     read = Reading(table, options, parsed)
     order = read.date_order(start_date, end_date)
     if parsed.problems:
@@ -59,24 +53,5 @@ def parse(table: Table, options: ImportOptions) -> Parsed:
         ended = read.instant(end_day, ends, end_time)
         if seconds is None and not read.text(duration):
             seconds = duration_between(started, ended)
-        person = read.person(read.text(email), read.text(user), email if email is not None else user)
-        flag = read.value(billable, parse_flag)
-        if day is None or seconds is None or person is None:
-            continue
-        parsed.rows.append(
-            Row(
-                line,
-                day,
-                seconds,
-                person,
-                client=read.text(client),
-                project=read.text(project),
-                task=read.text(task),
-                description=read.text(description),
-                tags=split_tags(read.text(tags)),
-                billable=flag,
-                started_at=started,
-                ended_at=ended,
-            )
-        )
+        add_export_row(read, columns, day, seconds, read.text(user), started=started, ended=ended)
     return parsed

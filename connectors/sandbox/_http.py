@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import Headers
@@ -18,9 +18,12 @@ __all__ = [
     "DropConnection",
     "ErrorFactory",
     "Handler",
+    "Refused",
     "Request",
     "Response",
+    "json_object",
     "json_response",
+    "refuse_unknown",
     "request_of",
     "with_headers",
 ]
@@ -83,6 +86,34 @@ class DropConnection(ConnectionAbortedError):
     werkzeug's server treats a ``ConnectionError`` from the application as a dropped connection, and
     the sandbox's request handler then closes the socket, so the client sees no response at all.
     """
+
+
+class Refused(Exception):
+    """A request the emulated vendor refuses; the emulator answers it with its vendor's error for ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def refuse_unknown(names: Iterable[str], allowed: Iterable[str], what: str, *, status: int = 400) -> None:
+    """``Refused`` naming the ``what``s (parameters, fields) among ``names`` the vendor does not take."""
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise Refused(status, f"Unknown {what}(s): {', '.join(unknown)}")
+
+
+def json_object(request: Request, allowed: Iterable[str]) -> dict[str, Any]:
+    """The body as a JSON object of ``allowed`` fields only, else ``Refused`` with 400 saying what is wrong."""
+    try:
+        body = request.json_body()
+    except ValueError:
+        raise Refused(400, "The body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "The body must be a JSON object")
+    refuse_unknown(body, allowed, "field")
+    return body
 
 
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox._http import Request, Response, json_response, with_headers
+from connectors.sandbox._http import (
+    Refused,
+    Request,
+    Response,
+    json_object,
+    json_response,
+    refuse_unknown,
+    with_headers,
+)
 from connectors.sandbox._middleware import Clock, Guard, RateLimit, RateLimiter
 from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
@@ -35,6 +43,26 @@ ROUTES = (USER, WORKSPACES, USER_TIME_ENTRIES, DETAILED_REPORT)
 
 _TIMER_ID = "64ffffffffffffffffff0001"
 
+_REPORT_KEYS = frozenset(
+    {
+        "dateRangeStart",
+        "dateRangeEnd",
+        "detailedFilter",
+        "exportType",
+        "users",
+        "projects",
+        "clients",
+        "tags",
+        "tasks",
+        "billable",
+        "description",
+        "rounding",
+        "amountShown",
+        "timeZone",
+        "sortOrder",
+    }
+)
+
 Json = dict[str, Any]
 
 
@@ -56,13 +84,6 @@ def _iso_duration(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     text = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{secs}S" if secs else "")
     return text if text != "PT" else "PT0S"
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -221,9 +242,9 @@ class ClockifySandbox(HostedSandbox):
             me = self._keys[request.headers["X-Api-Key"]]
             try:
                 if "wid" in request.params and request.params["wid"] != WORKSPACE_ID:
-                    raise _Refused(403, "Access denied to this workspace")
+                    raise Refused(403, "Access denied to this workspace")
                 return handler(request, me)
-            except _Refused as exc:
+            except Refused as exc:
                 return clockify_error(exc.status, exc.message)
 
         return run
@@ -237,23 +258,21 @@ class ClockifySandbox(HostedSandbox):
     @staticmethod
     def _instant(value: object, name: str) -> datetime:
         if not isinstance(value, str):
-            raise _Refused(400, f"{name} is required")
+            raise Refused(400, f"{name} is required")
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise _Refused(400, f"{name} must be an ISO 8601 date and time") from None
+            raise Refused(400, f"{name} must be an ISO 8601 date and time") from None
         if parsed.tzinfo is None:
-            raise _Refused(400, f"{name} must carry a zone")
+            raise Refused(400, f"{name} must carry a zone")
         return parsed
 
     def _user_entries(self, request: Request, me: str) -> Response:
         allowed = {"start", "end", "page", "page-size", "hydrated", "in-progress", "description", "project", "task"}
-        unknown = set(request.args) - allowed
-        if unknown:
-            raise _Refused(400, f"Unknown parameter(s): {', '.join(sorted(unknown))}")
+        refuse_unknown(request.args, allowed, "parameter")
         user = request.params["uid"]
         if user != me and me != self._admin:
-            raise _Refused(403, "Only workspace admins may read other users' time entries")
+            raise Refused(403, "Only workspace admins may read other users' time entries")
         start = self._instant(request.arg("start"), "start") if request.arg("start") else None
         end = self._instant(request.arg("end"), "end") if request.arg("end") else None
         page, size = self._paging(request.arg("page") or "1", request.arg("page-size") or "50")
@@ -275,9 +294,9 @@ class ClockifySandbox(HostedSandbox):
         try:
             page, size = int(page_text), int(size_text)
         except ValueError:
-            raise _Refused(400, "page and page-size must be integers") from None
+            raise Refused(400, "page and page-size must be integers") from None
         if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
-            raise _Refused(400, f"page must be at least 1 and page-size between 1 and {MAX_PAGE_SIZE}")
+            raise Refused(400, f"page must be at least 1 and page-size between 1 and {MAX_PAGE_SIZE}")
         return page, size
 
     def _user_json(self, e: _Entry, hydrated: bool) -> Json:
@@ -310,54 +329,30 @@ class ClockifySandbox(HostedSandbox):
 
     def _detailed(self, request: Request, me: str) -> Response:
         if me != self._admin:
-            raise _Refused(403, "Only workspace owners and admins may run team reports")
+            raise Refused(403, "Only workspace owners and admins may run team reports")
         refused = self._spend_report(request.headers["X-Api-Key"])
         if refused is not None:
             return refused
-        try:
-            body = request.json_body()
-        except ValueError:
-            raise _Refused(400, "The body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _Refused(400, "The body must be a JSON object")
-        unknown = set(body) - {
-            "dateRangeStart",
-            "dateRangeEnd",
-            "detailedFilter",
-            "exportType",
-            "users",
-            "projects",
-            "clients",
-            "tags",
-            "tasks",
-            "billable",
-            "description",
-            "rounding",
-            "amountShown",
-            "timeZone",
-            "sortOrder",
-        }
-        if unknown:
-            raise _Refused(400, f"Unknown field(s): {', '.join(sorted(unknown))}")
+        body = json_object(request, _REPORT_KEYS)
         start = self._instant(body.get("dateRangeStart"), "dateRangeStart")
         end = self._instant(body.get("dateRangeEnd"), "dateRangeEnd")
         if end < start:
-            raise _Refused(400, "dateRangeEnd is before dateRangeStart")
+            raise Refused(400, "dateRangeEnd is before dateRangeStart")
         if self._plan == "free" and end - start > timedelta(days=FREE_REPORT_DAYS):
-            raise _Refused(400, f"On the Free plan a report spans at most {FREE_REPORT_DAYS} days")
+            raise Refused(400, f"On the Free plan a report spans at most {FREE_REPORT_DAYS} days")
         if body.get("exportType", "JSON") != "JSON":
-            raise _Refused(400, "exportType must be JSON here")
+            raise Refused(400, "exportType must be JSON here")
         detailed = body.get("detailedFilter")
         if not isinstance(detailed, dict):
-            raise _Refused(400, "detailedFilter is required")
+            raise Refused(400, "detailedFilter is required")
         if set(detailed) - {"page", "pageSize", "sortColumn", "options"}:
-            raise _Refused(400, "Unknown detailedFilter field(s)")
+            raise Refused(400, "Unknown detailedFilter field(s)")
         page, size = detailed.get("page", 1), detailed.get("pageSize", 50)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (page, size)):
-            raise _Refused(400, "page and pageSize must be integers")
+            raise Refused(400, "page and pageSize must be integers")
         self._paging(str(page), str(size))
         if detailed.get("sortColumn", "DATE") not in SORT_COLUMNS:
-            raise _Refused(400, "Unknown sortColumn")
+            raise Refused(400, "Unknown sortColumn")
         with self._lock:
             rows = sorted((e for e in self._entries.values() if start <= e.start <= end), key=lambda e: e.id)
             chunk = rows[(page - 1) * size : page * size]

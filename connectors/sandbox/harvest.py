@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connectors.sandbox._http import Request, Response, json_response
+from connectors.sandbox._http import Refused, Request, Response, json_response, refuse_unknown
 from connectors.sandbox._middleware import Clock, Guard, RateLimit, RateLimiter
 from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
@@ -78,13 +78,6 @@ def harvest_error(status: int, message: str) -> Response:
     )
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _hours(minutes: int) -> float:
     # Harvest answers decimal hours; two places as its UI shows them (unconfirmed: more may come).
     return float((Decimal(minutes) / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
@@ -100,7 +93,7 @@ def _day(value: str, name: str) -> date:
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
-        raise _Refused(422, f"{name} must be a date formatted as YYYY-MM-DD") from None
+        raise Refused(422, f"{name} must be a date formatted as YYYY-MM-DD") from None
 
 
 @dataclass(slots=True)
@@ -313,7 +306,7 @@ class HarvestSandbox(HostedSandbox):
         def run(request: Request) -> Response:
             try:
                 return json_response(handler(request, self._tokens[request.bearer_token or ""]))
-            except _Refused as exc:
+            except Refused as exc:
                 return harvest_error(exc.status, exc.message)
 
         return run
@@ -328,7 +321,7 @@ class HarvestSandbox(HostedSandbox):
     def _users_list(self, request: Request, me: int) -> Json:
         self._only(request, {"page", "per_page", "cursor", "is_active", "updated_since"})
         if "administrator" not in self._users[me]["access_roles"]:
-            raise _Refused(403, "You do not have permission to list users")
+            raise Refused(403, "You do not have permission to list users")
         users = [self._user_json(user_id) for user_id in sorted(self._users)]
         return self._page(request, "users", users, {})
 
@@ -338,7 +331,7 @@ class HarvestSandbox(HostedSandbox):
         admin = "administrator" in self._users[me]["access_roles"]
         wanted_user = filters.get("user_id")
         if not admin and wanted_user is not None and wanted_user != str(me):
-            raise _Refused(403, "You can only list your own time entries")
+            raise Refused(403, "You can only list your own time entries")
         start = _day(filters["from"], "from") if "from" in filters else None
         end = _day(filters["to"], "to") if "to" in filters else None
         since = None
@@ -346,12 +339,12 @@ class HarvestSandbox(HostedSandbox):
             try:
                 since = datetime.fromisoformat(filters["updated_since"].replace("Z", "+00:00"))
             except ValueError:
-                raise _Refused(422, "updated_since must be an ISO 8601 date and time") from None
+                raise Refused(422, "updated_since must be an ISO 8601 date and time") from None
             if since.tzinfo is None:
-                raise _Refused(422, "updated_since must carry a UTC offset")
+                raise Refused(422, "updated_since must carry a UTC offset")
         running = filters.get("is_running")
         if running not in (None, "true", "false"):
-            raise _Refused(422, "is_running must be true or false")
+            raise Refused(422, "is_running must be true or false")
         with self._lock:
             rows = [
                 e
@@ -369,12 +362,10 @@ class HarvestSandbox(HostedSandbox):
         return self._page(request, "time_entries", payloads, filters)
 
     def _only(self, request: Request, allowed: set[str] | frozenset[str]) -> None:
-        unknown = sorted(set(request.args) - set(allowed))
-        if unknown:
-            raise _Refused(422, f"Unknown parameter(s): {', '.join(unknown)}")
+        refuse_unknown(request.args, allowed, "parameter", status=422)
         for name in request.args:
             if len(request.args.getlist(name)) > 1:
-                raise _Refused(422, f"Parameter {name} is given more than once")
+                raise Refused(422, f"Parameter {name} is given more than once")
 
     def _filters(self, request: Request) -> dict[str, str]:
         """The query's filters, or the ones its cursor carries (a cursor link holds no others)."""
@@ -384,16 +375,16 @@ class HarvestSandbox(HostedSandbox):
         state = self._cursor(cursor)
         extra = set(request.args) - {"cursor", "per_page"}
         if extra:
-            raise _Refused(422, f"A cursor carries the filters; do not repeat {', '.join(sorted(extra))}")
+            raise Refused(422, f"A cursor carries the filters; do not repeat {', '.join(sorted(extra))}")
         return dict(state["filters"])
 
     def _cursor(self, cursor: str) -> Json:
         try:
             state = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
         except (ValueError, binascii.Error):
-            raise _Refused(422, "The cursor is invalid") from None
+            raise Refused(422, "The cursor is invalid") from None
         if not isinstance(state, dict) or not isinstance(state.get("offset"), int):
-            raise _Refused(422, "The cursor is invalid")
+            raise Refused(422, "The cursor is invalid")
         return state
 
     def _page(self, request: Request, key: str, rows: list[Json], filters: dict[str, str]) -> Json:
@@ -401,9 +392,9 @@ class HarvestSandbox(HostedSandbox):
         try:
             per_page = int(raw_per_page)
         except ValueError:
-            raise _Refused(422, "per_page must be an integer") from None
+            raise Refused(422, "per_page must be an integer") from None
         if not 1 <= per_page <= MAX_PER_PAGE:
-            raise _Refused(422, f"per_page must be between 1 and {MAX_PER_PAGE}")
+            raise Refused(422, f"per_page must be between 1 and {MAX_PER_PAGE}")
         cursor = request.arg("cursor")
         if cursor is not None:
             offset = self._cursor(cursor)["offset"]
@@ -411,9 +402,9 @@ class HarvestSandbox(HostedSandbox):
             try:
                 page_number = int(request.arg("page") or "1")
             except ValueError:
-                raise _Refused(422, "page must be an integer") from None
+                raise Refused(422, "page must be an integer") from None
             if page_number < 1:
-                raise _Refused(422, "page must be at least 1")
+                raise Refused(422, "page must be at least 1")
             offset = (page_number - 1) * per_page
         total = len(rows)
         total_pages = max(1, -(-total // per_page))

@@ -12,7 +12,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox._http import Request, Response, json_response, with_headers
+from connectors.sandbox._http import (
+    Refused,
+    Request,
+    Response,
+    json_object,
+    json_response,
+    refuse_unknown,
+    with_headers,
+)
 from connectors.sandbox._middleware import Clock, Guard
 from connectors.sandbox._server import HostedSandbox, SandboxServer
 from connectors.sandbox.dataset import Dataset
@@ -81,13 +89,6 @@ def toggl_error(status: int, message: str) -> Response:
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -316,9 +317,9 @@ class TogglSandbox(HostedSandbox):
             headers = request.environ.get("toggl.quota", {})
             try:
                 if "wid" in request.params and int(request.params["wid"]) != WORKSPACE_ID:
-                    raise _Refused(403, "Forbidden")
+                    raise Refused(403, "Forbidden")
                 payload, extra = handler(request, me)
-            except _Refused as exc:
+            except Refused as exc:
                 return with_headers(toggl_error(exc.status, exc.message), headers)
             return json_response(payload, headers={**headers, **extra})
 
@@ -344,32 +345,31 @@ class TogglSandbox(HostedSandbox):
 
     def _members(self, request: Request, me: int) -> tuple[Any, dict[str, str]]:
         if not self._admin(me):
-            raise _Refused(403, "Only workspace admins may list its users")
+            raise Refused(403, "Only workspace admins may list its users")
         return [dict(user) for _, user in sorted(self._users.items())], {}
 
     def _my_entries(self, request: Request, me: int) -> tuple[Any, dict[str, str]]:
-        unknown = set(request.args) - {"since", "before", "start_date", "end_date", "meta", "include_sharing"}
-        if unknown:
-            raise _Refused(400, f"Unknown parameter(s): {', '.join(sorted(unknown))}")
+        allowed = {"since", "before", "start_date", "end_date", "meta", "include_sharing"}
+        refuse_unknown(request.args, allowed, "parameter")
         since, start, end = request.arg("since"), request.arg("start_date"), request.arg("end_date")
         if (start is None) != (end is None):
-            raise _Refused(400, "start_date and end_date must be given together")
+            raise Refused(400, "start_date and end_date must be given together")
         if since is not None and start is not None:
-            raise _Refused(400, "since cannot be combined with start_date and end_date")
+            raise Refused(400, "since cannot be combined with start_date and end_date")
         with self._lock:
             mine = [e for e in self._entries.values() if e.user == me]
             if since is not None:
                 try:
                     cutoff = datetime.fromtimestamp(int(since), UTC)
                 except ValueError:
-                    raise _Refused(400, "since must be a UNIX timestamp") from None
+                    raise Refused(400, "since must be a UNIX timestamp") from None
                 rows = [e for e in mine if e.at >= cutoff]  # deleted ones too, with server_deleted_at
             else:
                 lo, hi = (
                     (self._bound(start, "start_date"), self._bound(end, "end_date")) if start and end else (None, None)
                 )
                 if lo is not None and hi is not None and hi <= lo:
-                    raise _Refused(400, "end_date must be after start_date")
+                    raise Refused(400, "end_date must be after start_date")
                 rows = [
                     e
                     for e in mine
@@ -384,9 +384,9 @@ class TogglSandbox(HostedSandbox):
                 return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise _Refused(400, f"{name} must be YYYY-MM-DD or RFC 3339") from None
+            raise Refused(400, f"{name} must be YYYY-MM-DD or RFC 3339") from None
         if parsed.tzinfo is None:
-            raise _Refused(400, f"{name} must carry a zone")
+            raise Refused(400, f"{name} must carry a zone")
         return parsed
 
     def _own_json(self, e: _Entry) -> Json:
@@ -415,29 +415,21 @@ class TogglSandbox(HostedSandbox):
 
     def _search(self, request: Request, me: int) -> tuple[Any, dict[str, str]]:
         if not self._admin(me):
-            raise _Refused(403, "Only workspace admins may run this report")
-        try:
-            body = request.json_body()
-        except ValueError:
-            raise _Refused(400, "The body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _Refused(400, "The body must be a JSON object")
-        unknown = set(body) - _REPORT_KEYS
-        if unknown:
-            raise _Refused(400, f"Unknown field(s): {', '.join(sorted(unknown))}")
+            raise Refused(403, "Only workspace admins may run this report")
+        body = json_object(request, _REPORT_KEYS)
         for name in ("start_date", "end_date"):
             value = body.get(name)
             if not isinstance(value, str) or len(value) != 10:
-                raise _Refused(400, f"{name} is required as YYYY-MM-DD")
+                raise Refused(400, f"{name} is required as YYYY-MM-DD")
         try:
             start, end = date.fromisoformat(body["start_date"]), date.fromisoformat(body["end_date"])
         except ValueError:
-            raise _Refused(400, "start_date and end_date must be YYYY-MM-DD") from None
+            raise Refused(400, "start_date and end_date must be YYYY-MM-DD") from None
         if end <= start:
-            raise _Refused(400, "end_date should be greater than start_date")
+            raise Refused(400, "end_date should be greater than start_date")
         size = body.get("page_size", MAX_PAGE_SIZE)
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= self._max_page_size:
-            raise _Refused(400, f"page_size must be between 1 and {self._max_page_size}")
+            raise Refused(400, f"page_size must be between 1 and {self._max_page_size}")
         with self._lock:
             rows = sorted(
                 (
@@ -452,14 +444,14 @@ class TogglSandbox(HostedSandbox):
             if any(v is not None for v in cursor):
                 first_id, row_number, stamp = cursor
                 if not isinstance(row_number, int) or not all(isinstance(v, int) for v in cursor):
-                    raise _Refused(400, "first_id, first_row_number and first_timestamp go together, as integers")
+                    raise Refused(400, "first_id, first_row_number and first_timestamp go together, as integers")
                 offset = row_number - 1
                 if (
                     not 0 <= offset < len(rows)
                     or rows[offset].id != first_id
                     or int(rows[offset].start.timestamp()) != stamp
                 ):
-                    raise _Refused(400, "The page cursor does not match this report")
+                    raise Refused(400, "The page cursor does not match this report")
             page = rows[offset : offset + size]
             extra: dict[str, str] = {}
             if offset + size < len(rows):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from connectors._budget import HourlyBudget
 from connectors._http import decode_json, make_client
@@ -17,7 +16,7 @@ from connectors._ratelimit import RateLimiter, limiter_for
 from connectors._redact import register_secret
 from connectors._retry import RetryPolicy, Sleep
 from connectors._session import ApiSession
-from connectors.errors import ConfigError, PayloadError
+from connectors.errors import PayloadError
 from connectors.toggl.config import ENV_PREFIX, ME_HOURLY_QUOTA, REQUESTS_PER_MINUTE, TogglConfig
 from connectors.toggl.schema import TogglMe, TogglNamed, TogglReportRow, TogglTimeEntry, TogglWorkspace
 
@@ -43,18 +42,13 @@ NEXT_HEADERS = (
     ("X-Next-Timestamp", "first_timestamp"),
 )
 
+# Toggl: a workspace the token's user is not in, or may not report on, is forbidden.
+WORKSPACE_ADVICE = (
+    f"Check {SETTING_WORKSPACE_IDS}: the token's user must be an admin of each workspace named there "
+    f"(or set {ENV_PREFIX}FEED=me to read only the token owner's own time)"
+)
+
 Clock = Callable[[], float]
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], payload: Any, what: str) -> M:
-    """A wire model from a decoded answer; ``PayloadError`` naming the first field that did not fit."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise PayloadError(f"Toggl Track {what} could not be read: {where}: {first['msg']}") from None
 
 
 def _number(headers: httpx.Headers, name: str) -> float | None:
@@ -144,18 +138,8 @@ class TogglClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         mine = path.startswith("/api/v9/me")
         (self.me_budget if mine else self.workspace_budget).take()
-        try:
-            # Decoded inside the retry loop too, so a garbled body is retried like a 5xx.
-            return self.session.send(method, path, check=_readable, **kwargs)
-        except ConfigError as exc:
-            if mine or exc.status not in (403, 404):
-                raise
-            # Toggl: a workspace the token's user is not in, or may not report on, is forbidden.
-            raise ConfigError(
-                f"{exc.message}. Check {SETTING_WORKSPACE_IDS}: the token's user must be an admin of each "
-                f"workspace named there (or set {ENV_PREFIX}FEED=me to read only the token owner's own time)",
-                status=exc.status,
-            ) from None
+        # Decoded inside the retry loop too, so a garbled body is retried like a 5xx.
+        return self.session.send(method, path, check=_readable, forbidden=None if mine else WORKSPACE_ADVICE, **kwargs)
 
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         return decode_json(self._send("GET", path, params=params or {}), vendor=VENDOR)
@@ -163,10 +147,12 @@ class TogglClient:
     # ----------------------------------------------------------------- calls
 
     def me(self) -> TogglMe:
-        return parse(TogglMe, self._get("/api/v9/me"), "profile")
+        return self.session.parse(TogglMe, self._get("/api/v9/me"), "profile")
 
     def workspace(self, workspace_id: str) -> TogglWorkspace:
-        return parse(TogglWorkspace, self._get(f"/api/v9/workspaces/{workspace_id}"), f"workspace {workspace_id}")
+        return self.session.parse(
+            TogglWorkspace, self._get(f"/api/v9/workspaces/{workspace_id}"), f"workspace {workspace_id}"
+        )
 
     def named(self, workspace_id: str, kind: str) -> dict[int, TogglNamed]:
         """A workspace's projects, clients, tags or users by id (one call each, cached by the source).
@@ -179,7 +165,7 @@ class TogglClient:
         if not isinstance(payload, list):
             raise PayloadError(f"Toggl Track {kind} of workspace {workspace_id} are not a list")
         items = [
-            parse(TogglNamed, item, f"{kind[:-1]} {item.get('id')!r}" if isinstance(item, dict) else kind)
+            self.session.parse(TogglNamed, item, f"{kind[:-1]} {item.get('id')!r}" if isinstance(item, dict) else kind)
             for item in payload
         ]
         return {item.id: item for item in items}
@@ -200,7 +186,7 @@ class TogglClient:
             if not isinstance(payload, list):
                 raise PayloadError(f"Toggl Track's detailed report of workspace {workspace_id} is not a list of rows")
             for item in payload:
-                yield parse(TogglReportRow, item, "detailed report row")
+                yield self.session.parse(TogglReportRow, item, "detailed report row")
             cursor = {}
             for header, field in NEXT_HEADERS:
                 value = response.headers.get(header)
@@ -223,6 +209,8 @@ class TogglClient:
         if not isinstance(payload, list):
             raise PayloadError("Toggl Track's time entries are not a list")
         return [
-            parse(TogglTimeEntry, item, f"time entry {item.get('id')!r}" if isinstance(item, dict) else "time entry")
+            self.session.parse(
+                TogglTimeEntry, item, f"time entry {item.get('id')!r}" if isinstance(item, dict) else "time entry"
+            )
             for item in payload
         ]

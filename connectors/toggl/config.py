@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr
 
-from connectors._config import check_timezone
+from connectors._config import FilingZone, MaxAttempts, RequestTimeout, known_timezone
 
 ENV_PREFIX = "HOURBRIDGE_TOGGL__"
 
@@ -58,16 +58,11 @@ class TogglConfig(BaseModel):
     base_url: str = Field(
         default="https://api.track.toggl.com", description="API host (v9 and Reports v3 paths are appended)."
     )
-    timezone: str = Field(
-        default="UTC", description="IANA time zone whose calendar day an entry is filed under (from its start instant)."
-    )
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
-    max_attempts: int = Field(default=6, ge=1, le=20, description="Attempts per request before giving up.")
+    timezone: FilingZone = "UTC"
+    timeout_seconds: RequestTimeout = 30.0
+    max_attempts: MaxAttempts = 6
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        return check_timezone(value, setting=f"{ENV_PREFIX}TIMEZONE")
+    _known_timezone = known_timezone("timezone", setting=f"{ENV_PREFIX}TIMEZONE")
 
     @property
     def workspace_quota(self) -> int | None:

@@ -15,6 +15,7 @@ import structlog
 from connectors._config import require_token
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors._source import ClientSource, Once
 from connectors.errors import ConfigError, PayloadError
 from connectors.model import Coverage, Scope, Slice, TimeEntry, Window
 from connectors.toggl.client import ME_MAX_ENTRIES, SETTING_TOKEN, SETTING_WORKSPACE_IDS, Clock, TogglClient
@@ -27,7 +28,7 @@ log = structlog.get_logger("hourbridge.toggl")
 Lookup = dict[int, TogglNamed]
 
 
-class TogglSource:
+class TogglSource(ClientSource[TogglClient]):
     """Pulls Toggl Track time per workspace.
 
     ``feed=workspace``: the Reports API v3 detailed search, every member's entries, paged by the
@@ -62,32 +63,14 @@ class TogglSource:
         self._zone = ZoneInfo(config.timezone)
         self.client = TogglClient(config, token, limiter=limiter, sleep=sleep, transport=transport, clock=clock)
         self._lock = threading.Lock()
-        self._me: TogglMe | None = None
+        self._me = Once(self.client.me)
         self._lookups: dict[tuple[str, str], Lookup] = {}
         self._admin_checked: set[str] = set()
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> TogglSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stats(self) -> dict[str, int]:
-        return self.client.session.stats.as_dict()
 
     # ----------------------------------------------------------------- cached look-ups
 
     def me(self) -> TogglMe:
-        with self._lock:
-            if self._me is not None:
-                return self._me
-        me = self.client.me()
-        with self._lock:
-            self._me = me
-        return me
+        return self._me.get()
 
     def _lookup(self, workspace_id: str, kind: str) -> Lookup:
         """Projects, clients or tags of a workspace: one call each per run."""

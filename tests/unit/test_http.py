@@ -12,6 +12,7 @@ from connectors._http import error_from_status, make_client, send
 from connectors._ratelimit import RateLimiter
 from connectors._redact import redact, register_secret
 from connectors._retry import CallStats, RetryPolicy, backoff_seconds, call_with_retry
+from connectors._session import ApiSession
 from connectors.errors import ConfigError, PayloadError, RequestBugError, TransientError, classify_status
 from tests.fakes import FakeClock
 
@@ -418,3 +419,67 @@ def test_limiter_for_shares_one_limiter_per_credential_and_rebuilds_it_on_new_se
     assert limiter_for("bench-vendor", "tok_limiter_for_aaaa", 60, burst_seconds=10) is first
     other = limiter_for("bench-vendor", "tok_limiter_for_aaaa", 60, window_seconds=62)
     assert other is not first and other.capacity == pytest.approx(2.0) and other.window == 62.0
+
+
+def _test_session() -> ApiSession:
+    from connectors._session import ApiSession
+
+    clock = FakeClock()
+    return ApiSession(
+        vendor="Test",
+        setting="HOURBRIDGE_TEST__TOKEN",
+        policy=RetryPolicy(max_attempts=1),
+        limiter=RateLimiter(6000, clock=clock),
+        http=make_client("https://api.test"),
+        sleep=clock.sleep,
+    )
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_refusal_names_what_to_check_when_the_caller_says(mock: respx.MockRouter, status: int) -> None:
+    mock.get("/team").mock(return_value=httpx.Response(status, json={"err": "no"}))
+    with _test_session() as session, pytest.raises(ConfigError) as caught:
+        session.send_json("GET", "/team", forbidden="Check HOURBRIDGE_TEST__TEAM_IDS: the token's user must be in it.")
+    assert caught.value.status == status
+    assert caught.value.message.endswith(". Check HOURBRIDGE_TEST__TEAM_IDS: the token's user must be in it.")
+
+
+def test_a_refused_credential_is_not_blamed_on_the_forbidden_advice(mock: respx.MockRouter) -> None:
+    mock.get("/team").mock(return_value=httpx.Response(401))
+    with _test_session() as session, pytest.raises(ConfigError) as caught:
+        session.send("GET", "/team", forbidden="Check HOURBRIDGE_TEST__TEAM_IDS")
+    assert caught.value.status == 401 and "TEAM_IDS" not in caught.value.message
+
+
+def test_the_session_reads_wire_models_naming_the_field_that_did_not_fit() -> None:
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        id: int
+
+    class Page(BaseModel):
+        items: list[Item]
+
+    session = _test_session()
+    assert session.parse(Page, {"items": [{"id": 1}]}, "page").items[0].id == 1
+    with pytest.raises(PayloadError, match=r"^Test item list could not be read: items\.0\.id: "):
+        session.parse(Page, {"items": [{"id": "x"}]}, "item list")
+    session.close()
+
+
+def test_once_keeps_the_first_answer_and_retries_after_a_failure() -> None:
+    from connectors._source import Once
+
+    answers: Iterator[TransientError | str] = iter([TransientError("HTTP 502", status=502), "me", "someone else"])
+
+    def fetch() -> str:
+        answer = next(answers)
+        if isinstance(answer, TransientError):
+            raise answer
+        return answer
+
+    once = Once(fetch)
+    with pytest.raises(TransientError):
+        once.get()
+    assert once.get() == "me"
+    assert once.get() == "me"

@@ -245,3 +245,36 @@ def test_in_flight_limit_refuses_beyond_the_cap_and_frees_on_return() -> None:
         assert pending.result().status_code == 200
         assert http.get("/ping", headers={"X-Tenant": "t1"}).status_code == 200
     assert server.call_count("ping") == 2  # the refusal came before routing, so it is not a call
+
+
+def _posted(body: bytes, query: str = "") -> Request:
+    from werkzeug.test import EnvironBuilder
+
+    return Request(EnvironBuilder(method="POST", path="/x", query_string=query, data=body).get_environ())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "The body is not JSON"),
+        (b"[1, 2]", "The body must be a JSON object"),
+        (b'{"start": 1, "zeta": 2, "alpha": 3}', "Unknown field(s): alpha, zeta"),
+    ],
+)
+def test_an_emulator_refuses_a_body_that_is_not_an_object_of_known_fields(body: bytes, message: str) -> None:
+    from connectors.sandbox._http import Refused, json_object
+
+    with pytest.raises(Refused) as caught:
+        json_object(_posted(body), {"start", "end"})
+    assert (caught.value.status, caught.value.message) == (400, message)
+    assert json_object(_posted(b'{"start": 1}'), {"start", "end"}) == {"start": 1}
+
+
+def test_an_emulator_refuses_unknown_parameters_with_its_vendors_status() -> None:
+    from connectors.sandbox._http import Refused, refuse_unknown
+
+    request = _posted(b"", "page=1&zz=1&aa=2")
+    refuse_unknown(request.args, {"page", "zz", "aa"}, "parameter")
+    with pytest.raises(Refused) as caught:
+        refuse_unknown(request.args, {"page"}, "parameter", status=422)
+    assert (caught.value.status, caught.value.message) == (422, "Unknown parameter(s): aa, zz")

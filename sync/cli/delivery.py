@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sync.cli.shared import admin_errors as _admin_errors
 from sync.cli.shared import command_settings as _settings
-from sync.cli.shared import out
+from sync.cli.shared import err, out
 
 periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is_help=True)
 MonthArgument = Annotated[str | None, typer.Argument(help="The month, YYYY-MM (or give it as --period).")]
@@ -52,7 +53,10 @@ def deliver(
         ),
     ] = None,
 ) -> None:
-    """Bring every configured sink to the desired state of the ledger, without pulling the PM tools."""
+    """Bring every configured sink to the desired state of the ledger, without pulling the PM tools.
+
+    Exits 1 when a sink failed or left a line refused or unanswered, as `sync` does, with one line per sink.
+    """
     from sync.ops.admin import deliver_now
     from sync.store.db import make_engine, require_current
 
@@ -68,6 +72,11 @@ def deliver(
     print_deliveries(done.results)
     for name, message in done.errors.items():
         out.print(f"[red]{name}[/] {message}", highlight=False, soft_wrap=True)
+    incomplete = done.incomplete()
+    for line in incomplete:
+        err.print(f"[bold red]deliver:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    if incomplete:
+        raise typer.Exit(1)
 
 
 def _print_plan(name: str, plan: Any) -> None:

@@ -17,7 +17,7 @@ from sync.delivery.plan import touched_months
 from sync.delivery.reconcile import Reconciliation
 from sync.run.context import RunContext
 from sync.run.deliver import deliver as deliver_stage
-from sync.run.deliver import deliverer
+from sync.run.deliver import deliverer, incomplete_summary
 from sync.run.factory import build_sinks
 from sync.run.mapping import adopt_mapping, load_mapping
 from sync.run.reconcile import reconcile_month
@@ -39,6 +39,16 @@ class DeliverNow:
     results: dict[str, DeliveryResult] = field(default_factory=dict)
     plans: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+    def incomplete(self) -> list[str]:
+        """One line per sink the delivery left incomplete (a failed sink, refused or unanswered writes);
+        empty when every sink got everything (a dry run sends nothing, so leaves nothing undone)."""
+        lines = [f"{name}: nothing delivered ({message})" for name, message in self.errors.items()]
+        for result in self.results.values():
+            summary = incomplete_summary(result)
+            if summary is not None:
+                lines.append(summary)
+        return lines
 
 
 def require_synced(engine: Engine) -> None:

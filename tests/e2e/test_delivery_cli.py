@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -258,3 +259,41 @@ def test_deliver_exits_1_naming_the_sink_when_a_line_is_refused_and_0_once_it_la
     assert len(held) == len(set(held))  # nothing delivered twice
     code, output = run_cli("reconcile", "--period", "2026-11", "--no-sources")
     assert code == 0, output
+
+
+def test_periods_close_refuses_a_month_that_does_not_reconcile_unless_forced_with_a_reason(
+    env: Path, qbo: PausingQuickBooks
+) -> None:
+    code, output = run_cli("sync", "--as-of", AS_OF, "--no-deliver")
+    assert code == 0, output
+    # Nothing delivered: every October line is a difference between the ledger and QuickBooks.
+    code, output = run_cli("periods", "close", "2026-10", "--by", "finance")
+    assert code == 1, output
+    assert "2026-10 does not reconcile (" in output and "nothing was closed" in output
+    assert "`hourbridge reconcile --period 2026-10` lists them" in output
+    assert "quickbooks" in output and "--force" in output
+    code, output = run_cli("periods", "list", "--json")
+    assert code == 0 and json.loads(output)["closed"] == []
+
+    code, output = run_cli("periods", "close", "2026-10", "--force")
+    assert code == 2 and "needs a reason" in output, output
+    code, output = run_cli(
+        "periods", "close", "2026-10", "--force", "--reason", "booked by hand in October", "--by", "finance"
+    )
+    assert code == 0, output
+    assert "2026-10 closed over" in output
+    listed = json.loads(run_cli("periods", "list", "--json")[1])
+    assert listed["closed"] == ["2026-10"]
+    (event,) = listed["history"]
+    assert (event["action"], event["by"]) == ("close", "finance")
+    assert event["reason"].startswith("forced over ") and event["reason"].endswith(": booked by hand in October")
+
+    # Delivered, November reconciles and closes without --force; closing it again changes nothing.
+    code, output = run_cli("deliver", "--period", "2026-11")
+    assert code == 0, output
+    code, output = run_cli("periods", "close", "--period", "2026-11", "--by", "finance")
+    assert code == 0 and "2026-11 closed; later changes" in output, output
+    code, output = run_cli("periods", "close", "2026-11")
+    assert code == 0 and "2026-11 was already closed" in output, output
+    history = json.loads(run_cli("periods", "list", "--json")[1])["history"]
+    assert [(e["month"], e["reason"]) for e in history[1:]] == [("2026-11", "")]

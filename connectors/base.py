@@ -140,10 +140,22 @@ class SourcePlugin:
 
 
 @dataclass(frozen=True, slots=True)
+class FileOutput:
+    """How a sink that writes files writes them, as the reports are written: exactly ``mode``
+    (HOURBRIDGE_FILE_MODE, whatever the umask) and CSV files opening with a UTF-8 byte order mark
+    when ``csv_bom`` (HOURBRIDGE_CSV_BOM)."""
+
+    mode: int = 0o640  # HOURBRIDGE_FILE_MODE's default
+    csv_bom: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SinkPlugin:
     """One registered accounting sink: factory, settings model, and how the planner builds its lines.
 
     ``factory(config, token)`` gets the OAuth token source when ``oauth`` is set (None otherwise).
+    ``file_factory(config, output)``, when set, builds a sink that writes files instead, so they get
+    the permissions and byte order mark of every file hourbridge writes.
     ``payee_field`` names the ``people`` key that holds the payee this sink books time to.
     ``bills``: the sink also reads contractors' bills back (its sink has ``bills(start, end)``,
     the ``connectors.bills.BillReader`` protocol), so the invoice check can compare them with the ledger.
@@ -157,6 +169,7 @@ class SinkPlugin:
     oauth: bool = False
     payee_field: str | None = None
     bills: bool = False
+    file_factory: Callable[[Any, FileOutput], Sink] | None = None
 
 
 _SOURCES: dict[str, SourcePlugin] = {}

@@ -229,12 +229,14 @@ class Settings(BaseSettings):
     )
     file_mode: str = Field(
         default=DEFAULT_FILE_MODE,
-        description="Permissions (octal) of the SQLite database, its lock files, reports and statements, applied "
-        "exactly (the umask does not narrow them); the owner keeps read and write, execute bits are refused.",
+        description="Permissions (octal) of the SQLite database, its lock files, reports, statements and the files "
+        "sink's accounting files, applied exactly (the umask does not narrow them); the owner keeps read and write, "
+        "execute bits are refused.",
     )
     csv_bom: bool = Field(
         default=True,
-        description="Start CSV reports and statements with a UTF-8 byte order mark, so Excel reads accents right.",
+        description="Start CSV reports, statements and the files sink's accounting files with a UTF-8 byte order "
+        "mark, so Excel reads accents right.",
     )
     token_key: SecretStr | None = Field(
         default=None,

@@ -16,6 +16,8 @@ register_sink(
         name="files",
         label="Accounting files (CSV)",
         factory=lambda config, _token: FileSink(config.folder),
+        # Built with HOURBRIDGE_FILE_MODE and HOURBRIDGE_CSV_BOM, like the reports.
+        file_factory=lambda config, output: FileSink(config.folder, output=output),
         config=FilesConfig,
         lines=_lines,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections import defaultdict
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from connectors._files import write_files
+from connectors.base import FileOutput
 from connectors.delivery import Holding, Line, Op, OpKind, Receipt, hours_from_minutes, marked_keys, marker
 from connectors.errors import ConfigError
 
@@ -34,6 +36,9 @@ HEADERS = (
 )
 
 Row = dict[str, str]
+
+# The settings' defaults (0640, with a BOM): what the sink writes when built without the settings.
+DEFAULT_OUTPUT = FileOutput()
 
 
 def file_name(month: str) -> str:
@@ -71,6 +76,10 @@ def line_row(record: str, key: str, line: Line) -> Row:
 class FileSink:
     """Holds delivered lines as rows of ``accounting-YYYY-MM.csv`` in one folder (UTF-8, RFC 4180).
 
+    The files are written as the reports are (``output``): exactly HOURBRIDGE_FILE_MODE, and with a
+    UTF-8 byte order mark unless HOURBRIDGE_CSV_BOM is off. They are read with or without one, since
+    earlier versions wrote none and a changed setting leaves untouched months as they were.
+
     The row's ``record`` column is its remote id (the key of the op that created it) and ``key`` its
     ``[hb:<key>]`` marker, so the folder is read back like any other sink's records: a re-run, a
     crash between write and receipt, or a new ledger finds what is already there. Every month file is
@@ -79,8 +88,15 @@ class FileSink:
 
     name: ClassVar[str] = "files"
 
-    def __init__(self, folder: Path, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        output: FileOutput = DEFAULT_OUTPUT,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.folder = Path(folder)
+        self.output = output
         self._clock = clock
         self._writes = 0
 
@@ -92,7 +108,8 @@ class FileSink:
         path = self.folder / file_name(month)
         if not path.is_file():
             return {}
-        with path.open(encoding="utf-8", newline="") as stream:
+        # utf-8-sig drops a leading byte order mark and reads a file without one as plain UTF-8.
+        with path.open(encoding="utf-8-sig", newline="") as stream:
             return {row["record"]: row for row in csv.DictReader(stream)}
 
     def _render(self, rows: dict[str, Row]) -> bytes:
@@ -100,7 +117,7 @@ class FileSink:
         writer = csv.DictWriter(buffer, fieldnames=HEADERS, lineterminator="\r\n")
         writer.writeheader()
         writer.writerows(sorted(rows.values(), key=lambda r: (r["date"], r["payee"], r["code"], r["record"])))
-        return buffer.getvalue().encode("utf-8")
+        return (codecs.BOM_UTF8 if self.output.csv_bom else b"") + buffer.getvalue().encode("utf-8")
 
     def push(self, ops: Sequence[Op]) -> Iterator[Receipt]:
         by_month: dict[str, list[Op]] = defaultdict(list)
@@ -109,7 +126,7 @@ class FileSink:
         for month, month_ops in sorted(by_month.items()):
             rows = self._read(month)
             receipts = [self._apply(rows, op) for op in month_ops]
-            write_files(self.folder, [(file_name(month), self._render(rows))])
+            write_files(self.folder, [(file_name(month), self._render(rows))], mode=self.output.mode)
             self._writes += 1
             yield from receipts
 

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sync.cli.shared import admin_errors as _admin_errors
 from sync.cli.shared import command_settings as _settings
-from sync.cli.shared import out
+from sync.cli.shared import err, out
 
 periods_app = typer.Typer(help="Close and reopen accounting months.", no_args_is_help=True)
 MonthArgument = Annotated[str | None, typer.Argument(help="The month, YYYY-MM (or give it as --period).")]
@@ -52,7 +53,10 @@ def deliver(
         ),
     ] = None,
 ) -> None:
-    """Bring every configured sink to the desired state of the ledger, without pulling the PM tools."""
+    """Bring every configured sink to the desired state of the ledger, without pulling the PM tools.
+
+    Exits 1 when a sink failed or left a line refused or unanswered, as `sync` does, with one line per sink.
+    """
     from sync.ops.admin import deliver_now
     from sync.store.db import make_engine, require_current
 
@@ -68,6 +72,11 @@ def deliver(
     print_deliveries(done.results)
     for name, message in done.errors.items():
         out.print(f"[red]{name}[/] {message}", highlight=False, soft_wrap=True)
+    incomplete = done.incomplete()
+    for line in incomplete:
+        err.print(f"[bold red]deliver:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    if incomplete:
+        raise typer.Exit(1)
 
 
 def _print_plan(name: str, plan: Any) -> None:
@@ -191,20 +200,63 @@ def periods_close(
     month: MonthArgument = None,
     period: PeriodOption = None,
     by: Annotated[str | None, typer.Option(help="Who closes it (default: the current user).")] = None,
-    reason: Annotated[str, typer.Option(help="Optional note kept in the history.")] = "",
+    reason: Annotated[str, typer.Option(help="A note kept in the history (required with --force).")] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Close it even though it does not reconcile (needs --reason).")
+    ] = False,
 ) -> None:
-    """Lock a month: later changes to it are delivered as adjustments in the first open month."""
+    """Lock a month once it reconciles: later changes to it are delivered as adjustments in the first open month.
+
+    Refused (exit 1, the differences listed) while the ledger and the accounting sinks disagree, as the
+    console refuses it; --force --reason "..." closes it anyway and keeps the reason in the history.
+    """
     from sync.delivery import periods
+    from sync.ops.admin import PeriodNotReconciled, close_reconciled
     from sync.store.db import make_engine, require_current
 
-    month = _one_month(month, period)
+    month = periods.parse_month(_one_month(month, period))
     settings = _settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
-    if periods.close(engine, month, by=_who(by), reason=reason, now=datetime.now(UTC)):
+    with engine.connect() as conn:
+        already = month in periods.closed(conn).labels
+    if already:
+        out.print(f"{month} was already closed")
+        return
+    try:
+        closed, result = close_reconciled(
+            settings, engine, month, by=_who(by), reason=reason, now=datetime.now(UTC), force=force
+        )
+    except PeriodNotReconciled as exc:
+        _print_differences(exc.reconciliation)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        err.print(
+            f'an admin who knows why may close it anyway: hourbridge periods close {month} --force --reason "..."',
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    if not closed:
+        out.print(f"{month} was already closed")
+    elif result.ok:
         out.print(f"{month} closed; later changes to it become adjustments in the first open month")
     else:
-        out.print(f"{month} was already closed")
+        out.print(
+            f"[yellow]{month} closed over {len(result.differences)} differences[/] (--force; the reason is kept "
+            "in the history); later changes to it become adjustments in the first open month",
+            highlight=False,
+        )
+
+
+def _print_differences(result: Any, shown: int = 10) -> None:
+    """The first ``shown`` differences of a month, one line each (`reconcile` lists them all)."""
+    for d in result.differences[:shown]:
+        text = (
+            f"{d.code} {d.person} {d.item}: expected {d.expected_minutes} min, holds {d.actual_minutes} min; {d.note}"
+        )
+        out.print(f"[red]{escape(d.where)}[/] {escape(text)}", highlight=False, soft_wrap=True)
+    if len(result.differences) > shown:
+        out.print(f"… and {len(result.differences) - shown} more", highlight=False)
 
 
 @periods_app.command("reopen")

@@ -17,7 +17,7 @@ from sync.delivery.plan import touched_months
 from sync.delivery.reconcile import Reconciliation
 from sync.run.context import RunContext
 from sync.run.deliver import deliver as deliver_stage
-from sync.run.deliver import deliverer
+from sync.run.deliver import deliverer, incomplete_summary
 from sync.run.factory import build_sinks
 from sync.run.mapping import adopt_mapping, load_mapping
 from sync.run.reconcile import reconcile_month
@@ -39,6 +39,16 @@ class DeliverNow:
     results: dict[str, DeliveryResult] = field(default_factory=dict)
     plans: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+    def incomplete(self) -> list[str]:
+        """One line per sink the delivery left incomplete (a failed sink, refused or unanswered writes);
+        empty when every sink got everything (a dry run sends nothing, so leaves nothing undone)."""
+        lines = [f"{name}: nothing delivered ({message})" for name, message in self.errors.items()]
+        for result in self.results.values():
+            summary = incomplete_summary(result)
+            if summary is not None:
+                lines.append(summary)
+        return lines
 
 
 def require_synced(engine: Engine) -> None:
@@ -166,18 +176,43 @@ def reconcile_ledger(settings: Settings, engine: Engine, label: str) -> Reconcil
 
 
 class PeriodNotReconciled(HourbridgeError):
-    """A month cannot close while its ledger and sinks disagree."""
+    """A month cannot close while its ledger and sinks disagree; ``reconciliation`` holds the differences."""
+
+    def __init__(self, message: str, reconciliation: Reconciliation) -> None:
+        super().__init__(message)
+        self.reconciliation = reconciliation
 
 
 def close_reconciled(
-    settings: Settings, engine: Engine, label: str, *, by: str, reason: str, now: datetime
+    settings: Settings,
+    engine: Engine,
+    label: str,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
+    force: bool = False,
 ) -> tuple[bool, Reconciliation]:
-    """Close ``label`` only when it reconciles (ledger = every sink); PeriodNotReconciled otherwise."""
+    """Close ``label`` only when it reconciles (ledger = every sink); PeriodNotReconciled otherwise.
+
+    ``force`` closes it over its differences, for an admin who knows why: it needs a reason, and the
+    history keeps that reason with how many differences the month was closed over.
+    """
+    label = periods.parse_month(label)
+    if force and not reason.strip():
+        raise ConfigError(
+            f'closing {label} whatever the reconciliation says needs a reason: pass --reason "..." '
+            "(it is kept in the history)"
+        )
     result = reconcile_ledger(settings, engine, label)
     if not result.ok:
-        raise PeriodNotReconciled(
-            f"{label} does not reconcile ({len(result.differences)} differences between the ledger and the "
-            "accounting sinks): deliver or fix them first (`hourbridge reconcile --period "
-            f"{label}` lists them); nothing was closed"
-        )
+        count = len(result.differences)
+        if not force:
+            raise PeriodNotReconciled(
+                f"{label} does not reconcile ({count} differences between the ledger and the "
+                "accounting sinks): deliver or fix them first (`hourbridge reconcile --period "
+                f"{label}` lists them); nothing was closed",
+                result,
+            )
+        reason = f"forced over {count} difference{'' if count == 1 else 's'}: {reason.strip()}"
     return periods.close(engine, label, by=by, reason=reason, now=now), result

@@ -93,6 +93,15 @@ class DeliveryIncomplete(HourbridgeError):
     action = Action.TRANSIENT
 
 
+class DeliveryRefused(HourbridgeError):
+    """A sink refused lines: the same job again would be refused again, so it fails for an admin to see.
+
+    The next delivery job (after the next pull, or `hourbridge deliver`) plans the lines again.
+    """
+
+    action = Action.CONFIG
+
+
 def queue_conninfo(database_url: str) -> str:
     """The libpq URL procrastinate connects with; anything but PostgreSQL is an admin error."""
     try:
@@ -383,7 +392,12 @@ class WorkerApp:
         log.info("worker.reported", periods=[w.period.label for w in written])
 
     def deliver(self, sink: str) -> None:
-        """The deliver stage for one sink over the open months; retried while outcomes stay open."""
+        """The deliver stage for one sink over the open months; retried while outcomes stay open.
+
+        Refused lines fail the job once the invoice check has run (DeliveryRefused, not retried).
+        """
+        from sync.run.deliver import incomplete_summary
+
         delivered = deliver_open_months(self.settings, self.engine, sink)
         result = delivered.result
         if result is None:  # the sink could not even be built or reached
@@ -395,6 +409,9 @@ class WorkerApp:
         if result.unknown or result.skipped:
             raise DeliveryIncomplete(f"{sink}: {result.unknown} writes without an answer yet; retrying resolves them")
         self.check_invoices()
+        if result.failed:
+            # Not retried (a refusal repeats), but failed: `worker --once` exits 1 and names the sink.
+            raise DeliveryRefused(incomplete_summary(result) or f"{sink}: {result.failed} lines failed")
 
     def check_invoices(self) -> int:
         """The invoice check of every open month, after a delivery; the number of findings.

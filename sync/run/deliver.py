@@ -26,6 +26,29 @@ class SinkDelivery:
     errors: tuple[RunError, ...] = ()
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def incomplete_summary(result: DeliveryResult) -> str | None:
+    """One line on what a delivery left undone, naming its sink and where to look; None when nothing.
+
+    Refused lines wait for an admin (`status` shows the sink's message for each); unanswered writes
+    and other errors only for the next delivery, which plans them again.
+    """
+    parts: list[str] = []
+    if result.failed:
+        parts.append(f"{_count(result.failed, 'line', 'lines')} failed (refused by the sink)")
+    if result.unknown:
+        parts.append(f"{_count(result.unknown, 'write', 'writes')} without an answer yet")
+    if parts:
+        where = "`hourbridge status` lists the failed lines with the sink's message; " if result.failed else ""
+        return f"{result.sink}: {', '.join(parts)}; {where}the next `hourbridge deliver` or sync sends them again"
+    if result.errors:
+        return f"{result.sink}: {_count(len(result.errors), 'error', 'errors')} (listed above)"
+    return None
+
+
 def sink_spec(context: RunContext, name: str) -> SinkSpec:
     """How the planner builds ``name``'s lines (a day per person and code unless the settings say more)."""
     settings = context.settings

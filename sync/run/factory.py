@@ -6,7 +6,7 @@ from typing import cast
 
 from sqlalchemy import Engine
 
-from connectors.base import Sink, Source, sink_plugins, source_plugins
+from connectors.base import FileOutput, Sink, Source, sink_plugins, source_plugins
 from connectors.oauth import Provider
 from sync.delivery.desired import SinkSpec
 from sync.settings import Settings
@@ -53,6 +53,10 @@ def build_sinks(settings: Settings, engine: Engine) -> dict[str, Sink]:
                 continue
             # OAuth sinks are the providers connectors.oauth knows (QuickBooks, Xero).
             provider = cast(Provider, plugin.name)
+            if plugin.file_factory is not None:
+                output = FileOutput(mode=settings.file_permissions, csv_bom=settings.csv_bom)
+                sinks[plugin.name] = plugin.file_factory(config, output)
+                continue
             token = access_token_source(settings, engine, provider) if plugin.oauth else None
             sinks[plugin.name] = plugin.factory(config, token)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from sqlalchemy import create_engine, func, select
 from connectors.delivery import marked_keys
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.dataset import Dataset
-from connectors.sandbox.quickbooks import BATCH, TIME_ACTIVITY, QuickBooksSandbox
+from connectors.sandbox.quickbooks import BATCH, TIME_ACTIVITY, QuickBooksSandbox, _Fault
 from sync.admin.revisions import read_document
 from sync.ops.demo import EXAMPLE_MAPPINGS, quickbooks_sandbox
 from sync.store.tables import entries, outbox
@@ -29,13 +30,21 @@ AS_OF = "2026-11-21T09:00:00"
 
 
 class PausingQuickBooks(QuickBooksSandbox):
-    """Stores a write, then holds its answer until the test lets go (so the client can be killed first)."""
+    """Stores a write, then holds its answer until the test lets go (so the client can be killed first);
+    or refuses the next ``refuse_next`` TimeActivities it is sent, as QuickBooks refuses an invalid one."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pause_next = False
+        self.refuse_next = 0
         self.committed = threading.Event()
         self.release = threading.Event()
+
+    def _validate(self, body: Any) -> None:
+        super()._validate(body)
+        if self.refuse_next:
+            self.refuse_next -= 1
+            raise _Fault(400, "6000", "A business validation error has occurred", "Customer is inactive")
 
     def _committed(self, request_id: str | None, response: Any) -> Any:
         answer = super()._committed(request_id, response)
@@ -224,3 +233,67 @@ def test_deliver_dry_run_sends_nothing_then_deliver_sends_the_plan(env: Path, qb
     code, output = run_cli("status", "--json")
     assert code == 0
     assert f'"lines": {len(november)}' in output
+
+
+def test_deliver_exits_1_naming_the_sink_when_a_line_is_refused_and_0_once_it_lands(
+    env: Path, qbo: PausingQuickBooks
+) -> None:
+    code, output = run_cli("sync", "--as-of", AS_OF, "--no-deliver")
+    assert code == 0, output
+    qbo.refuse_next = 1
+    code, output = run_cli("deliver", "--period", "2026-11")
+    assert code == 1, output
+    assert "deliver: quickbooks: 1 line failed (refused by the sink)" in output
+    assert "`hourbridge status` lists the failed lines" in output
+    # The other lines were delivered; only the refused one is missing.
+    landed = len(qbo.time_activities())
+    assert landed > 0
+    code, output = run_cli("status")
+    assert code == 0 and "Customer is inactive" in output, output
+    # The next deliver sends the refused line again under a new key; QuickBooks takes it now.
+    code, output = run_cli("deliver", "--period", "2026-11")
+    assert code == 0, output
+    assert "deliver:" not in output
+    assert len(qbo.time_activities()) == landed + 1
+    held = line_keys_held(qbo, env)
+    assert len(held) == len(set(held))  # nothing delivered twice
+    code, output = run_cli("reconcile", "--period", "2026-11", "--no-sources")
+    assert code == 0, output
+
+
+def test_periods_close_refuses_a_month_that_does_not_reconcile_unless_forced_with_a_reason(
+    env: Path, qbo: PausingQuickBooks
+) -> None:
+    code, output = run_cli("sync", "--as-of", AS_OF, "--no-deliver")
+    assert code == 0, output
+    # Nothing delivered: every October line is a difference between the ledger and QuickBooks.
+    code, output = run_cli("periods", "close", "2026-10", "--by", "finance")
+    assert code == 1, output
+    assert "2026-10 does not reconcile (" in output and "nothing was closed" in output
+    assert "`hourbridge reconcile --period 2026-10` lists them" in output
+    assert "quickbooks" in output and "--force" in output
+    code, output = run_cli("periods", "list", "--json")
+    assert code == 0 and json.loads(output)["closed"] == []
+
+    code, output = run_cli("periods", "close", "2026-10", "--force")
+    assert code == 2 and "needs a reason" in output, output
+    code, output = run_cli(
+        "periods", "close", "2026-10", "--force", "--reason", "booked by hand in October", "--by", "finance"
+    )
+    assert code == 0, output
+    assert "2026-10 closed over" in output
+    listed = json.loads(run_cli("periods", "list", "--json")[1])
+    assert listed["closed"] == ["2026-10"]
+    (event,) = listed["history"]
+    assert (event["action"], event["by"]) == ("close", "finance")
+    assert event["reason"].startswith("forced over ") and event["reason"].endswith(": booked by hand in October")
+
+    # Delivered, November reconciles and closes without --force; closing it again changes nothing.
+    code, output = run_cli("deliver", "--period", "2026-11")
+    assert code == 0, output
+    code, output = run_cli("periods", "close", "--period", "2026-11", "--by", "finance")
+    assert code == 0 and "2026-11 closed; later changes" in output, output
+    code, output = run_cli("periods", "close", "2026-11")
+    assert code == 0 and "2026-11 was already closed" in output, output
+    history = json.loads(run_cli("periods", "list", "--json")[1])["history"]
+    assert [(e["month"], e["reason"]) for e in history[1:]] == [("2026-11", "")]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ def files_env(toy_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _rows(folder: Path) -> list[dict[str, str]]:
-    with (folder / "books" / "accounting-2026-11.csv").open(encoding="utf-8", newline="") as stream:
+    with (folder / "books" / "accounting-2026-11.csv").open(encoding="utf-8-sig", newline="") as stream:
         return list(csv.DictReader(stream))
 
 
@@ -53,3 +55,17 @@ def test_file_sink_holds_the_mapped_lines_and_follows_edits(files_env: Path) -> 
     assert result["ok"] is True and result["sinks"] == ["files"]
     code, output = run_cli("deliver", "--dry-run")
     assert code == 0, output
+
+
+def test_file_sink_files_take_the_file_mode_and_bom_settings(files_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOURBRIDGE_FILE_MODE", "0660")
+    previous = os.umask(0o077)  # the mode is applied exactly, not narrowed by the umask
+    try:
+        code, output = run_cli("sync", "--as-of", AS_OF)
+    finally:
+        os.umask(previous)
+    assert code == 0, output
+    path = files_env / "books" / "accounting-2026-11.csv"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfrecord,key,")
+    assert len(_rows(files_env)) == 2

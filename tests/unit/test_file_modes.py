@@ -96,7 +96,7 @@ def test_written_files_get_exactly_the_mode_under_any_umask(tmp_path: Path, tigh
     assert write_files(tmp_path, [("a.csv", b"1")], mode=0o600) == ()
     assert (tmp_path / "a.csv").stat().st_ino == inode
     assert mode(tmp_path / "a.csv") == 0o600
-    # Without a mode (the accounting file sink), new files are the owner's only.
+    # Without a mode, new files are the owner's only.
     write_files(tmp_path, [("c.csv", b"3")])
     assert mode(tmp_path / "c.csv") == 0o600
 

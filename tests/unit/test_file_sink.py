@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from connectors.base import Sink
+from connectors.base import FileOutput, Sink
 from connectors.delivery import Line, Op
 from connectors.errors import ConfigError
-from connectors.files.sink import FileSink, file_name
+from connectors.files.sink import HEADERS, FileSink, file_name
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -37,7 +40,7 @@ def _line(key: str, day: date, seconds: int, *, version: int = 1, rate: str | No
 
 
 def _rows(folder: Path, month: str) -> list[dict[str, str]]:
-    with (folder / file_name(month)).open(encoding="utf-8", newline="") as stream:
+    with (folder / file_name(month)).open(encoding="utf-8-sig", newline="") as stream:
         return list(csv.DictReader(stream))
 
 
@@ -111,3 +114,52 @@ def test_check_names_the_setting_when_the_folder_is_a_file(tmp_path: Path) -> No
     target.write_text("x", encoding="utf-8")
     with pytest.raises(ConfigError, match="HOURBRIDGE_FILES__FOLDER"):
         FileSink(target).check()
+
+
+@pytest.fixture
+def tight_umask() -> Iterator[None]:
+    previous = os.umask(0o077)  # would leave new files to their owner only
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.parametrize(("mode", "bom"), [(0o640, True), (0o660, True), (0o600, False)])
+def test_files_get_exactly_the_mode_and_the_bom_of_the_settings(
+    tmp_path: Path, tight_umask: None, mode: int, bom: bool
+) -> None:
+    sink = FileSink(tmp_path, output=FileOutput(mode=mode, csv_bom=bom), clock=lambda: NOW)
+    list(sink.push([Op.for_line("create", _line("agg:a", date(2026, 11, 3), 600))]))
+    path = tmp_path / file_name("2026-11")
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfrecord,key,") if bom else data.startswith(b"record,key,")
+    assert len(list(sink.holdings(date(2026, 11, 1), date(2026, 11, 30), []))) == 1
+
+
+def test_by_default_files_are_0640_with_a_bom_like_the_reports(tmp_path: Path, tight_umask: None) -> None:
+    list(FileSink(tmp_path).push([Op.for_line("create", _line("agg:a", date(2026, 11, 3), 600))]))
+    path = tmp_path / file_name("2026-11")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and path.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_a_file_written_without_a_bom_by_an_earlier_version_is_read_back_and_kept(tmp_path: Path) -> None:
+    line = _line("agg:old", date(2026, 11, 6), 1800)
+    op = Op.for_line("create", line)
+    old_row = dict.fromkeys(HEADERS, "") | {
+        "record": op.idempotency_key,
+        "key": f"[hb:{op.idempotency_key}]",
+        "date": "2026-11-06",
+        "payee": "Ada Lovelace",
+        "code": "WEB",
+        "minutes": "30",
+    }
+    text = ",".join(HEADERS) + "\r\n" + ",".join(old_row[h] for h in HEADERS) + "\r\n"
+    (tmp_path / file_name("2026-11")).write_bytes(text.encode("utf-8"))  # no byte order mark
+    sink = FileSink(tmp_path, clock=lambda: NOW)
+    found = sink.find(op.idempotency_key, line)
+    assert found is not None and found.remote_id == op.idempotency_key
+    assert [h.minutes for h in sink.holdings(date(2026, 11, 1), date(2026, 11, 30), [])] == [30]
+    # A new line in the same month keeps the old row; the file is rewritten with the BOM.
+    list(sink.push([Op.for_line("create", _line("agg:new", date(2026, 11, 7), 600))]))
+    assert (tmp_path / file_name("2026-11")).read_bytes().startswith(b"\xef\xbb\xbfrecord,")
+    assert sorted(r["minutes"] for r in _rows(tmp_path, "2026-11")) == ["10", "30"]

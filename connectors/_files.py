@@ -8,7 +8,20 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["apply_mode", "write_files"]
+__all__ = ["apply_mode", "csv_text", "write_files"]
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """``value`` for a CSV cell, a formula neutralised by a leading apostrophe.
+
+    Names and descriptions come from PM tools and trackers, which anyone can edit: a task called
+    ``=HYPERLINK(...)`` must open as text in the spreadsheet finance uses. Idempotent: a
+    neutralised value starts with ``'`` and is left as it is.
+    """
+    return "'" + value if value.startswith(_FORMULA_TRIGGERS) else value
 
 
 def _stage(folder: Path, name: str, data: bytes, mode: int | None) -> Path:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
-from connectors._files import write_files
+from connectors._files import csv_text, write_files
 from connectors.base import FileOutput
 from connectors.delivery import Holding, Line, Op, OpKind, Receipt, hours_from_minutes, marked_keys, marker
 from connectors.errors import ConfigError
@@ -50,7 +50,12 @@ def _month(day: date) -> str:
 
 
 def line_row(record: str, key: str, line: Line) -> Row:
-    """The CSV row of ``line`` as the record ``record`` written by the op keyed ``key``."""
+    """The CSV row of ``line`` as the record ``record`` written by the op keyed ``key``.
+
+    Text cells are written formula-safe (``csv_text``), as in the reports: the files are opened in
+    spreadsheets. The sink reads back only its own columns (record, key, date, minutes), so the
+    apostrophe never changes what it finds.
+    """
     minutes = line.minutes
     hours = hours_from_minutes(minutes, places=2)
     amount = (hours_from_minutes(minutes) * line.hourly_rate).quantize(Decimal("0.01")) if line.hourly_rate else None
@@ -58,18 +63,18 @@ def line_row(record: str, key: str, line: Line) -> Row:
         "record": record,
         "key": marker(key),
         "date": line.work_date.isoformat(),
-        "payee": line.payee,
-        "person": line.person,
-        "code": line.code,
-        "client": line.client,
-        "cost_center": line.cost_center or "",
+        "payee": csv_text(line.payee),
+        "person": csv_text(line.person),
+        "code": csv_text(line.code),
+        "client": csv_text(line.client),
+        "cost_center": csv_text(line.cost_center or ""),
         "hours": str(hours),
         "minutes": str(minutes),
         "billable": "true" if line.billable else "false",
         "hourly_rate": "" if line.hourly_rate is None else str(line.hourly_rate),
         "amount": "" if amount is None else str(amount),
         "currency": line.currency,
-        "description": line.description or "",
+        "description": csv_text(line.description or ""),
     }
 
 

@@ -17,6 +17,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.writer.excel import ExcelWriter
 
+from connectors._files import csv_text
 from sync.reporting.model import Period, Report, ReportLine, Shown, Tally, format_hours, format_minutes
 from sync.reporting.tables import Cell, Table, entries_table, summary_table, unmapped_table
 
@@ -24,16 +25,10 @@ __all__ = ["FORMATS", "UTF8_BOM", "normalise_formats", "render_csv", "render_rep
 
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "json")
 
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _XLSX_MAX_TEXT = 32_767  # Excel's hard limit for one cell
 _ZIP_EPOCH = date(1980, 1, 1)  # earliest date a zip entry can carry
 
 # --------------------------------------------------------------------------- CSV
-
-
-def _csv_text(value: str) -> str:
-    """Neutralise spreadsheet formulas: names come from PM tools, which anyone can edit."""
-    return "'" + value if value.startswith(_FORMULA_TRIGGERS) else value
 
 
 def _csv_cell(value: Cell) -> str:
@@ -42,7 +37,7 @@ def _csv_cell(value: Cell) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return _csv_text(value)
+        return csv_text(value)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -6,6 +6,7 @@ import csv
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -163,3 +164,28 @@ def test_a_file_written_without_a_bom_by_an_earlier_version_is_read_back_and_kep
     list(sink.push([Op.for_line("create", _line("agg:new", date(2026, 11, 7), 600))]))
     assert (tmp_path / file_name("2026-11")).read_bytes().startswith(b"\xef\xbb\xbfrecord,")
     assert sorted(r["minutes"] for r in _rows(tmp_path, "2026-11")) == ["10", "30"]
+
+
+def test_text_cells_are_formula_safe_and_the_rows_still_read_back(tmp_path: Path) -> None:
+    # A task or client anyone can name "=HYPERLINK(...)" must open as text in a spreadsheet.
+    sink = FileSink(tmp_path, clock=lambda: NOW)
+    line = replace(
+        _line("agg:f", date(2026, 11, 4), 600),
+        payee="=cmd|' /C calc'!A0",
+        client="+Acme",
+        code="-WEB",
+        cost_center="@Ops",
+        description='=HYPERLINK("http://x")',
+    )
+    (created,) = sink.push([Op.for_line("create", line)])
+    (row,) = _rows(tmp_path, "2026-11")
+    assert row["payee"] == "'=cmd|' /C calc'!A0"
+    assert (row["client"], row["code"], row["cost_center"]) == ("'+Acme", "'-WEB", "'@Ops")
+    assert row["description"] == '\'=HYPERLINK("http://x")'
+    assert row["person"] == "ada@example.test"  # ordinary text is left as it is
+    # What the sink reads back (its key markers, dates, minutes) is untouched by the apostrophes.
+    assert sink.find_many([created.idempotency_key], [line]).keys() == {created.idempotency_key}
+    assert [h.minutes for h in sink.holdings(date(2026, 11, 1), date(2026, 11, 30), [])] == [10]
+    # Rewriting the month (another line added) does not double the apostrophe.
+    list(sink.push([Op.for_line("create", _line("agg:g", date(2026, 11, 5), 60))]))
+    assert {r["payee"] for r in _rows(tmp_path, "2026-11")} == {"'=cmd|' /C calc'!A0", "Ada Lovelace"}

@@ -175,6 +175,8 @@ def test_demo_through_the_console_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reconciled to the minute" in result.stdout
+    # Its inbox's imported files count on the source side too: every month agrees across all three.
+    assert "reconcile 2026-11" in result.stdout and "sources = ledger = sinks" in result.stdout
     assert (tmp_path / "demo" / "hours-2026-11.xlsx").exists()
     assert "mapped" in result.stdout and "unmapped (held, reported)" in result.stdout
 

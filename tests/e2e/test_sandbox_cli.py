@@ -80,7 +80,7 @@ def test_sandbox_prints_settings_that_pull_from_it_and_stops_on_ctrl_c(
         # Time from every source it started.
         engine = create_engine(exports["HOURBRIDGE_DATABASE_URL"])
         with engine.connect() as conn:
-            pulled = dict(
+            pulled: dict[str, int] = dict(
                 conn.execute(
                     select(entries.c.source, func.count())
                     .where(entries.c.deleted_at.is_(None))

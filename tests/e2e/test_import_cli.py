@@ -127,6 +127,14 @@ def test_inbox_to_ledger_to_quickbooks_rerun_sends_nothing_and_a_closed_month_ge
     assert adjustments(qbo) == [("2026-11-01", 0, 30)]
     assert imported_seconds(env) == 4 * 3600
 
+    # Asana read again, the imported time as its import recorded it: every row agrees to the second.
+    code, output = run_cli("reconcile", "--period", "2026-11", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["sources_checked"] is True and result["imports_checked"] is True
+    assert all(row["source_seconds"] == row["ledger_seconds"] for row in result["rows"]), result["rows"]
+    assert sum(row["source_seconds"] for row in result["rows"] if row["code"] == "GLX-ERP") >= 5400
+
 
 def test_import_command_exit_codes_dry_run_and_rejection(env: Path) -> None:
     good = env / "good.csv"

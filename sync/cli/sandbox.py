@@ -19,7 +19,10 @@ def sandbox(
     port: Annotated[
         int,
         typer.Option(
-            help="First port: Asana, ClickUp, monday.com, QuickBooks, Xero on it and the next four (0: free ports)."
+            help=(
+                "First port: Asana, ClickUp, monday.com, QuickBooks, Xero, Harvest, Toggl Track, Clockify "
+                "on it and the next seven (0: free ports)."
+            )
         ),
     ] = 8700,
     mappings: Annotated[

@@ -1,10 +1,16 @@
-"""Reconcile one month: minutes per code and person in the PM tools = in the ledger = in each sink."""
+"""Reconcile one month: minutes per code and person in the sources = in the ledger = in each sink.
+
+The source side of a pulled source (a PM tool, a tracker's API) is the source read again for the
+month. An imported file has nothing to read again: its source side is what the last import of each
+of its slices recorded (the entry's latest version), so imported time counts and a ledger row that
+no longer matches its import is still found.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -13,6 +19,7 @@ from connectors._redact import redact
 from connectors.base import Sink, Source
 from connectors.delivery import Holding, Line, billable_minutes
 from connectors.errors import HourbridgeError
+from connectors.imports import SOURCES as IMPORT_FORMATS
 from connectors.model import Window
 from sync.delivery import periods
 from sync.delivery.desired import Catalogs, SinkSpec, desired_lines
@@ -23,13 +30,15 @@ from sync.store import ledger
 from sync.store import outbox as store_outbox
 
 UNMAPPED = "(unmapped)"
+# Sources whose entries arrive as files (`hourbridge import`, the inbox): nothing to read again.
+IMPORTED = frozenset(IMPORT_FORMATS.values())
 
 
 @dataclass(frozen=True, slots=True)
 class Difference:
     """One line that does not agree, and where."""
 
-    where: str  # "ledger" (PM tool vs ledger) or a sink name
+    where: str  # "ledger" (source vs ledger) or a sink name
     code: str
     person: str
     item: str  # the entry or line it is about
@@ -83,7 +92,8 @@ class Reconciliation:
     differences: list[Difference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # explained gaps: held time, adjustments elsewhere
     sinks: list[str] = field(default_factory=list)
-    sources_checked: bool = False
+    sources_checked: bool = False  # a pulled source was read again
+    imports_checked: bool = False  # imported entries were compared with what their imports recorded
 
     def row(self, code: str | None, person: str) -> Row:
         key = (code or UNMAPPED, person)
@@ -102,6 +112,7 @@ class Reconciliation:
             "closed": self.closed,
             "ok": self.ok,
             "sources_checked": self.sources_checked,
+            "imports_checked": self.imports_checked,
             "sinks": self.sinks,
             "rows": [self.rows[k].as_dict() for k in sorted(self.rows)],
             "differences": [d.as_dict() for d in self.differences],
@@ -120,19 +131,31 @@ def reconcile(
     gates: DeliverySettings,
     as_of: datetime,
 ) -> Reconciliation:
-    """Compare the month ``label`` across the PM tools, the ledger and every sink, line by line."""
+    """Compare the month ``label`` across the sources, the ledger and every sink, line by line.
+
+    ``sources``: the pulled sources to read again (may be empty); imported files are compared with
+    what their imports recorded whatever it holds.
+    """
     label = periods.parse_month(label)
     start, end = periods.month_bounds(label)
     with engine.connect() as conn:
         closed = periods.closed(conn)
         ledger_rows = list(ledger.live_entries_between(conn, start, end))
+        recorded_rows = list(ledger.recorded_entries_between(conn, IMPORTED, start, end))
     result = Reconciliation(label, closed.is_closed(label), sinks=sorted(sinks))
     by_entry: dict[tuple[str, str, str], Any] = {}
     for row in ledger_rows:
         by_entry[(row.source, row.account, row.external_id)] = row
         person = row.contractor or row.person_name
         result.row(row.code, person).ledger_seconds += row.duration_seconds
-    _compare_sources(result, sources, by_entry, Window(start, end))
+    # An import source built from settings lists nothing to pull: reading it again would call
+    # every imported entry gone.
+    pulled = {name: source for name, source in sources.items() if name not in IMPORTED}
+    read = _compare_sources(result, pulled, by_entry, Window(start, end))
+    if recorded_rows:
+        _compare_imports(result, recorded_rows, start, end)
+        read |= IMPORTED
+    _settle_source_side(result, ledger_rows, read)
     for name, sink in sinks.items():
         spec = specs.get(name) or SinkSpec(name, "day")
         _compare_sink(engine, result, name, sink, spec, catalogs, gates, as_of)
@@ -144,12 +167,13 @@ def _compare_sources(
     sources: Mapping[str, Source],
     by_entry: Mapping[tuple[str, str, str], Any],
     window: Window,
-) -> None:
+) -> set[str]:
+    """The pulled sources read again, entry by entry against the ledger; returns the ones read."""
     # Longer than most: a source's entries stream through once (a full re-read of a PM tool is slow
     # and rate-limited), so matching against the ledger and noting differences happen in one loop.
     if not sources:
-        result.notes.append("PM tools not read (no source configured or --no-sources)")
-        return
+        result.notes.append("sources not read again (no source to pull configured, or --no-sources)")
+        return set()
     seen: set[tuple[str, str, str]] = set()
     checked: set[str] = set()
     for name, source in sources.items():
@@ -212,8 +236,63 @@ def _compare_sources(
                     "gone from the PM tool: the next `hourbridge sync` removes it",
                 )
             )
-    for row in result.rows.values():
-        if checked and row.source_seconds is None:
+    return checked
+
+
+def _compare_imports(result: Reconciliation, recorded: Iterable[Any], start: date, end: date) -> None:
+    """Imported entries: the ledger against what the last import of their slice recorded."""
+    result.imports_checked = True
+    result.notes.append("imported files: their source side is what their last import recorded")
+    for entry in recorded:
+        live = entry.deleted_at is None and start <= entry.work_date <= end
+        held = (
+            entry.recorded_change is not None
+            and entry.recorded_change != "deleted"
+            and start <= entry.recorded_date <= end
+        )
+        person = entry.contractor or entry.person_name
+        row = result.row(entry.code, person)
+        if held:
+            row.source_seconds = (row.source_seconds or 0) + entry.recorded_seconds
+        expected = entry.recorded_seconds if held else 0
+        actual = entry.duration_seconds if live else 0
+        if live and entry.recorded_change is None:
+            note = "in the ledger, but no import recorded this version of it: it was written outside hourbridge"
+        elif live and not held:
+            note = "in the ledger, but not in the last import of its slice: it was changed outside hourbridge"
+        elif held and not live:
+            note = "in the last import of its slice, not live in the ledger: import the file again"
+        elif live and (expected != actual or entry.work_date != entry.recorded_date):
+            note = (
+                f"the ledger holds {format_minutes(actual)} min on {entry.work_date}, its import recorded "
+                f"{format_minutes(expected)} min on {entry.recorded_date}: the row was changed outside hourbridge"
+            )
+        else:
+            continue
+        result.differences.append(
+            Difference(
+                "ledger",
+                entry.code or UNMAPPED,
+                person,
+                f"{entry.source}:{entry.external_id}",
+                format_minutes(expected),
+                format_minutes(actual),
+                note,
+            )
+        )
+
+
+def _settle_source_side(result: Reconciliation, ledger_rows: Iterable[Any], read: set[str]) -> None:
+    """Rows whose every entry's source was read show 0 when it holds nothing; the others stay unknown."""
+    if not read:
+        return
+    unread = {
+        (row.code or UNMAPPED, row.contractor or row.person_name) for row in ledger_rows if row.source not in read
+    }
+    for key, row in result.rows.items():
+        if key in unread:
+            row.source_seconds = None
+        elif row.source_seconds is None:
             row.source_seconds = 0
 
 

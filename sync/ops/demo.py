@@ -98,7 +98,7 @@ class DemoSummary:
                 if self.deliveries and reason != "unmapped"
             ),
             *(
-                (f"reconcile {r.period}", "PM tools = ledger = sinks" if r.ok else f"{len(r.differences)} differences")
+                (f"reconcile {r.period}", "sources = ledger = sinks" if r.ok else f"{len(r.differences)} differences")
                 for r in self.reconciliations
             ),
             *self._invoice_rows(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import socket
@@ -14,25 +15,33 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from connectors.clockify import ClockifyConfig
 from connectors.errors import ConfigError
+from connectors.harvest import HarvestConfig
+from connectors.sandbox import toggl as toggl_sandbox
 from connectors.sandbox._server import HostedSandbox
 from connectors.sandbox.asana import AsanaSandbox
 from connectors.sandbox.clickup import ClickUpSandbox
+from connectors.sandbox.clockify import ClockifySandbox
 from connectors.sandbox.dataset import Dataset, generate_dataset
+from connectors.sandbox.harvest import HarvestSandbox
 from connectors.sandbox.monday import MondaySandbox
+from connectors.sandbox.toggl import TogglSandbox
+from connectors.toggl import TogglConfig
 from sync.admin.revisions import read_document
 from sync.ops.demo import (
     EXAMPLE_MAPPINGS,
     database_url,
     demo_settings,
     quickbooks_sandbox,
-    split_projects,
     xero_sandbox,
 )
 from sync.settings import ENV_PREFIX, Settings
 
 # Port offsets from --port: one emulator each, in this order.
-EMULATORS = ("asana", "clickup", "monday", "quickbooks", "xero")
+EMULATORS = ("asana", "clickup", "monday", "quickbooks", "xero", "harvest", "toggl", "clockify")
+# The tools the data set's projects are spread over: each project's time is in exactly one of them.
+SOURCES = ("asana", "clickup", "monday", "harvest", "toggl", "clockify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +101,10 @@ def run_sandboxes(
 ) -> Iterator[SandboxSession]:
     """Start every emulator on 127.0.0.1 (``port``, ``port+1``, … or free ports with 0) until the block ends.
 
-    The data set ends yesterday. QuickBooks and Xero know every vendor, customer, item, class,
-    account and cost center ``mappings_file`` names (default: the demo's document), so the time it
-    maps can be delivered there.
+    The data set ends yesterday; its projects are spread over the three PM tools and the three
+    trackers (Harvest, Toggl Track, Clockify), so a sync pulls every entry exactly once. QuickBooks
+    and Xero know every vendor, customer, item, class, account and cost center ``mappings_file``
+    names (default: the demo's document), so the time it maps can be delivered there.
     """
     if port and not 1024 <= port <= 65535 - len(EMULATORS):
         raise ConfigError(
@@ -105,13 +115,20 @@ def run_sandboxes(
         raise ConfigError(f"--mappings {chosen} does not exist; give your mapping document, or leave it out")
     document = read_document(chosen).document  # an invalid document is refused here, naming its line
     dataset = generate_dataset(seed, anchor=today - timedelta(days=1))
-    asana_projects, clickup_projects, monday_projects = split_projects(dataset)
+    projects = spread_projects(dataset)
+    # The trackers serve every entry of the data set they are given: only their projects' time.
+    harvest = HarvestSandbox(only_projects(dataset, projects["harvest"]))
+    toggl = TogglSandbox(only_projects(dataset, projects["toggl"]))
+    clockify = ClockifySandbox(only_projects(dataset, projects["clockify"]))
     emulators: dict[str, HostedSandbox] = {
-        "asana": AsanaSandbox(dataset, projects=asana_projects),
-        "clickup": ClickUpSandbox(dataset, projects=clickup_projects),
-        "monday": MondaySandbox(dataset, projects=monday_projects),
+        "asana": AsanaSandbox(dataset, projects=projects["asana"]),
+        "clickup": ClickUpSandbox(dataset, projects=projects["clickup"]),
+        "monday": MondaySandbox(dataset, projects=projects["monday"]),
         "quickbooks": quickbooks_sandbox(dataset, document),
         "xero": xero_sandbox(dataset, document),
+        "harvest": harvest,
+        "toggl": toggl,
+        "clockify": clockify,
     }
     if port:
         for offset, name in enumerate(EMULATORS):
@@ -125,12 +142,46 @@ def run_sandboxes(
             workdir / "hourbridge-sandbox.db",
             workdir / "hourbridge-sandbox-out",
             **_by_role(emulators),
-        )
+        ).model_copy(update=tracker_sections(harvest, toggl, clockify))
         yield SandboxSession(
             dataset=dataset,
             urls={name: emulator.base_url for name, emulator in emulators.items()},
             environment=sandbox_environment(settings, chosen, workdir),
         )
+
+
+def spread_projects(dataset: Dataset) -> dict[str, list[str]]:
+    """The data set's projects dealt over the PM tools and the trackers, as one agency's teams might use them."""
+    ids = [project.id for project in dataset.projects]
+    return {tool: ids[offset :: len(SOURCES)] for offset, tool in enumerate(SOURCES)}
+
+
+def only_projects(dataset: Dataset, projects: list[str]) -> Dataset:
+    """``dataset`` with only the entries of ``projects`` (its people, clients and projects all kept)."""
+    chosen = set(projects)
+    return dataclasses.replace(dataset, entries=tuple(e for e in dataset.entries if e.project_id in chosen))
+
+
+def tracker_sections(harvest: HarvestSandbox, toggl: TogglSandbox, clockify: ClockifySandbox) -> dict[str, Any]:
+    """The settings of the three trackers, each with its administrator's token (everyone's time)."""
+    return {
+        "harvest": HarvestConfig(
+            token=SecretStr(harvest.token),
+            account_id=harvest.account_id,
+            contact_email="sandbox@example.com",
+            base_url=harvest.base_url,
+        ),
+        "toggl": TogglConfig(
+            token=SecretStr(toggl.token),
+            feed="workspace",
+            workspace_ids=[str(toggl_sandbox.WORKSPACE_ID)],
+            plan="premium",  # the emulator's plan: its hourly quota of workspace calls
+            base_url=toggl.base_url,
+        ),
+        "clockify": ClockifyConfig(
+            token=SecretStr(clockify.token), base_url=clockify.api_url, reports_url=clockify.reports_url
+        ),
+    }
 
 
 def _require_free(port: int, offset: int, name: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -354,6 +355,41 @@ def live_entries_between(conn: Connection, start: date, end: date) -> Iterator[A
         select(entries)
         .where(entries.c.deleted_at.is_(None), and_(entries.c.work_date >= start, entries.c.work_date <= end))
         .order_by(entries.c.work_date, entries.c.source, entries.c.account, entries.c.external_id)
+    )
+
+
+def recorded_entries_between(conn: Connection, sources: Iterable[str], start: date, end: date) -> Iterator[Any]:
+    """Entries of ``sources`` beside their last recorded version, where either is dated ``start..end``.
+
+    A snapshot source (an imported file) has no live side to read again: the version its last
+    import wrote is what the source holds. Columns: the entry's own (``deleted_at`` included) and
+    ``recorded_change``, ``recorded_seconds``, ``recorded_date`` (None when no version matches the
+    entry's, which an import never leaves behind).
+    """
+    names = sorted(set(sources))
+    if not names:
+        return
+    recorded = entry_versions.alias("recorded")
+    yield from conn.execute(
+        select(
+            entries,
+            recorded.c.change.label("recorded_change"),
+            recorded.c.duration_seconds.label("recorded_seconds"),
+            recorded.c.work_date.label("recorded_date"),
+        )
+        .select_from(
+            entries.outerjoin(
+                recorded, and_(recorded.c.entry_id == entries.c.id, recorded.c.version == entries.c.version)
+            )
+        )
+        .where(
+            entries.c.source.in_(names),
+            or_(
+                and_(entries.c.work_date >= start, entries.c.work_date <= end),
+                and_(recorded.c.work_date >= start, recorded.c.work_date <= end),
+            ),
+        )
+        .order_by(entries.c.source, entries.c.account, entries.c.external_id)
     )
 
 

@@ -164,6 +164,9 @@ def test_db_upgrade_is_idempotent(env: Path) -> None:
 
 def test_demo_through_the_console_script(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOURBRIDGE_")}
+    # The checkout under test, not whichever copy the console script has installed.
+    root = str(Path(__file__).resolve().parents[2])
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, (root, environment.get("PYTHONPATH"))))
     script = Path(sys.executable).parent / "hourbridge"
     result = subprocess.run(
         [str(script), "demo", "--out", str(tmp_path / "demo"), "--as-of", "2026-11-20"],
@@ -175,6 +178,8 @@ def test_demo_through_the_console_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reconciled to the minute" in result.stdout
+    # Its inbox's imported files count on the source side too: every month agrees across all three.
+    assert "reconcile 2026-11" in result.stdout and "sources = ledger = sinks" in result.stdout
     assert (tmp_path / "demo" / "hours-2026-11.xlsx").exists()
     assert "mapped" in result.stdout and "unmapped (held, reported)" in result.stdout
 

@@ -127,6 +127,14 @@ def test_inbox_to_ledger_to_quickbooks_rerun_sends_nothing_and_a_closed_month_ge
     assert adjustments(qbo) == [("2026-11-01", 0, 30)]
     assert imported_seconds(env) == 4 * 3600
 
+    # Asana read again, the imported time as its import recorded it: every row agrees to the second.
+    code, output = run_cli("reconcile", "--period", "2026-11", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["sources_checked"] is True and result["imports_checked"] is True
+    assert all(row["source_seconds"] == row["ledger_seconds"] for row in result["rows"]), result["rows"]
+    assert sum(row["source_seconds"] for row in result["rows"] if row["code"] == "GLX-ERP") >= 5400
+
 
 def test_import_command_exit_codes_dry_run_and_rejection(env: Path) -> None:
     good = env / "good.csv"
@@ -157,3 +165,45 @@ def test_import_command_exit_codes_dry_run_and_rejection(env: Path) -> None:
     assert code == 2 and "unknown time zone" in output
     code, output = run_cli("import", str(env / "missing.csv"))
     assert code == 2 and "no such file" in output
+
+
+def test_reconcile_counts_imported_time_from_its_import_and_finds_a_ledger_row_changed_since(
+    sandbox_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the imports: no PM tool to read again, no sink.
+    for name in ("HOURBRIDGE_ASANA__TOKEN", "HOURBRIDGE_ASANA__BASE_URL"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOURBRIDGE_MAPPINGS_FILE", str(EXAMPLE_MAPPINGS))
+    week = sandbox_env / "priya-week.csv"
+    week.write_text(
+        HEADER + f"2026-11-10,{PRIYA},1.5,Timesheet work B,GLX-ERP\n2026-11-11,{PRIYA},2,Timesheet work C,GLX-ERP\n",
+        encoding="utf-8",
+    )
+    assert run_cli("db", "upgrade")[0] == 0
+    code, output = run_cli("import", str(week))
+    assert code == 0, output
+
+    code, output = run_cli("reconcile", "--period", "2026-11", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["ok"] is True and result["imports_checked"] is True and result["sources_checked"] is False
+    [row] = result["rows"]
+    assert row["code"] == "GLX-ERP" and row["source_seconds"] == row["ledger_seconds"] == 3.5 * 3600
+
+    # Someone edits the ledger by hand: 30 minutes more on one row, another row tombstoned.
+    engine = create_engine(f"sqlite:///{sandbox_env / 'state.db'}")
+    with engine.begin() as conn:
+        ids = conn.execute(select(entries.c.id).order_by(entries.c.work_date)).scalars().all()
+        conn.execute(
+            entries.update().where(entries.c.id == ids[0]).values(duration_seconds=entries.c.duration_seconds + 1800)
+        )
+        conn.execute(entries.update().where(entries.c.id == ids[1]).values(deleted_at=func.now()))
+    engine.dispose()
+
+    code, output = run_cli("reconcile", "--period", "2026-11", "--json")
+    assert code == 1, output
+    result = json.loads(output)
+    found = sorted((d["where"], d["code"], d["expected_minutes"], d["actual_minutes"]) for d in result["differences"])
+    assert found == [("ledger", "GLX-ERP", "120.00", "0.00"), ("ledger", "GLX-ERP", "90.00", "120.00")]
+    [row] = result["rows"]
+    assert row["source_seconds"] == 3.5 * 3600 and row["ledger_seconds"] == 2 * 3600

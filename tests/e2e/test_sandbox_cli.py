@@ -10,14 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, func, select
+
+from sync.store.tables import entries
 
 from .conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("asana", "clickup", "monday", "harvest", "toggl", "clockify")
+
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOURBRIDGE_")}
+    # The checkout under test, not whichever copy the interpreter has installed.
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), environment.get("PYTHONPATH"))))
     return subprocess.Popen(
         [sys.executable, "-m", "sync.cli", "sandbox", *args],
         cwd=tmp_path,
@@ -58,7 +66,10 @@ def test_sandbox_prints_settings_that_pull_from_it_and_stops_on_ctrl_c(
 
         code, output = run_cli("config", "--effective", "--json")
         assert code == 0, output
-        assert '"asana"' in output and '"quickbooks"' in output and '"xero"' in output
+        for name in (*SOURCES, "quickbooks", "xero"):
+            assert f'"{name}"' in output
+        urls = [line.split()[2] for line in lines if line.startswith("#   ")]
+        assert len(urls) == len(set(urls)) == 8  # one emulator each, on ports of their own
 
         code, output = run_cli("sync", "--no-deliver")
         assert code == 0, output
@@ -66,6 +77,18 @@ def test_sandbox_prints_settings_that_pull_from_it_and_stops_on_ctrl_c(
             assert f"{tool}:Example Consulting" in output
         assert " h mapped, " in output
         assert (tmp_path / "hourbridge-sandbox.db").exists()
+        # Time from every source it started.
+        engine = create_engine(exports["HOURBRIDGE_DATABASE_URL"])
+        with engine.connect() as conn:
+            pulled: dict[str, int] = dict(
+                conn.execute(
+                    select(entries.c.source, func.count())
+                    .where(entries.c.deleted_at.is_(None))
+                    .group_by(entries.c.source)
+                ).all()
+            )
+        engine.dispose()
+        assert set(pulled) == set(SOURCES) and all(count > 0 for count in pulled.values()), pulled
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)

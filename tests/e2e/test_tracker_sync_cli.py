@@ -121,3 +121,10 @@ def test_sync_reads_the_tracker_once_and_a_deletion_becomes_a_tombstone(
     report = json.loads((tmp_path / "out" / "hours-2026-11.json").read_text())
     assert gone not in {line["external_id"] for line in report["entries"]}
     assert {line["source"] for line in report["entries"]} == {source}
+
+    # The tracker is read again for the month like a PM tool: every row agrees to the second.
+    code, output = run_cli("reconcile", "--period", "2026-11", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["sources_checked"] is True and result["rows"]
+    assert all(row["source_seconds"] == row["ledger_seconds"] for row in result["rows"]), result["rows"]

@@ -53,7 +53,7 @@ def deliver(
         ),
     ] = None,
 ) -> None:
-    """Bring every configured sink to the desired state of the ledger, without pulling the PM tools.
+    """Bring every configured sink to the desired state of the ledger, without pulling the sources.
 
     Exits 1 when a sink failed or left a line refused or unanswered, as `sync` does, with one line per sink.
     """
@@ -124,10 +124,13 @@ def print_deliveries(results: dict[str, Any]) -> None:
 @_admin_errors
 def reconcile(
     period: Annotated[str, typer.Option("--period", help="The month to reconcile, YYYY-MM.")],
-    sources: Annotated[bool, typer.Option(help="Read the PM tools too (one pass over the month).")] = True,
+    sources: Annotated[
+        bool,
+        typer.Option(help="Read the sources too (one pass over the month; imports: what their last import recorded)."),
+    ] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Minutes per code and person: PM tools = ledger = each sink; every difference listed line by line."""
+    """Minutes per code and person: sources = ledger = each sink; every difference listed line by line."""
     from sync.run.context import RunContext
     from sync.run.factory import build_sinks, build_sources
     from sync.run.mapping import adopt_mapping, load_mapping
@@ -164,7 +167,7 @@ def print_reconciliation(result: Any) -> None:
     table = Table(title=f"Reconciliation {result.period} ({status}) — minutes")
     table.add_column("code")
     table.add_column("person")
-    table.add_column("PM tools", justify="right")
+    table.add_column("sources", justify="right")
     table.add_column("ledger", justify="right")
     for name in result.sinks:
         table.add_column(f"{name} due", justify="right")
@@ -184,7 +187,7 @@ def print_reconciliation(result: Any) -> None:
     for note in result.notes:
         out.print(f"note: {note}", highlight=False, soft_wrap=True)
     if result.ok:
-        out.print(f"[green]{result.period} reconciles[/]: PM tools = ledger = every sink (held time noted above)")
+        out.print(f"[green]{result.period} reconciles[/]: sources = ledger = every sink (held time noted above)")
         return
     diff = Table(title=f"{len(result.differences)} differences")
     for column in ("where", "code", "person", "item", "expected", "actual", "what to do"):

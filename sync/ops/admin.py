@@ -70,7 +70,7 @@ def deliver_now(
     dry_run: bool = False,
     only: str | None = None,
 ) -> DeliverNow:
-    """Bring the configured sinks (or sink ``only``) to the ledger's desired state, without pulling the PM tools.
+    """Bring the configured sinks (or sink ``only``) to the ledger's desired state, without pulling the sources.
 
     A failed or unanswered write is planned again under a new version, so this is also the retry.
     """
@@ -162,7 +162,7 @@ def current_revision(engine: Engine) -> revisions.Revision | None:
 
 
 def reconcile_ledger(settings: Settings, engine: Engine, label: str) -> Reconciliation:
-    """Month ``label``: ledger against every configured sink (the PM tools are not read)."""
+    """Month ``label``: ledger against every configured sink (the sources are not read)."""
     label = periods.parse_month(label)
     active = choose_mapping(settings, engine)
     context = RunContext.create(settings, engine)

@@ -15,6 +15,7 @@ import structlog
 from connectors._config import require_token
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors._source import ClientSource
 from connectors.asana.client import (
     EXTENDED_LIST_FIELDS,
     LIST_FIELDS,
@@ -44,7 +45,7 @@ class _Timesheets:
     status: dict[tuple[str, date], str] | None
 
 
-class AsanaSource:
+class AsanaSource(ClientSource[AsanaClient]):
     """Pulls Asana's native time tracking for every configured workspace."""
 
     name: ClassVar[str] = "asana"
@@ -71,18 +72,6 @@ class AsanaSource:
         # Workspaces whose list refused the extended fields (list_fields = extended): spec fields from then on.
         self._spec_only: set[str] = set()
         self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> AsanaSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def stats(self) -> dict[str, int]:
-        return self.client.session.stats.as_dict()
 
     # ----------------------------------------------------------------- Source protocol
 

@@ -18,6 +18,7 @@ from connectors._config import require_token
 from connectors._paging import TokenPaging
 from connectors._ratelimit import RateLimiter
 from connectors._retry import Sleep
+from connectors._source import ClientSource
 from connectors.errors import ConfigError, CursorExpired, PayloadError
 from connectors.model import Scope, TimeEntry, Window
 from connectors.monday.client import SETTING_BOARDS, SETTING_TOKEN, USERS_PER_CALL, VENDOR, MondayClient
@@ -68,7 +69,7 @@ class _Held:
         self.sessions += page.sessions
 
 
-class MondaySource:
+class MondaySource(ClientSource[MondayClient]):
     """Pulls monday.com time tracking columns for one account (one scope; its boards are paged in fetch).
 
     One scope per account, not per board: item ids are account-wide and items move between boards,
@@ -108,19 +109,10 @@ class MondaySource:
         self._users_lock = threading.Lock()
         self._account: MondayAccount | None = None
 
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> MondaySource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def stats(self) -> dict[str, int]:
         with self._skipped_lock:
             extra = {"paced": self.client.paced, "sessions_skipped": self._skipped}
-        return {**self.client.session.stats.as_dict(), **extra}
+        return {**super().stats(), **extra}
 
     # ----------------------------------------------------------------- Source protocol
 

@@ -96,6 +96,10 @@ def tenant_slots(tenant_id: str, limit: int) -> threading.BoundedSemaphore:
 # (X-MinLimit-Remaining, which caps the bucket): a delivery of a few calls need not be paced at one
 # a second, so the bucket holds ten seconds' worth (10 calls at the default limit) instead of two.
 BURST_SECONDS = 10.0
+# Each grant counts a little longer than Xero's minute: a request reaches Xero (which starts its count
+# then) a moment after it was granted, and counting only 60 s let one call too many reach a full
+# window now and then (a 429) once the limiter reopened as its oldest grant left (as QuickBooks').
+WINDOW_SECONDS = 62.0
 
 
 class XeroClient:
@@ -133,7 +137,11 @@ class XeroClient:
             # Xero: 60 calls/min, 5 in flight and 5,000/day per tenant connection, whichever API is called.
             limiter=limiter
             or limiter_for(
-                "xero", f"tenant:{config.tenant_id}", config.rate_limit_per_minute, burst_seconds=BURST_SECONDS
+                "xero",
+                f"tenant:{config.tenant_id}",
+                config.rate_limit_per_minute,
+                burst_seconds=BURST_SECONDS,
+                window_seconds=WINDOW_SECONDS,
             ),
             http=http,
             sleep=sleep,

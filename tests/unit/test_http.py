@@ -48,6 +48,31 @@ def test_limiter_observes_remaining_quota() -> None:
     assert clock.now - 1000.0 == pytest.approx(12.0, abs=0.1)
 
 
+def test_an_exhausted_window_we_filled_ourselves_reopens_with_our_oldest_grant() -> None:
+    # Xero says "0 left this minute" without a reset time. When our own grants fill the minute, the
+    # first slot opens as the oldest of them leaves the window: no need to wait a full minute more.
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst_seconds=10, clock=clock)
+    for _ in range(60):
+        limiter.acquire()
+    filled_at = clock.now - 1000.0
+    assert filled_at == pytest.approx(50.0)  # a burst of 10, then one a second
+    limiter.observe_remaining(0, 60.0)
+    limiter.acquire()
+    assert clock.now - 1000.0 == pytest.approx(60.0, abs=0.01)  # the first grant (t=0) left at t=60
+
+
+def test_an_exhausted_window_someone_else_filled_waits_the_full_reset() -> None:
+    # Fewer grants of ours than the limit: another process spends the same quota, so wait it out.
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst_seconds=10, clock=clock)
+    for _ in range(5):
+        limiter.acquire()
+    limiter.observe_remaining(0, 60.0)
+    limiter.acquire()
+    assert clock.now - 1000.0 == pytest.approx(60.0, abs=0.01)
+
+
 def test_retry_after_is_honoured_and_counted() -> None:
     clock = FakeClock()
     limiter = RateLimiter(6000, clock=clock)
